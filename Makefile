@@ -1,0 +1,34 @@
+# nbdboot: `make demo` boots a diskless guest; `make test` runs every test.
+SHELL := /bin/bash
+BUILD ?= $(CURDIR)/build
+GO ?= go
+export NBDBOOT_BUILD := $(BUILD)
+
+.PHONY: all deps build test unit fuzz e2e demo bench clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build:
+	@mkdir -p $(BUILD)/bin
+	@CGO_ENABLED=0 $(GO) build -trimpath -o $(BUILD)/bin/ ./cmd/...
+
+# Every test: vet, unit and integration tests under -race, the fuzz targets
+# briefly, then the qemu boots.
+test: deps build
+	@$(GO) vet ./...
+	@NBDBOOT_STRICT=1 $(GO) test -race -timeout 25m ./...
+	@$(MAKE) --no-print-directory fuzz
+
+FUZZTIME ?= 5s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || { echo "fuzz $$pkg $$f failed"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg | tail -30; exit 1; }; \
+	  done; \
+	done
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,56 @@
+// Command nbdboot boots a diskless machine with its root filesystem on NBD.
+//
+// As PID 1 in the initramfs it is the init: it brings the network up,
+// attaches the root device, mounts it and switches into it. Otherwise it is
+// the administrator's tool:
+//
+//	nbdboot initramfs -o FILE -kmod DIR [-add-modules m1,m2]
+//	nbdboot attach nbd://HOST[:PORT]/EXPORT [/dev/nbdN]
+//	nbdboot detach /dev/nbdN
+//	nbdboot list nbd://HOST[:PORT]
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+const usage = `usage:
+  nbdboot initramfs -o FILE -kmod DIR [-add-modules m1,m2]
+  nbdboot attach nbd://HOST[:PORT]/EXPORT [/dev/nbdN]
+  nbdboot detach /dev/nbdN
+  nbdboot list nbd://HOST[:PORT]
+`
+
+func main() {
+	if err := run(os.Args); err != nil {
+		fmt.Fprintf(os.Stderr, "nbdboot: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	if os.Getpid() == 1 {
+		return runInit(args)
+	}
+	if len(args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		return fmt.Errorf("no command given")
+	}
+	cmd, rest := args[1], args[2:]
+	switch cmd {
+	case "initramfs":
+		return runInitramfs(rest)
+	case "attach":
+		return runAttach(rest)
+	case "detach":
+		return runDetach(rest)
+	case "list":
+		return runList(rest)
+	case "-h", "-help", "--help", "help":
+		fmt.Print(usage)
+		return nil
+	}
+	fmt.Fprint(os.Stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
