@@ -30,5 +30,10 @@ fuzz:
 	  done; \
 	done
 
+# Benchmarks (not tests): nbdserve against nbd-server, nbdkit and qemu-nbd.
+BENCHFLAGS ?=
+bench: deps build
+	@$(GO) run ./bench -nbdserve $(BUILD)/bin/nbdserve $(BENCHFLAGS)
+
 clean:
 	rm -rf $(BUILD)

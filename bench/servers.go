@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// server is one running NBD server under test.
+type server struct {
+	name string
+	uri  string
+	cmd  *exec.Cmd
+	log  *os.File
+}
+
+const exportName = "bench"
+
+// serverCommand returns the command line that serves image on port.
+func serverCommand(o options, name, image string, port int) ([]string, error) {
+	p := strconv.Itoa(port)
+	switch name {
+	case "nbdserve":
+		return []string{o.nbdserve, "-listen", "127.0.0.1:" + p, exportName + "=" + image}, nil
+	case "nbd-server":
+		conf := filepath.Join(o.dir, "nbd-server.conf")
+		text := fmt.Sprintf("[generic]\n  listenaddr = 127.0.0.1\n  port = %s\n  allowlist = true\n[%s]\n  exportname = %s\n", p, exportName, image)
+		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+			return nil, fmt.Errorf("write %s: %w", conf, err)
+		}
+		return []string{"nbd-server", "-C", conf, "-d"}, nil
+	case "nbdkit":
+		return []string{"nbdkit", "-f", "-i", "127.0.0.1", "-p", p, "file", "file=" + image}, nil
+	case "qemu-nbd":
+		return []string{"qemu-nbd", "-f", "raw", "-x", exportName, "-b", "127.0.0.1", "-p", p, "-t", "-e", "64", image}, nil
+	}
+	return nil, fmt.Errorf("unknown peer %q (known: nbdserve, nbd-server, nbdkit, qemu-nbd)", name)
+}
+
+func startServers(o options, image string) ([]*server, error) {
+	var out []*server
+	for i, name := range o.peers {
+		port, err := freePort()
+		if err != nil {
+			return out, err
+		}
+		argv, err := serverCommand(o, name, image, port)
+		if err != nil {
+			return out, err
+		}
+		if _, err := exec.LookPath(argv[0]); err != nil {
+			return out, fmt.Errorf("start %s: %w (run `make deps build`)", name, err)
+		}
+		logf, err := os.Create(filepath.Join(o.dir, fmt.Sprintf("%d-%s.log", i, name)))
+		if err != nil {
+			return out, fmt.Errorf("create log for %s: %w", name, err)
+		}
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			return out, fmt.Errorf("start %s: %w", name, err)
+		}
+		s := &server{name: name, uri: fmt.Sprintf("nbd://127.0.0.1:%d/%s", port, exportName), cmd: cmd, log: logf}
+		out = append(out, s)
+		if err := waitListening(fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second); err != nil {
+			return out, fmt.Errorf("start %s: %w (log: %s)", name, err, logf.Name())
+		}
+	}
+	return out, nil
+}
+
+func stopServers(ss []*server) {
+	for _, s := range ss {
+		s.cmd.Process.Kill()
+		s.cmd.Wait()
+		s.log.Close()
+	}
+}
+
+// peakRSS reads the server's high-water resident set size in KiB.
+func (s *server) peakRSS() int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb
+		}
+	}
+	return -1
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitListening dials addr until it answers or the deadline passes.
+func waitListening(addr string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nothing listens on %s after %v: %w", addr, limit, err)
+		}
+		<-t.C
+	}
+}
+
+// makeImage writes a fully allocated file of random-looking data, so that
+// reads hit real data on every server.
+func makeImage(path string, size int64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("create image %s: %w", path, err)
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	var x uint64 = 0x9e3779b97f4a7c15
+	for i := range buf {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		buf[i] = byte(x)
+	}
+	w := bufio.NewWriterSize(f, 4<<20)
+	for off := int64(0); off < size; off += int64(len(buf)) {
+		buf[0], buf[1] = byte(off>>20), byte(off>>28)
+		if _, err := w.Write(buf); err != nil {
+			return fmt.Errorf("write image %s: %w", path, err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("write image %s: %w", path, err)
+	}
+	return f.Sync()
+}

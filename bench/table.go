@@ -1,0 +1,102 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// results holds every sample: row key -> server -> samples.
+type results struct {
+	rows    []row
+	samples map[string]map[string][]float64
+	rss     map[string]int64
+}
+
+type row struct {
+	key    string
+	higher bool
+}
+
+// runRounds runs every workload on every server, round by round, rotating
+// the order of the servers each round so that none always goes first.
+func runRounds(o options, servers []*server, ws []workload) (*results, error) {
+	res := &results{samples: map[string]map[string][]float64{}, rss: map[string]int64{}}
+	for _, w := range ws {
+		for _, m := range w.metrics {
+			res.rows = append(res.rows, row{w.name + ": " + m.name, m.higher})
+		}
+	}
+	for r := 0; r < o.rounds; r++ {
+		for _, w := range ws {
+			for i := range servers {
+				s := servers[(i+r)%len(servers)]
+				st, err := runFio(w, s.uri)
+				if err != nil {
+					return nil, err
+				}
+				for _, m := range w.metrics {
+					key := w.name + ": " + m.name
+					if res.samples[key] == nil {
+						res.samples[key] = map[string][]float64{}
+					}
+					res.samples[key][s.name] = append(res.samples[key][s.name], m.get(st))
+				}
+			}
+			fmt.Fprintf(os.Stderr, "bench: round %d/%d: %s done\n", r+1, o.rounds, w.name)
+		}
+	}
+	return res, nil
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// printTable prints medians and each peer's ratio to nbdserve. A ratio
+// below 1 on a higher-is-better row (or above 1 on a latency or memory row)
+// means nbdserve is ahead.
+func printTable(w io.Writer, o options, res *results) {
+	fmt.Fprintf(w, "nbdserve vs peers, %s, %d cores, %s, %d rounds of %v each, median; (x) = peer / nbdserve\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), "loopback", o.rounds, o.runtime)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "workload\t%s\t\n", strings.Join(o.peers, "\t"))
+	for _, r := range res.rows {
+		base := median(res.samples[r.key]["nbdserve"])
+		cells := []string{r.key}
+		for _, p := range o.peers {
+			m := median(res.samples[r.key][p])
+			if p == "nbdserve" || base == 0 {
+				cells = append(cells, fmt.Sprintf("%.1f", m))
+				continue
+			}
+			cells = append(cells, fmt.Sprintf("%.1f (%.2fx)", m, m/base))
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
+	}
+	base := float64(res.rss["nbdserve"])
+	cells := []string{"peak RSS MiB"}
+	for _, p := range o.peers {
+		v := float64(res.rss[p])
+		if p == "nbdserve" || base <= 0 {
+			cells = append(cells, fmt.Sprintf("%.1f", v/1024))
+			continue
+		}
+		cells = append(cells, fmt.Sprintf("%.1f (%.2fx)", v/1024, v/base))
+	}
+	fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
+	tw.Flush()
+}
