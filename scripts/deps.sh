@@ -10,7 +10,7 @@ pkgs=(
 	busybox-static
 	e2fsprogs squashfs-tools fdisk
 	kmod cpio zstd xz-utils
-	dnsmasq iproute2
+	dnsmasq iproute2 socat
 	ca-certificates
 )
 missing=()

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Fetches Debian's current amd64 kernel package and prepares it for qemu:
+#   OUT/vmlinux   the ELF kernel (boots directly through its PVH entry, which
+#                 skips the seconds-long in-guest decompression under TCG)
+#   OUT/bzImage   the kernel as shipped
+#   OUT/root      the unpacked package with lib/modules/VERSION and depmod run
+#   OUT/version   VERSION, e.g. 6.1.0-56-amd64
+# The .deb is cached in CACHE (default OUT/../cache). Quiet and quick when up to date.
+# Usage: scripts/fetch-kernel.sh OUT_DIR
+set -euo pipefail
+out=${1:?usage: fetch-kernel.sh OUT_DIR}
+repo=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+cache=${CACHE:-$(dirname "$out")/cache}
+mkdir -p "$cache"
+
+# linux-image-amd64 depends on the current linux-image-X.Y.Z-N-amd64.
+pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+if [ -z "$pkg" ]; then
+	echo "fetch-kernel: apt-cache knows no linux-image-amd64 (run apt-get update)" >&2
+	exit 1
+fi
+version=${pkg#linux-image-}
+
+if [ -f "$out/version" ] && [ "$(cat "$out/version")" = "$version" ] &&
+	[ -f "$out/vmlinux" ] && [ -f "$out/bzImage" ] && [ -f "$out/root/lib/modules/$version/modules.dep" ]; then
+	exit 0
+fi
+
+deb=$(ls "$cache/${pkg}"_*.deb 2>/dev/null | head -n1 || true)
+if [ -z "$deb" ]; then
+	(cd "$cache" && apt-get download -qq "$pkg" >/dev/null 2>&1) || {
+		echo "fetch-kernel: apt-get download $pkg failed" >&2
+		(cd "$cache" && apt-get download "$pkg") >&2
+		exit 1
+	}
+	deb=$(ls "$cache/${pkg}"_*.deb | head -n1)
+fi
+
+rm -rf "$out/root" "$out/version"
+dpkg-deb -x "$deb" "$out/root"
+depmod -b "$out/root" "$version"
+cp "$out/root/boot/vmlinuz-$version" "$out/bzImage"
+(cd "$repo" && go run ./internal/vm/cmd/extract-vmlinux -o "$out/vmlinux" "$out/bzImage")
+echo "$version" >"$out/version"
