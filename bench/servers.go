@@ -16,6 +16,7 @@ import (
 type server struct {
 	name string
 	uri  string
+	pid  int
 	cmd  *exec.Cmd
 	log  *os.File
 }
@@ -34,7 +35,9 @@ func serverCommand(o options, name, image string, port int) ([]string, error) {
 		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 			return nil, fmt.Errorf("write %s: %w", conf, err)
 		}
-		return []string{"nbd-server", "-C", conf, "-d"}, nil
+		// nbd-server's -d serves one connection only: let it daemonize and
+		// find it through its pid file.
+		return []string{"nbd-server", "-C", conf, "-p", filepath.Join(o.dir, "nbd-server.pid")}, nil
 	case "nbdkit":
 		return []string{"nbdkit", "-f", "-i", "127.0.0.1", "-p", p, "file", "file=" + image}, nil
 	case "qemu-nbd":
@@ -66,10 +69,20 @@ func startServers(o options, image string) ([]*server, error) {
 		if err := cmd.Start(); err != nil {
 			return out, fmt.Errorf("start %s: %w", name, err)
 		}
-		s := &server{name: name, uri: fmt.Sprintf("nbd://127.0.0.1:%d/%s", port, exportName), cmd: cmd, log: logf}
+		s := &server{name: name, uri: fmt.Sprintf("nbd://127.0.0.1:%d/%s", port, exportName), pid: cmd.Process.Pid, cmd: cmd, log: logf}
 		out = append(out, s)
 		if err := waitListening(fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second); err != nil {
 			return out, fmt.Errorf("start %s: %w (log: %s)", name, err, logf.Name())
+		}
+		if name == "nbd-server" {
+			if err := cmd.Wait(); err != nil {
+				return out, fmt.Errorf("start %s: %w (log: %s)", name, err, logf.Name())
+			}
+			pid, err := readPid(filepath.Join(o.dir, "nbd-server.pid"))
+			if err != nil {
+				return out, fmt.Errorf("start %s: %w", name, err)
+			}
+			s.pid, s.cmd = pid, nil
 		}
 	}
 	return out, nil
@@ -77,15 +90,19 @@ func startServers(o options, image string) ([]*server, error) {
 
 func stopServers(ss []*server) {
 	for _, s := range ss {
-		s.cmd.Process.Kill()
-		s.cmd.Wait()
+		if p, err := os.FindProcess(s.pid); err == nil {
+			p.Kill()
+		}
+		if s.cmd != nil {
+			s.cmd.Wait()
+		}
 		s.log.Close()
 	}
 }
 
 // peakRSS reads the server's high-water resident set size in KiB.
 func (s *server) peakRSS() int64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.pid))
 	if err != nil {
 		return -1
 	}
@@ -98,6 +115,18 @@ func (s *server) peakRSS() int64 {
 		}
 	}
 	return -1
+}
+
+func readPid(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("read pid file: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, fmt.Errorf("parse pid file %s: %w", path, err)
+	}
+	return pid, nil
 }
 
 func freePort() (int, error) {
