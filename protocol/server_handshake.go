@@ -1,0 +1,408 @@
+package protocol
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// ExportProvider resolves the exports a server offers.
+type ExportProvider interface {
+	// Export resolves a name the client asked for in INFO, GO,
+	// EXPORT_NAME or a meta context option. An error wrapping
+	// ErrUnknownExport answers ERR_UNKNOWN, ErrShutdown ERR_SHUTDOWN,
+	// ErrPolicy ERR_POLICY; any other error ERR_PLATFORM with its text.
+	Export(name string) (ExportInfo, error)
+	// Exports lists what NBD_OPT_LIST answers.
+	Exports() []ExportInfo
+}
+
+// ServerOptions tunes ServerHandshake.
+type ServerOptions struct {
+	// StartTLS upgrades rw after NBD_OPT_STARTTLS was acknowledged. nil:
+	// STARTTLS answers ERR_UNSUP. After the upgrade all negotiated state is
+	// dropped (CVE-2021-3716).
+	StartTLS func(rw io.ReadWriter) (io.ReadWriter, error)
+	// TLSRequired answers every option but STARTTLS and ABORT with
+	// ERR_TLS_REQD (and closes on EXPORT_NAME) until TLS is up.
+	TLSRequired bool
+}
+
+// Session is the outcome of a successful server handshake.
+type Session struct {
+	// Export is what the provider answered; Name is the name the client
+	// asked for and Flags include FlagHasFlags.
+	Export     ExportInfo
+	Structured bool
+	// MetaContexts are the contexts agreed by SET_META_CONTEXT for this
+	// export (only base:allocation is known).
+	MetaContexts []MetaContext
+	NoZeroes     bool
+	ClientFlags  uint32
+	// TLS is set when STARTTLS succeeded.
+	TLS bool
+	// Conn is rw, or what StartTLS returned.
+	Conn io.ReadWriter
+}
+
+// MetaContextBaseAllocationID is the ID the server gives base:allocation.
+const MetaContextBaseAllocationID uint32 = 1
+
+// ServerHandshake runs the fixed newstyle handshake on rw until GO or
+// EXPORT_NAME succeeds (it returns the Session), the client aborts
+// (ErrAborted) or disconnects (an error wrapping io.EOF), or the client
+// breaks the protocol (an error; the caller closes the connection). The
+// caller owns deadlines.
+func ServerHandshake(rw io.ReadWriter, p ExportProvider, opts ServerOptions) (*Session, error) {
+	s := &serverConn{rw: rw, p: p, opts: opts}
+	if err := s.greet(); err != nil {
+		return nil, err
+	}
+	for {
+		sess, err := s.option()
+		if err != nil || sess != nil {
+			return sess, err
+		}
+	}
+}
+
+// serverConn carries the server side of one handshake.
+type serverConn struct {
+	rw          io.ReadWriter
+	p           ExportProvider
+	opts        ServerOptions
+	clientFlags uint32
+	tls         bool
+	// State dropped by STARTTLS.
+	structured bool
+	metaSet    bool
+	metaExport string
+	metaCtxs   []MetaContext
+
+	hdr  [OptionHeaderSize]byte
+	data []byte // option data, reused, at most MaxOptionLen
+	out  []byte // reply scratch
+}
+
+func (s *serverConn) greet() error {
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, ServerGreetingSize), NBDMagic)
+	b = binary.BigEndian.AppendUint64(b, IHaveOpt)
+	b = binary.BigEndian.AppendUint16(b, FlagFixedNewstyle|FlagNoZeroes)
+	if _, err := s.rw.Write(b); err != nil {
+		return fmt.Errorf("send greeting: %w", err)
+	}
+	var cf [4]byte
+	if _, err := io.ReadFull(s.rw, cf[:]); err != nil {
+		return fmt.Errorf("read client flags: %w", err)
+	}
+	s.clientFlags = binary.BigEndian.Uint32(cf[:])
+	if unknown := s.clientFlags &^ clientFlagsKnown; unknown != 0 {
+		return fmt.Errorf("client flags %#x: unknown bits %#x: %w", s.clientFlags, unknown, ErrInvalid)
+	}
+	return nil
+}
+
+func (s *serverConn) noZeroes() bool { return s.clientFlags&ClientFlagNoZeroes != 0 }
+
+// option reads one option and answers it. It returns a Session when the
+// handshake is over.
+func (s *serverConn) option() (*Session, error) {
+	if _, err := io.ReadFull(s.rw, s.hdr[:]); err != nil {
+		return nil, fmt.Errorf("read option header: %w", err)
+	}
+	h, err := ParseOptionHeader(s.hdr[:])
+	if err != nil {
+		return nil, err
+	}
+	if h.Length > MaxOptionLen {
+		return nil, fmt.Errorf("option %s: length %d > %d: %w", OptionName(h.Option), h.Length, MaxOptionLen, ErrTooLong)
+	}
+	if cap(s.data) < int(h.Length) {
+		s.data = make([]byte, h.Length)
+	}
+	data := s.data[:h.Length]
+	if _, err := io.ReadFull(s.rw, data); err != nil {
+		return nil, fmt.Errorf("read option %s data: %w", OptionName(h.Option), err)
+	}
+	if s.opts.TLSRequired && !s.tls {
+		switch h.Option {
+		case OptStartTLS, OptAbort:
+		case OptExportName:
+			return nil, fmt.Errorf("option EXPORT_NAME before STARTTLS: %w", ErrTLSRequired)
+		default:
+			return nil, s.fail(h.Option, RepErrTLSReqd, "TLS is required")
+		}
+	}
+	switch h.Option {
+	case OptExportName:
+		return s.exportName(data)
+	case OptAbort:
+		_ = s.reply(OptAbort, RepAck, nil)
+		return nil, ErrAborted
+	case OptList:
+		return nil, s.list(data)
+	case OptStartTLS:
+		return nil, s.startTLS(data)
+	case OptInfo, OptGo:
+		return s.infoOrGo(h.Option, data)
+	case OptStructuredReply:
+		return nil, s.structuredReply(data)
+	case OptListMetaContext, OptSetMetaContext:
+		return nil, s.metaContextOption(h.Option, data)
+	}
+	return nil, s.fail(h.Option, RepErrUnsup, "option "+OptionName(h.Option)+" not supported")
+}
+
+// reply sends one option reply.
+func (s *serverConn) reply(option, typ uint32, data []byte) error {
+	s.out = AppendOptionReply(s.out[:0], option, typ, data)
+	if _, err := s.rw.Write(s.out); err != nil {
+		return fmt.Errorf("send reply %s to %s: %w", ReplyName(typ), OptionName(option), err)
+	}
+	return nil
+}
+
+// fail sends an error reply; the handshake goes on.
+func (s *serverConn) fail(option, typ uint32, msg string) error {
+	if len(msg) > MaxStringLen {
+		msg = msg[:MaxStringLen]
+	}
+	return s.reply(option, typ, []byte(msg))
+}
+
+// failExport answers a provider error.
+func (s *serverConn) failExport(option uint32, err error) error {
+	typ := RepErrPlatform
+	switch {
+	case errors.Is(err, ErrUnknownExport):
+		typ = RepErrUnknown
+	case errors.Is(err, ErrShutdown):
+		typ = RepErrShutdown
+	case errors.Is(err, ErrPolicy):
+		typ = RepErrPolicy
+	}
+	return s.fail(option, typ, err.Error())
+}
+
+func (s *serverConn) lookup(name string) (ExportInfo, error) {
+	e, err := s.p.Export(name)
+	if err != nil {
+		return ExportInfo{}, err
+	}
+	e.Name = name
+	e.Flags |= FlagHasFlags
+	if !s.structured {
+		e.Flags &^= FlagSendDF // only meaningful with structured replies
+	}
+	return e, nil
+}
+
+func (s *serverConn) session(e ExportInfo) *Session {
+	sess := &Session{
+		Export:      e,
+		Structured:  s.structured,
+		NoZeroes:    s.noZeroes(),
+		ClientFlags: s.clientFlags,
+		TLS:         s.tls,
+		Conn:        s.rw,
+	}
+	if s.metaSet && s.metaExport == e.Name && len(s.metaCtxs) > 0 {
+		sess.MetaContexts = append([]MetaContext(nil), s.metaCtxs...)
+	}
+	return sess
+}
+
+// exportName handles NBD_OPT_EXPORT_NAME, which has no error reply: on
+// failure the connection is closed.
+func (s *serverConn) exportName(data []byte) (*Session, error) {
+	if len(data) > MaxStringLen {
+		return nil, fmt.Errorf("option EXPORT_NAME: name length %d > %d: %w", len(data), MaxStringLen, ErrTooLong)
+	}
+	name := string(data)
+	e, err := s.lookup(name)
+	if err != nil {
+		return nil, fmt.Errorf("option EXPORT_NAME %q: %w", name, err)
+	}
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, ExportNameReplySize+ExportNamePadSize), e.Size)
+	b = binary.BigEndian.AppendUint16(b, e.Flags)
+	if !s.noZeroes() {
+		b = append(b, make([]byte, ExportNamePadSize)...)
+	}
+	if _, err := s.rw.Write(b); err != nil {
+		return nil, fmt.Errorf("send EXPORT_NAME reply for %q: %w", name, err)
+	}
+	return s.session(e), nil
+}
+
+func (s *serverConn) list(data []byte) error {
+	if len(data) != 0 {
+		return s.fail(OptList, RepErrInvalid, "LIST carries no data")
+	}
+	for _, e := range s.p.Exports() {
+		name, desc := e.Name, e.Description
+		if len(name) > MaxStringLen {
+			continue // no client could ask for it
+		}
+		if len(desc) > MaxStringLen {
+			desc = desc[:MaxStringLen]
+		}
+		if err := s.reply(OptList, RepServer, AppendServerReply(nil, name, desc)); err != nil {
+			return err
+		}
+	}
+	return s.reply(OptList, RepAck, nil)
+}
+
+func (s *serverConn) startTLS(data []byte) error {
+	switch {
+	case len(data) != 0:
+		return s.fail(OptStartTLS, RepErrInvalid, "STARTTLS carries no data")
+	case s.opts.StartTLS == nil:
+		return s.fail(OptStartTLS, RepErrUnsup, "TLS not configured")
+	case s.tls:
+		return s.fail(OptStartTLS, RepErrInvalid, "TLS already negotiated")
+	}
+	if err := s.reply(OptStartTLS, RepAck, nil); err != nil {
+		return err
+	}
+	rw, err := s.opts.StartTLS(s.rw)
+	if err != nil {
+		return fmt.Errorf("option STARTTLS: %w", err)
+	}
+	s.rw, s.tls = rw, true
+	// Nothing negotiated in the clear survives (CVE-2021-3716).
+	s.structured, s.metaSet, s.metaExport, s.metaCtxs = false, false, "", nil
+	return nil
+}
+
+func (s *serverConn) structuredReply(data []byte) error {
+	switch {
+	case len(data) != 0:
+		return s.fail(OptStructuredReply, RepErrInvalid, "STRUCTURED_REPLY carries no data")
+	case s.structured:
+		return s.fail(OptStructuredReply, RepErrInvalid, "structured replies already negotiated")
+	}
+	s.structured = true
+	return s.reply(OptStructuredReply, RepAck, nil)
+}
+
+// infoOrGo answers NBD_OPT_INFO and NBD_OPT_GO.
+func (s *serverConn) infoOrGo(option uint32, data []byte) (*Session, error) {
+	r, err := ParseInfoRequest(data)
+	if err != nil {
+		return nil, s.fail(option, RepErrInvalid, err.Error())
+	}
+	e, err := s.lookup(r.Name)
+	if err != nil {
+		return nil, s.failExport(option, err)
+	}
+	var want [4]bool
+	for _, i := range r.Infos {
+		if int(i) < len(want) {
+			want[i] = true
+		}
+	}
+	if err := s.reply(option, RepInfo, AppendInfo(nil, Info{Type: InfoExport, Size: e.Size, Flags: e.Flags})); err != nil {
+		return nil, err
+	}
+	if want[InfoName] {
+		if err := s.reply(option, RepInfo, AppendInfo(nil, Info{Type: InfoName, Text: e.Name})); err != nil {
+			return nil, err
+		}
+	}
+	if want[InfoDescription] && e.Description != "" {
+		desc := e.Description
+		if len(desc) > MaxStringLen {
+			desc = desc[:MaxStringLen]
+		}
+		if err := s.reply(option, RepInfo, AppendInfo(nil, Info{Type: InfoDescription, Text: desc})); err != nil {
+			return nil, err
+		}
+	}
+	if want[InfoBlockSize] || e.MinBlock != 0 || e.PrefBlock != 0 || e.MaxBlock != 0 {
+		bs := blockSizeInfo(e)
+		if err := s.reply(option, RepInfo, AppendInfo(nil, bs)); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.reply(option, RepAck, nil); err != nil {
+		return nil, err
+	}
+	if option == OptGo {
+		return s.session(e), nil
+	}
+	return nil, nil
+}
+
+// blockSizeInfo fills the export's block size constraints with defaults
+// where it has none: minimum 1, preferred 4096, maximum MaxPayload.
+func blockSizeInfo(e ExportInfo) Info {
+	in := Info{Type: InfoBlockSize, MinBlock: e.MinBlock, PrefBlock: e.PrefBlock, MaxBlock: e.MaxBlock}
+	if in.MinBlock == 0 {
+		in.MinBlock = 1
+	}
+	if in.PrefBlock == 0 {
+		in.PrefBlock = max(4096, in.MinBlock)
+	}
+	if in.MaxBlock == 0 {
+		in.MaxBlock = max(MaxPayload, in.PrefBlock)
+	}
+	return in
+}
+
+// metaContextOption answers LIST_META_CONTEXT and SET_META_CONTEXT. Only the
+// base: namespace is known.
+func (s *serverConn) metaContextOption(option uint32, data []byte) error {
+	set := option == OptSetMetaContext
+	if set {
+		// SET replaces the selection even when it fails.
+		s.metaSet, s.metaExport, s.metaCtxs = false, "", nil
+	}
+	if !s.structured {
+		return s.fail(option, RepErrInvalid, "structured replies not negotiated")
+	}
+	r, err := ParseMetaContextRequest(data)
+	if errors.Is(err, ErrTooMany) {
+		return s.fail(option, RepErrTooBig, err.Error())
+	}
+	if err != nil {
+		return s.fail(option, RepErrInvalid, err.Error())
+	}
+	if _, err := s.lookup(r.Export); err != nil {
+		return s.failExport(option, err)
+	}
+	selected := false
+	if !set && len(r.Queries) == 0 {
+		selected = true // LIST with no query: everything
+	}
+	for _, q := range r.Queries {
+		if !strings.Contains(q, ":") {
+			return s.fail(option, RepErrInvalid, fmt.Sprintf("query %q has no namespace", q))
+		}
+		switch {
+		case q == MetaContextBaseAllocation:
+			selected = true
+		case q == "base:" && !set: // wildcard for LIST only
+			selected = true
+		}
+	}
+	if selected {
+		id := uint32(0) // LIST: reserved, SHOULD be zero
+		if set {
+			id = MetaContextBaseAllocationID
+		}
+		mc := MetaContext{ID: id, Name: MetaContextBaseAllocation}
+		if err := s.reply(option, RepMetaContext, AppendMetaContextReply(nil, mc)); err != nil {
+			return err
+		}
+		if set {
+			s.metaCtxs = []MetaContext{mc}
+		}
+	}
+	if set {
+		s.metaSet, s.metaExport = true, r.Export
+	}
+	return s.reply(option, RepAck, nil)
+}
