@@ -1,0 +1,147 @@
+// Command nbdserve serves files and block devices over NBD.
+//
+//	nbdserve [-listen ADDR] [-config FILE] [-state DIR] NAME=PATH[,ro][,desc=TEXT] ...
+//
+// Exports come from the arguments and from the [[export]] tables of the
+// TOML config file; flags override the file. SIGINT or SIGTERM stop
+// accepting, let requests in flight finish (new ones get ESHUTDOWN), then
+// exit.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/nbdboot/nbdboot/server"
+)
+
+const usage = `usage: nbdserve [flags] NAME=PATH[,ro][,desc=TEXT] ...
+
+Serves each PATH (a regular file or a block device) as export NAME.
+Options: ro (read-only), desc=TEXT (description shown by NBD_OPT_LIST).
+
+flags:
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stderr, nil); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		fmt.Fprintf(os.Stderr, "nbdserve: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// run parses args, opens the exports and serves until ctx is done. ready,
+// if not nil, is told the listening address.
+func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Addr)) error {
+	cfg, debug, err := parseArgs(args, stderr)
+	if err != nil {
+		return err
+	}
+	if len(cfg.Exports) == 0 {
+		return fmt.Errorf("no exports: give NAME=PATH arguments or [[export]] in -config")
+	}
+	if cfg.StateDir != "" {
+		if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+			return fmt.Errorf("state directory: %w", err)
+		}
+	}
+	exports, err := server.OpenExports(cfg.Exports)
+	if err != nil {
+		return err
+	}
+	defer exports.Close()
+	log := server.NewLogger(stderr, debug)
+	srv, err := server.New(exports, cfg.Limits, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	for _, ec := range cfg.Exports {
+		log.Info("export", "name", ec.Name, "path", ec.Path, "readonly", ec.ReadOnly)
+	}
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	return srv.Serve(ctx, ln)
+}
+
+// parseArgs builds the configuration: defaults, then -config, then the
+// flags given explicitly, then the export arguments.
+func parseArgs(args []string, stderr io.Writer) (server.Config, bool, error) {
+	fs := flag.NewFlagSet("nbdserve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	def := server.DefaultConfig()
+	var (
+		configPath  = fs.String("config", "", "TOML config `file`")
+		listen      = fs.String("listen", def.Listen, "TCP `address` to listen on")
+		state       = fs.String("state", "", "state `directory` (per-client data)")
+		hsTimeout   = fs.Duration("handshake-timeout", def.Limits.HandshakeTimeout, "time allowed for a client's negotiation")
+		maxNeg      = fs.Int("max-negotiating", def.Limits.MaxNegotiating, "connections allowed in negotiation at once")
+		maxConns    = fs.Int("max-connections", def.Limits.MaxConnections, "connections allowed at once (0: no limit)")
+		maxInFlight = fs.Int("max-inflight", def.Limits.MaxInFlight, "requests served at once per connection")
+		maxBuf      = fs.Int64("max-buffer-bytes", def.Limits.MaxBufferBytes, "payload bytes held at once, server-wide")
+		grace       = fs.Duration("shutdown-grace", def.Limits.ShutdownGrace, "wait for clients' DISC after draining at shutdown")
+		debug       = fs.Bool("debug", false, "log every refused request")
+	)
+	if err := fs.Parse(args); err != nil {
+		return server.Config{}, false, err
+	}
+	cfg := def
+	if *configPath != "" {
+		var err error
+		if cfg, err = server.LoadConfig(*configPath); err != nil {
+			return server.Config{}, false, err
+		}
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "listen":
+			cfg.Listen = *listen
+		case "state":
+			cfg.StateDir = *state
+		case "handshake-timeout":
+			cfg.Limits.HandshakeTimeout = *hsTimeout
+		case "max-negotiating":
+			cfg.Limits.MaxNegotiating = *maxNeg
+		case "max-connections":
+			cfg.Limits.MaxConnections = *maxConns
+		case "max-inflight":
+			cfg.Limits.MaxInFlight = *maxInFlight
+		case "max-buffer-bytes":
+			cfg.Limits.MaxBufferBytes = *maxBuf
+		case "shutdown-grace":
+			cfg.Limits.ShutdownGrace = *grace
+		}
+	})
+	for _, a := range fs.Args() {
+		ec, err := server.ParseExportSpec(a)
+		if err != nil {
+			return server.Config{}, false, err
+		}
+		cfg.Exports = append(cfg.Exports, ec)
+	}
+	if err := cfg.Validate(); err != nil {
+		return server.Config{}, false, err
+	}
+	return cfg, *debug, nil
+}
+

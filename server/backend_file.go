@@ -1,0 +1,227 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// FileBackend serves a regular file or a block device through one file
+// descriptor shared by every connection, so that FLUSH (fdatasync) on any
+// connection covers writes made on all of them (NBD_FLAG_CAN_MULTI_CONN).
+type FileBackend struct {
+	f        *os.File
+	fd       int
+	size     int64
+	blockDev bool
+	// sparse is set when the file has (or may have gained) holes.
+	sparse atomic.Bool
+	// noSeekData is set once SEEK_DATA turned out unsupported.
+	noSeekData atomic.Bool
+}
+
+// OpenFile opens a regular file or block device as a Backend.
+func OpenFile(path string, readOnly bool) (*FileBackend, error) {
+	flag := os.O_RDWR
+	if readOnly {
+		flag = os.O_RDONLY
+	}
+	f, err := os.OpenFile(path, flag, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open backend: %w", err)
+	}
+	b, err := newFileBackend(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func newFileBackend(f *os.File) (*FileBackend, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, fmt.Errorf("stat %s: %w", f.Name(), err)
+	}
+	b := &FileBackend{f: f, fd: int(f.Fd())}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		b.size = st.Size
+		b.sparse.Store(st.Blocks*512 < st.Size)
+	case unix.S_IFBLK:
+		b.blockDev = true
+		b.noSeekData.Store(true)
+		n, err := f.Seek(0, io.SeekEnd)
+		if err != nil {
+			return nil, fmt.Errorf("size of block device %s: %w", f.Name(), err)
+		}
+		b.size = n
+	default:
+		return nil, fmt.Errorf("%s: not a regular file or block device", f.Name())
+	}
+	return b, nil
+}
+
+// Size implements Backend.
+func (b *FileBackend) Size() int64 { return b.size }
+
+// ReadAt implements Backend.
+func (b *FileBackend) ReadAt(p []byte, off int64) (int, error) { return b.f.ReadAt(p, off) }
+
+// WriteAt implements Backend.
+func (b *FileBackend) WriteAt(p []byte, off int64) (int, error) { return b.f.WriteAt(p, off) }
+
+// Sync implements Backend with fdatasync.
+func (b *FileBackend) Sync() error {
+	return ignoreEINTR(func() error { return unix.Fdatasync(b.fd) })
+}
+
+// Trim implements Backend by punching a hole; unsupported is not an error.
+func (b *FileBackend) Trim(off, length int64) error {
+	if length == 0 {
+		return nil
+	}
+	err := b.fallocate(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, length)
+	if isNotSupported(err) {
+		return nil
+	}
+	return err
+}
+
+// Zero implements Backend: punch a hole (unless noHole), else
+// FALLOC_FL_ZERO_RANGE, else (unless fast) write zeroes.
+func (b *FileBackend) Zero(off, length int64, noHole, fast bool) error {
+	if length == 0 {
+		return nil
+	}
+	if !noHole {
+		err := b.fallocate(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, length)
+		if !isNotSupported(err) {
+			return err
+		}
+	}
+	mode := uint32(unix.FALLOC_FL_ZERO_RANGE)
+	if !b.blockDev {
+		mode |= unix.FALLOC_FL_KEEP_SIZE
+	}
+	err := b.fallocate(mode, off, length)
+	if !isNotSupported(err) {
+		return err
+	}
+	if fast {
+		return ErrNotFast
+	}
+	return b.writeZeroes(off, length)
+}
+
+func (b *FileBackend) fallocate(mode uint32, off, length int64) error {
+	err := ignoreEINTR(func() error { return unix.Fallocate(b.fd, mode, off, length) })
+	if err == nil && mode&unix.FALLOC_FL_PUNCH_HOLE != 0 {
+		b.sparse.Store(true)
+	}
+	return err
+}
+
+// zeroBlock is shared, read-only, by every writeZeroes.
+var zeroBlock = make([]byte, 1<<20)
+
+func (b *FileBackend) writeZeroes(off, length int64) error {
+	for length > 0 {
+		n := min(length, int64(len(zeroBlock)))
+		if _, err := b.f.WriteAt(zeroBlock[:n], off); err != nil {
+			return err
+		}
+		off += n
+		length -= n
+	}
+	return nil
+}
+
+// MaybeSparse implements Backend.
+func (b *FileBackend) MaybeSparse() bool { return b.sparse.Load() && !b.noSeekData.Load() }
+
+// Extents implements Backend with SEEK_DATA and SEEK_HOLE. Where those are
+// unsupported the whole range is reported as data.
+func (b *FileBackend) Extents(off, length int64, max int) ([]Extent, error) {
+	end := off + length
+	if length <= 0 || max <= 0 {
+		return nil, nil
+	}
+	if b.noSeekData.Load() {
+		return []Extent{{Length: length}}, nil
+	}
+	var out []Extent
+	add := func(n int64, hole bool) {
+		if n <= 0 {
+			return
+		}
+		if k := len(out); k > 0 && out[k-1].Hole == hole {
+			out[k-1].Length += n
+			return
+		}
+		out = append(out, Extent{Length: n, Hole: hole})
+	}
+	pos := off
+	for pos < end && len(out) < max {
+		data, err := unix.Seek(b.fd, pos, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			data = end // no data after pos: hole to the end
+		} else if err != nil {
+			if errors.Is(err, unix.EINVAL) || isNotSupported(err) {
+				b.noSeekData.Store(true)
+				return []Extent{{Length: length}}, nil
+			}
+			return nil, fmt.Errorf("seek data at %d: %w", pos, err)
+		}
+		data = min(data, end)
+		if data > pos {
+			if len(out) > 0 && !out[len(out)-1].Hole && len(out) == max {
+				break
+			}
+			add(data-pos, true)
+			pos = data
+			if pos >= end || len(out) >= max {
+				break
+			}
+		}
+		hole, err := unix.Seek(b.fd, pos, unix.SEEK_HOLE)
+		if err != nil {
+			return nil, fmt.Errorf("seek hole at %d: %w", pos, err)
+		}
+		hole = min(hole, end)
+		if hole <= pos { // raced with a concurrent write; call it data
+			hole = min(pos+4096, end)
+		}
+		add(hole-pos, false)
+		pos = hole
+	}
+	return out, nil
+}
+
+// Cache implements Backend with posix_fadvise(WILLNEED).
+func (b *FileBackend) Cache(off, length int64) error {
+	if length == 0 {
+		return nil
+	}
+	return unix.Fadvise(b.fd, off, length, unix.FADV_WILLNEED)
+}
+
+// Close implements Backend.
+func (b *FileBackend) Close() error { return b.f.Close() }
+
+func isNotSupported(err error) bool {
+	return errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.ENOTTY)
+}
+
+func ignoreEINTR(f func() error) error {
+	for {
+		err := f()
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}

@@ -1,0 +1,38 @@
+package server
+
+import "github.com/nbdboot/nbdboot/protocol"
+
+// serveRequest runs one checked request and sends its reply.
+func (c *conn) serveRequest(req protocol.Request, payload *[]byte) {
+	switch req.Type {
+	case protocol.CmdRead:
+		c.cmdRead(req)
+		return
+	case protocol.CmdBlockStatus:
+		c.cmdBlockStatus(req)
+		return
+	}
+	var err error
+	switch req.Type {
+	case protocol.CmdWrite:
+		err = c.cmdWrite(req, *payload)
+	case protocol.CmdFlush:
+		err = c.be.Sync()
+	case protocol.CmdTrim:
+		err = c.cmdTrim(req)
+	case protocol.CmdWriteZeroes:
+		err = c.cmdWriteZeroes(req)
+	case protocol.CmdCache:
+		err = c.be.Cache(int64(req.Offset), int64(req.Length))
+	}
+	if err != nil {
+		errno := errnoOf(err)
+		if errno != protocol.ENOTSUP {
+			c.log.Warn("request failed", "cmd", protocol.CommandName(req.Type), "offset", req.Offset,
+				"length", req.Length, "err", err)
+		}
+		c.replyError(req, errno, "")
+		return
+	}
+	c.replyOK(req)
+}

@@ -1,0 +1,116 @@
+package server
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is nbdserve's whole configuration: from the defaults, then the
+// TOML file, then command-line flags and export arguments.
+type Config struct {
+	// Listen is the TCP address to serve on.
+	Listen string `toml:"listen"`
+	// StateDir holds per-client state (reserved for copy-on-write overlays).
+	StateDir string `toml:"state_dir"`
+	Limits   Limits `toml:"limits"`
+	// Exports, in the order given; names are unique.
+	Exports []ExportConfig `toml:"export"`
+}
+
+// Limits bound what clients can make the server hold.
+type Limits struct {
+	// HandshakeTimeout bounds the whole negotiation phase.
+	HandshakeTimeout time.Duration `toml:"handshake_timeout"`
+	// MaxNegotiating caps connections still in the handshake; more are
+	// closed at once (CVE-2024-7409).
+	MaxNegotiating int `toml:"max_negotiating"`
+	// MaxConnections caps connections in total (0: no cap).
+	MaxConnections int `toml:"max_connections"`
+	// MaxInFlight caps requests being served per connection.
+	MaxInFlight int `toml:"max_inflight"`
+	// MaxBufferBytes caps READ and WRITE payload bytes held server-wide.
+	MaxBufferBytes int64 `toml:"max_buffer_bytes"`
+	// ShutdownGrace is how long a drained connection waits for the
+	// client's DISC after shutdown began before it is closed.
+	ShutdownGrace time.Duration `toml:"shutdown_grace"`
+}
+
+// DefaultConfig returns the configuration used when nothing is given.
+func DefaultConfig() Config {
+	return Config{Listen: ":10809", Limits: DefaultLimits()}
+}
+
+// DefaultLimits returns the default limits.
+func DefaultLimits() Limits {
+	return Limits{
+		HandshakeTimeout: 10 * time.Second,
+		MaxNegotiating:   64,
+		MaxInFlight:      64,
+		MaxBufferBytes:   256 << 20,
+		ShutdownGrace:    5 * time.Second,
+	}
+}
+
+// LoadConfig reads a TOML config file over the defaults. Unknown keys are
+// an error naming them.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	md, err := toml.DecodeFile(path, &cfg)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return Config{}, fmt.Errorf("config %s: unknown key %s", path, strings.Join(keys, ", "))
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Validate checks the limits and every export, and that names are unique.
+func (c Config) Validate() error {
+	if c.Listen == "" {
+		return fmt.Errorf("listen: empty address")
+	}
+	if err := c.Limits.Validate(); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for i, ec := range c.Exports {
+		if err := ec.Validate(); err != nil {
+			return fmt.Errorf("export #%d: %w", i+1, err)
+		}
+		if seen[ec.Name] {
+			return fmt.Errorf("export %q: defined twice", ec.Name)
+		}
+		seen[ec.Name] = true
+	}
+	return nil
+}
+
+// Validate checks that every limit is usable.
+func (l Limits) Validate() error {
+	switch {
+	case l.HandshakeTimeout <= 0:
+		return fmt.Errorf("limits.handshake_timeout: %v, want > 0", l.HandshakeTimeout)
+	case l.MaxNegotiating < 1:
+		return fmt.Errorf("limits.max_negotiating: %d, want >= 1", l.MaxNegotiating)
+	case l.MaxConnections < 0:
+		return fmt.Errorf("limits.max_connections: %d, want >= 0", l.MaxConnections)
+	case l.MaxInFlight < 1:
+		return fmt.Errorf("limits.max_inflight: %d, want >= 1", l.MaxInFlight)
+	case l.MaxBufferBytes < 1<<20:
+		return fmt.Errorf("limits.max_buffer_bytes: %d, want >= 1048576", l.MaxBufferBytes)
+	case l.ShutdownGrace < 0:
+		return fmt.Errorf("limits.shutdown_grace: %v, want >= 0", l.ShutdownGrace)
+	}
+	return nil
+}

@@ -1,0 +1,151 @@
+package server
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nbdboot/nbdboot/protocol"
+)
+
+// conn is one client connection in the transmission phase.
+type conn struct {
+	srv        *Server
+	nc         net.Conn
+	r          *bufio.Reader
+	w          io.Writer
+	log        *slog.Logger
+	exp        *Export
+	be         Backend
+	size       uint64
+	structured bool
+	hasMeta    bool
+	metaID     uint32
+
+	// slots bounds the requests being served on this connection.
+	slots chan struct{}
+
+	wmu    sync.Mutex // serialises replies
+	broken atomic.Bool
+
+	mu       sync.Mutex
+	idle     sync.Cond // signalled when inflight drops to 0
+	inflight int
+	shutting bool
+	drained  chan struct{} // closed once shutting and idle
+	done     chan struct{} // closed when serve returns
+}
+
+func newConn(s *Server, nc net.Conn, sess *protocol.Session, exp *Export, log *slog.Logger) *conn {
+	c := &conn{
+		srv:        s,
+		nc:         nc,
+		r:          bufio.NewReaderSize(sess.Conn, 64<<10),
+		w:          nc,
+		log:        log,
+		exp:        exp,
+		be:         exp.Backend,
+		size:       uint64(exp.Backend.Size()),
+		structured: sess.Structured,
+		slots:      make(chan struct{}, s.lim.MaxInFlight),
+		drained:    make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	if sess.Conn != io.ReadWriter(nc) {
+		c.w = sess.Conn
+	}
+	c.idle.L = &c.mu
+	for _, mc := range sess.MetaContexts {
+		if mc.Name == protocol.MetaContextBaseAllocation {
+			c.hasMeta, c.metaID = true, mc.ID
+		}
+	}
+	return c
+}
+
+// serve runs the connection until the client disconnects, the connection
+// breaks, or shutdown has drained it; then it waits for the requests in
+// flight and closes.
+func (c *conn) serve() {
+	defer close(c.done)
+	c.log.Info("connected", "structured", c.structured, "base_allocation", c.hasMeta)
+	err := c.readLoop()
+	c.waitIdle()
+	c.nc.Close()
+	switch {
+	case errors.Is(err, errDisconnect):
+		c.log.Info("disconnected by client")
+	case errors.Is(err, io.EOF), c.broken.Load():
+		c.log.Info("connection closed")
+	default:
+		c.log.Warn("connection dropped", "err", err)
+	}
+}
+
+// begin counts a request in flight; it fails once shutdown began.
+func (c *conn) begin() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.shutting {
+		return false
+	}
+	c.inflight++
+	return true
+}
+
+// end marks a request finished.
+func (c *conn) end() {
+	c.mu.Lock()
+	c.inflight--
+	if c.inflight == 0 {
+		c.idle.Broadcast()
+		if c.shutting {
+			close(c.drained)
+		}
+	}
+	c.mu.Unlock()
+}
+
+func (c *conn) waitIdle() {
+	c.mu.Lock()
+	for c.inflight > 0 {
+		c.idle.Wait()
+	}
+	c.mu.Unlock()
+}
+
+// shutdown makes new requests fail with ESHUTDOWN; once the requests in
+// flight are done the client has the grace period to send DISC before the
+// connection is closed.
+func (c *conn) shutdown() {
+	c.mu.Lock()
+	if c.shutting {
+		c.mu.Unlock()
+		return
+	}
+	c.shutting = true
+	if c.inflight == 0 {
+		close(c.drained)
+	}
+	c.mu.Unlock()
+	go func() {
+		select {
+		case <-c.drained:
+		case <-c.done:
+			return
+		}
+		t := time.NewTimer(c.srv.lim.ShutdownGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			c.log.Info("closing after shutdown grace period")
+			c.nc.SetReadDeadline(time.Unix(1, 0))
+		case <-c.done:
+		}
+	}()
+}

@@ -1,0 +1,218 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/nbdboot/nbdboot/protocol"
+)
+
+// Server serves the exports of a Resolver to NBD clients.
+type Server struct {
+	res Resolver
+	lim Limits
+	log *slog.Logger
+	sem *byteSem
+	// negotiating holds a token per connection still in the handshake.
+	negotiating chan struct{}
+
+	mu       sync.Mutex
+	conns    map[*conn]struct{} // in transmission
+	hs       map[net.Conn]struct{}
+	total    int
+	shutting bool
+	wg       sync.WaitGroup
+
+	// onShutdown, if set (tests), runs once shutdown has been begun on
+	// every connection.
+	onShutdown func()
+}
+
+// New returns a server for the exports of r. A nil logger discards logs.
+func New(r Resolver, lim Limits, log *slog.Logger) (*Server, error) {
+	if err := lim.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Server{
+		res:         r,
+		lim:         lim,
+		log:         log,
+		sem:         newByteSem(lim.MaxBufferBytes),
+		negotiating: make(chan struct{}, lim.MaxNegotiating),
+		conns:       map[*conn]struct{}{},
+		hs:          map[net.Conn]struct{}{},
+	}, nil
+}
+
+// Serve accepts connections on ln until ctx is cancelled. Then it stops
+// accepting, closes connections still negotiating, lets every connection
+// finish the requests in flight (answering new ones with ESHUTDOWN) and
+// returns once all connections are closed. ln is closed on return.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-ctx.Done():
+			s.beginShutdown()
+		case <-stop:
+		}
+		ln.Close()
+	}()
+	s.log.Info("serving", "addr", ln.Addr().String())
+	var err error
+	for {
+		var nc net.Conn
+		nc, err = ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				err = nil
+				break
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond) // e.g. EMFILE: back off
+				continue
+			}
+			err = fmt.Errorf("accept on %s: %w", ln.Addr(), err)
+			s.beginShutdown()
+			break
+		}
+		if !s.admit(nc) {
+			continue
+		}
+		s.wg.Add(1)
+		go s.handle(nc)
+	}
+	s.wg.Wait()
+	s.log.Info("stopped", "addr", ln.Addr().String())
+	return err
+}
+
+// admit applies the connection caps; a refused connection is closed.
+func (s *Server) admit(nc net.Conn) bool {
+	log := s.log.With("client", nc.RemoteAddr().String())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.shutting:
+		log.Info("refused: shutting down")
+	case s.lim.MaxConnections > 0 && s.total >= s.lim.MaxConnections:
+		log.Warn("refused: too many connections", "max_connections", s.lim.MaxConnections)
+	default:
+		select {
+		case s.negotiating <- struct{}{}:
+			s.total++
+			s.hs[nc] = struct{}{}
+			return true
+		default:
+			log.Warn("refused: too many connections negotiating", "max_negotiating", s.lim.MaxNegotiating)
+		}
+	}
+	nc.Close()
+	return false
+}
+
+// handle runs one connection: handshake, then transmission.
+func (s *Server) handle(nc net.Conn) {
+	defer s.wg.Done()
+	defer func() {
+		nc.Close()
+		s.mu.Lock()
+		s.total--
+		s.mu.Unlock()
+	}()
+	log := s.log.With("client", nc.RemoteAddr().String())
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	sess, err := s.handshake(nc)
+	if err != nil {
+		switch {
+		case errors.Is(err, protocol.ErrAborted), errors.Is(err, io.EOF):
+			log.Debug("handshake ended by client", "err", err)
+		default:
+			log.Warn("handshake failed", "err", err)
+		}
+		return
+	}
+	exp, err := s.res.Resolve(sess.Export.Name)
+	if err != nil {
+		log.Warn("export vanished after handshake", "err", err)
+		return
+	}
+	c := newConn(s, nc, sess, exp, log.With("export", exp.Name))
+	if !s.register(c) {
+		return
+	}
+	defer s.unregister(c)
+	c.serve()
+}
+
+// handshake negotiates under the handshake deadline and frees the
+// negotiating slot when done.
+func (s *Server) handshake(nc net.Conn) (*protocol.Session, error) {
+	defer func() {
+		s.mu.Lock()
+		delete(s.hs, nc)
+		s.mu.Unlock()
+		<-s.negotiating
+	}()
+	nc.SetDeadline(time.Now().Add(s.lim.HandshakeTimeout))
+	sess, err := protocol.ServerHandshake(nc, s.res, protocol.ServerOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if err := nc.SetDeadline(time.Time{}); err != nil {
+		return nil, fmt.Errorf("clear handshake deadline: %w", err)
+	}
+	return sess, nil
+}
+
+func (s *Server) register(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutting {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) unregister(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// beginShutdown stops new connections, interrupts handshakes and starts
+// draining every connection in transmission.
+func (s *Server) beginShutdown() {
+	s.mu.Lock()
+	if s.shutting {
+		s.mu.Unlock()
+		return
+	}
+	s.shutting = true
+	for nc := range s.hs {
+		nc.SetDeadline(time.Unix(1, 0))
+	}
+	for c := range s.conns {
+		c.shutdown()
+	}
+	hook, n := s.onShutdown, len(s.conns)
+	s.mu.Unlock()
+	s.log.Info("shutting down: draining connections", "connections", n)
+	if hook != nil {
+		hook()
+	}
+}
