@@ -32,7 +32,7 @@ func OpenFile(path string, readOnly bool) (*FileBackend, error) {
 	}
 	f, err := os.OpenFile(path, flag, 0)
 	if err != nil {
-		return nil, fmt.Errorf("open backend: %w", err)
+		return nil, err // *PathError: names the operation and the path
 	}
 	b, err := newFileBackend(f)
 	if err != nil {

@@ -144,4 +144,3 @@ func parseArgs(args []string, stderr io.Writer) (server.Config, bool, error) {
 	}
 	return cfg, *debug, nil
 }
-

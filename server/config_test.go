@@ -1,0 +1,128 @@
+package server
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "nbdserve.toml")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadConfig(t *testing.T) {
+	p := writeConfig(t, `
+listen = "127.0.0.1:10810"
+state_dir = "/var/lib/nbdserve"
+
+[limits]
+handshake_timeout = "5s"
+max_negotiating = 8
+max_connections = 100
+max_inflight = 32
+max_buffer_bytes = 67108864
+shutdown_grace = "1s"
+
+[[export]]
+name = "root"
+path = "/srv/root.img"
+readonly = true
+description = "Debian 12, comma, and all"
+
+[[export]]
+name = "scratch"
+path = "/dev/sdb"
+`)
+	got, err := LoadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		Listen:   "127.0.0.1:10810",
+		StateDir: "/var/lib/nbdserve",
+		Limits: Limits{HandshakeTimeout: 5 * time.Second, MaxNegotiating: 8, MaxConnections: 100,
+			MaxInFlight: 32, MaxBufferBytes: 64 << 20, ShutdownGrace: time.Second},
+		Exports: []ExportConfig{
+			{Name: "root", Path: "/srv/root.img", ReadOnly: true, Description: "Debian 12, comma, and all"},
+			{Name: "scratch", Path: "/dev/sdb"},
+		},
+	}
+	if got.Listen != want.Listen || got.StateDir != want.StateDir || got.Limits != want.Limits ||
+		len(got.Exports) != 2 || got.Exports[0] != want.Exports[0] || got.Exports[1] != want.Exports[1] {
+		t.Errorf("LoadConfig =\n%+v\nwant\n%+v", got, want)
+	}
+
+	// Defaults fill what the file leaves out.
+	p = writeConfig(t, "[[export]]\nname = \"a\"\npath = \"/x\"\n")
+	got, err = LoadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Listen != ":10809" || got.Limits != DefaultLimits() {
+		t.Errorf("defaults: got listen %q limits %+v", got.Listen, got.Limits)
+	}
+}
+
+func TestLoadConfigErrors(t *testing.T) {
+	for _, tt := range []struct {
+		name, text, wantErr string
+	}{
+		{"unknown top key", "lisen = \":1\"\n", "unknown key lisen"},
+		{"unknown export key", "[[export]]\nname=\"a\"\npath=\"/x\"\ncow=true\n", "unknown key export.cow"},
+		{"unknown limit", "[limits]\nmax_foo = 1\n", "unknown key limits.max_foo"},
+		{"duplicate export", "[[export]]\nname=\"a\"\npath=\"/x\"\n[[export]]\nname=\"a\"\npath=\"/y\"\n", `export "a": defined twice`},
+		{"empty name", "[[export]]\npath=\"/x\"\n", "export #1: export name is empty"},
+		{"empty path", "[[export]]\nname=\"a\"\n", `export #1: export "a": empty path`},
+		{"bad duration", "[limits]\nhandshake_timeout = \"soon\"\n", "handshake_timeout"},
+		{"zero timeout", "[limits]\nhandshake_timeout = \"0s\"\n", "limits.handshake_timeout: 0s, want > 0"},
+		{"zero inflight", "[limits]\nmax_inflight = 0\n", "limits.max_inflight: 0, want >= 1"},
+		{"tiny buffer", "[limits]\nmax_buffer_bytes = 100\n", "limits.max_buffer_bytes: 100, want >= 1048576"},
+		{"negotiating", "[limits]\nmax_negotiating = 0\n", "limits.max_negotiating: 0, want >= 1"},
+		{"wrong type", "listen = 5\n", "listen"},
+		{"syntax", "listen = \n", "config"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := writeConfig(t, tt.text)
+			_, err := LoadConfig(p)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), p) {
+				t.Errorf("LoadConfig: %v; want an error naming %s and containing %q", err, p, tt.wantErr)
+			}
+		})
+	}
+	if _, err := LoadConfig(filepath.Join(t.TempDir(), "missing.toml")); err == nil || !strings.Contains(err.Error(), "missing.toml") {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestOpenExportsErrors(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.img")
+	os.WriteFile(good, make([]byte, 4096), 0o644)
+	for _, tt := range []struct {
+		name    string
+		cfgs    []ExportConfig
+		wantErr string
+	}{
+		{"missing", []ExportConfig{{Name: "a", Path: filepath.Join(dir, "nope.img")}}, `export "a": open ` + filepath.Join(dir, "nope.img") + ": no such file or directory"},
+		{"directory", []ExportConfig{{Name: "a", Path: dir}}, "is a directory"},
+		{"char device", []ExportConfig{{Name: "n", Path: "/dev/null"}}, `export "n": /dev/null: not a regular file or block device`},
+		{"duplicate", []ExportConfig{{Name: "a", Path: good}, {Name: "a", Path: good}}, `export "a": defined twice`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tab, err := OpenExports(tt.cfgs)
+			if err == nil {
+				tab.Close()
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("OpenExports: %v; want %q", err, tt.wantErr)
+			}
+		})
+	}
+}

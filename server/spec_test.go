@@ -1,0 +1,74 @@
+package server
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseExportSpec(t *testing.T) {
+	for _, tt := range []struct {
+		in      string
+		want    ExportConfig
+		wantErr string
+	}{
+		{in: "root=/srv/root.img", want: ExportConfig{Name: "root", Path: "/srv/root.img"}},
+		{in: "root=/srv/root.img,ro", want: ExportConfig{Name: "root", Path: "/srv/root.img", ReadOnly: true}},
+		{in: "d=/dev/sdb,desc=spare disk", want: ExportConfig{Name: "d", Path: "/dev/sdb", Description: "spare disk"}},
+		{in: "d=/x,desc=a=b,ro", want: ExportConfig{Name: "d", Path: "/x", Description: "a=b", ReadOnly: true}},
+		{in: "d=/x,desc=", want: ExportConfig{Name: "d", Path: "/x"}},
+		{in: "d=rel/path.img", want: ExportConfig{Name: "d", Path: "rel/path.img"}},
+
+		{in: "root", wantErr: `export "root": want NAME=PATH[,ro][,desc=TEXT]`},
+		{in: "=/srv/x", wantErr: `export name is empty`},
+		{in: "root=", wantErr: `export "root": empty path`},
+		{in: "root=,ro", wantErr: `export "root": empty path`},
+		{in: "root=/x,rw", wantErr: `export "root": unknown option "rw" (known: ro, desc=TEXT)`},
+		{in: "root=/x,cow", wantErr: `export "root": unknown option "cow" (known: ro, desc=TEXT)`},
+		{in: "root=/x,", wantErr: `export "root": unknown option "" (known: ro, desc=TEXT)`},
+		{in: "root=/x,ro=1", wantErr: `export "root": option ro takes no value`},
+		{in: "root=/x,desc", wantErr: `export "root": option desc needs a value (desc=TEXT)`},
+		{in: "root=/x,ro,ro", wantErr: `export "root": option "ro" given twice`},
+		{in: "a/b=/x", wantErr: `export name "a/b": holds '/', which is reserved for NAME/CLIENT-ID`},
+		{in: "a\x00b=/x", wantErr: `export name "a\x00b": holds a NUL byte`},
+		{in: strings.Repeat("n", 4097) + "=/x", wantErr: `longer than 4096 bytes`},
+	} {
+		got, err := ParseExportSpec(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("ParseExportSpec(%.40q) = %+v, %v; want error %q", tt.in, got, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("ParseExportSpec(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// FuzzExportSpec checks that a parsed spec is valid and survives being
+// formatted back and parsed again.
+func FuzzExportSpec(f *testing.F) {
+	for _, s := range []string{"root=/srv/root.img", "r=/x,ro", "d=/dev/sdb,desc=spare", "x", "a=b,c=d", "=,,"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ec, err := ParseExportSpec(s)
+		if err != nil {
+			return
+		}
+		if err := ec.Validate(); err != nil {
+			t.Fatalf("parsed %q to invalid %+v: %v", s, ec, err)
+		}
+		out := ec.Name + "=" + ec.Path
+		if ec.ReadOnly {
+			out += ",ro"
+		}
+		if ec.Description != "" {
+			out += ",desc=" + ec.Description
+		}
+		again, err := ParseExportSpec(out)
+		if err != nil || again != ec {
+			t.Fatalf("round trip %q -> %+v -> %q -> %+v, %v", s, ec, out, again, err)
+		}
+	})
+}
