@@ -1,0 +1,82 @@
+package nbduri
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		in   string
+		want URI
+		addr string
+	}{
+		{"nbd://server/root", URI{"server", 10809, "root"}, "server:10809"},
+		{"nbd://server:1234/root", URI{"server", 1234, "root"}, "server:1234"},
+		{"nbd://10.0.2.2/debian-12", URI{"10.0.2.2", 10809, "debian-12"}, "10.0.2.2:10809"},
+		{"nbd://[::1]/x", URI{"::1", 10809, "x"}, "[::1]:10809"},
+		{"nbd://[fd00::2]:7000/x", URI{"fd00::2", 7000, "x"}, "[fd00::2]:7000"},
+		{"nbd://[fe80::1%25eth0]:10809/x", URI{"fe80::1%eth0", 10809, "x"}, "[fe80::1%eth0]:10809"},
+		{"nbd://server", URI{"server", 10809, ""}, "server:10809"},
+		{"nbd://server/", URI{"server", 10809, ""}, "server:10809"},
+		{"nbd://server:/e", URI{"server", 10809, "e"}, "server:10809"},
+		{"nbd://server/a%20b", URI{"server", 10809, "a b"}, "server:10809"},
+		{"nbd://server/dir/img", URI{"server", 10809, "dir/img"}, "server:10809"},
+		{"nbd://server:65535/e", URI{"server", 65535, "e"}, "server:65535"},
+	}
+	for _, tt := range tests {
+		got, err := Parse(tt.in)
+		if err != nil || got != tt.want {
+			t.Errorf("Parse(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
+			continue
+		}
+		if got.Addr() != tt.addr {
+			t.Errorf("Parse(%q).Addr() = %q, want %q", tt.in, got.Addr(), tt.addr)
+		}
+		// String round-trips.
+		again, err := Parse(got.String())
+		if err != nil || again != got {
+			t.Errorf("Parse(%q.String() = %q) = %+v, %v", tt.in, got.String(), again, err)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", "scheme"},
+		{"server/root", "scheme"},
+		{"http://server/root", "scheme"},
+		{"nbds://server/root", "not supported"},
+		{"nbd+unix:///root?socket=/s", "not supported"},
+		{"nbd:server", "nbd://HOST"},
+		{"nbd:///root", "no host"},
+		{"nbd://server:0/root", "port"},
+		{"nbd://server:65536/root", "port"},
+		{"nbd://server:x/root", "port"},
+		{"nbd://user@server/root", "user"},
+		{"nbd://server/root?tls=1", "query"},
+		{"nbd://server/root#frag", "fragment"},
+		{"nbd://[::1/root", "NBD URI"},
+	}
+	for _, tt := range tests {
+		_, err := Parse(tt.in)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Parse(%q) error = %v, want one mentioning %q", tt.in, err, tt.want)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add("nbd://server:1234/root")
+	f.Add("nbd://[::1]/x")
+	f.Fuzz(func(t *testing.T, s string) {
+		u, err := Parse(s)
+		if err != nil {
+			return
+		}
+		again, err := Parse(u.String())
+		if err != nil || again != u {
+			t.Fatalf("Parse(%q) = %+v; its String %q parses to %+v, %v", s, u, u.String(), again, err)
+		}
+	})
+}
