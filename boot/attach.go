@@ -1,0 +1,85 @@
+package boot
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Logical block sizes the kernel accepts for nbd.
+const (
+	minBlockSize = 512
+	maxBlockSize = 4096
+)
+
+// blockSize picks the device's logical block size: the server's preferred
+// size clamped to 512..4096 (a power of two, at least its minimum). A
+// partitioned root keeps the minimum instead: partition tables count
+// 512-byte sectors scaled by the logical block size, so a 4096-byte block
+// would misplace partitions written with 512-byte sectors.
+func blockSize(exp Export, partitioned bool) uint64 {
+	want := exp.PrefBlock
+	if partitioned || want == 0 {
+		want = exp.MinBlock
+	}
+	bs := uint64(minBlockSize)
+	for bs < uint64(want) && bs < maxBlockSize {
+		bs *= 2
+	}
+	return bs
+}
+
+// attach hands the session's connections to the kernel and returns the
+// device index; the session's connections are closed afterwards (the
+// kernel holds the sockets).
+func (b *booter) attach(ctx context.Context, s *session, rd RootDevice) (uint32, error) {
+	ph := b.log.Phase("attach")
+	defer s.close()
+	req := AttachRequest{
+		Index:       rd.Index,
+		Size:        s.export.Size,
+		BlockSize:   blockSize(s.export, rd.Partition > 0),
+		ServerFlags: uint64(s.export.Flags),
+		Timeout:     b.cfg.Timeout,
+		DeadConn:    b.cfg.DeadConn,
+		Conns:       s.conns,
+		BackendID:   s.target.URI(),
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	idx, err := b.env.Device.Attach(ctx, req)
+	if err != nil {
+		dev := "a free /dev/nbdN"
+		if rd.Index != nil {
+			dev = DevicePath(*rd.Index)
+		}
+		return 0, fail("attach", fmt.Errorf("attach %s to %s: %w", s.target, dev, err), hintAttach)
+	}
+	ph.Done("%s on %s, %d connection(s), block size %d, timeout %s, dead-conn timeout %s",
+		s.target, DevicePath(idx), len(s.conns), req.BlockSize, req.Timeout, req.DeadConn)
+	return idx, nil
+}
+
+// rootDevice waits for the root device node: the partition after a
+// rescan, or the whole device.
+func (b *booter) rootDevice(ctx context.Context, idx uint32, rd RootDevice) (string, error) {
+	dev := DevicePath(idx)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if rd.Partition == 0 {
+		if err := b.env.Device.WaitPath(ctx, dev); err != nil {
+			return "", fail("attach", fmt.Errorf("wait for %s: %w", dev, err), hintAttach)
+		}
+		return dev, nil
+	}
+	ph := b.log.Phase("partitions")
+	part := PartitionPath(idx, rd.Partition)
+	if err := b.env.Device.RescanPartitions(dev); err != nil {
+		return "", fail("partitions", fmt.Errorf("rescan partitions of %s: %w", dev, err), hintPartition)
+	}
+	if err := b.env.Device.WaitPath(ctx, part); err != nil {
+		return "", fail("partitions", fmt.Errorf("wait for %s: %w", part, err), hintPartition)
+	}
+	ph.Done("%s", part)
+	return part, nil
+}

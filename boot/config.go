@@ -1,0 +1,115 @@
+package boot
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultPort is the NBD port used when a target names none.
+const DefaultPort = "10809"
+
+// Target is one NBD server and export.
+type Target struct {
+	Host   string `json:"host"`
+	Port   string `json:"port,omitempty"` // "" means DefaultPort
+	Export string `json:"export"`
+}
+
+// Addr is host:port for dialing.
+func (t Target) Addr() string {
+	p := t.Port
+	if p == "" {
+		p = DefaultPort
+	}
+	return net.JoinHostPort(t.Host, p)
+}
+
+// URI is the target as nbd://host:port/export; it is also the backend
+// identifier handed to the kernel.
+func (t Target) URI() string {
+	u := url.URL{Scheme: "nbd", Host: t.Addr(), Path: "/" + t.Export}
+	return u.String()
+}
+
+func (t Target) String() string { return t.URI() }
+
+// Config is what the boot flow needs from the kernel command line. It is
+// filled by the command-line parser (bootcfg, adapted in cmd/nbdboot).
+type Config struct {
+	Servers  []Target // tried in order
+	FromDHCP bool     // nbdroot=dhcp: the target is the DHCP root-path
+	IP       string   // raw ip= value, "" when absent
+
+	Root       string // root=, "" (whole device), /dev/nbdN or /dev/nbdNpM
+	RootFSType string // rootfstype=, "" to probe the superblock
+	RootFlags  string // rootflags=
+	ReadWrite  bool   // rw (the default, like the kernel's, is ro)
+	Init       string // init=, "" for the default search
+	InitArgs   []string
+
+	Connections int           // nbdboot.connections
+	Timeout     time.Duration // nbdboot.timeout: per-request timeout
+	DeadConn    time.Duration // nbdboot.deadconn: wait for a new socket
+	Retry       time.Duration // nbdboot.retry: deadline for network and server
+	Debug       bool          // nbdboot.debug
+	Overlay     string        // nbdboot.overlay: "" or "tmpfs"
+	ClientID    string        // nbdboot.clientid
+	Modules     []string      // nbdboot.modules: extra modules to load
+	Shell       bool          // nbdboot.shell / rd.shell: rescue shell on failure
+	Break       bool          // rd.break: shell before switch_root
+}
+
+// DefaultRetry is the network and server deadline when Config.Retry is 0.
+const DefaultRetry = 60 * time.Second
+
+func (c *Config) retry() time.Duration {
+	if c.Retry <= 0 {
+		return DefaultRetry
+	}
+	return c.Retry
+}
+
+// RootDevice is the parsed root= value.
+type RootDevice struct {
+	Index     *uint32 // nil: let the kernel pick a free device
+	Partition int     // 0: the whole device
+}
+
+// ParseRootDevice parses root= for an NBD root: "", /dev/nbdN or /dev/nbdNpM.
+func ParseRootDevice(root string) (RootDevice, error) {
+	if root == "" {
+		return RootDevice{}, nil
+	}
+	bad := fmt.Errorf("root=%s: not an NBD device (want /dev/nbdN or /dev/nbdNpM)", root)
+	rest, ok := strings.CutPrefix(root, "/dev/nbd")
+	if !ok || rest == "" {
+		return RootDevice{}, bad
+	}
+	num, part, hasPart := strings.Cut(rest, "p")
+	idx, err := strconv.ParseUint(num, 10, 32)
+	if err != nil || idx > 1<<20 {
+		return RootDevice{}, bad
+	}
+	i := uint32(idx)
+	rd := RootDevice{Index: &i}
+	if hasPart {
+		p, err := strconv.ParseUint(part, 10, 16)
+		if err != nil || p == 0 {
+			return RootDevice{}, bad
+		}
+		rd.Partition = int(p)
+	}
+	return rd, nil
+}
+
+// DevicePath is /dev/nbdN for an index.
+func DevicePath(index uint32) string { return fmt.Sprintf("/dev/nbd%d", index) }
+
+// PartitionPath is /dev/nbdNpM.
+func PartitionPath(index uint32, part int) string {
+	return fmt.Sprintf("/dev/nbd%dp%d", index, part)
+}

@@ -1,0 +1,162 @@
+package boot
+
+import (
+	"context"
+	"io"
+	"net"
+	"os"
+	"time"
+)
+
+// Env holds one implementation of every step of the boot flow. Run uses
+// nothing else, so tests drive the whole sequence with fakes.
+type Env struct {
+	// ReadCmdline returns the kernel command line (/proc/cmdline).
+	ReadCmdline func() (string, error)
+	// Parse turns the command line into a Config; its errors name the
+	// parameter.
+	Parse func(cmdline string) (*Config, error)
+	// ParseRootPath turns a DHCP root-path into a target (nbdroot=dhcp).
+	ParseRootPath func(rootPath string) (Target, error)
+
+	FS         FS
+	Modules    Modules
+	Network    Network
+	Dialer     Dialer
+	Negotiate  Negotiator
+	Device     Device
+	Switch     Switcher
+	Supervisor SupervisorStarter
+	Shell      Shell
+	Clock      Clock
+	Log        *Logger
+	// Uptime returns the time since the kernel started (/proc/uptime); it
+	// may be nil.
+	Uptime func() (time.Duration, error)
+}
+
+// FS is the file system calls of the boot flow.
+type FS interface {
+	MkdirAll(path string, perm os.FileMode) error
+	// Mount mounts; an already mounted target is not an error (EBUSY).
+	Mount(source, target, fstype string, flags uintptr, data string) error
+	WriteFile(path string, data []byte, perm os.FileMode) error
+	// Open opens a block device for reading its superblock.
+	Open(path string) (ReaderAtCloser, error)
+}
+
+// ReaderAtCloser is an opened device.
+type ReaderAtCloser interface {
+	io.ReaderAt
+	io.Closer
+}
+
+// Modules loads kernel modules. Load of a built-in or already loaded
+// module succeeds.
+type Modules interface {
+	Load(name string) error
+	// LoadForDevices loads the drivers of the devices present (modalias),
+	// returning the modules it loaded.
+	LoadForDevices() ([]string, error)
+}
+
+// NetInfo describes the configured network.
+type NetInfo struct {
+	Interface string
+	MAC       string
+	Addrs     []string // CIDR
+	Gateway   string
+	Method    string // "dhcp", "static", ...
+	RootPath  string // DHCP option 17, "" when absent
+}
+
+// Network brings up the network as ip= says ("" means DHCP on the first
+// link with a carrier).
+type Network interface {
+	Up(ctx context.Context, ip string) (NetInfo, error)
+}
+
+// Dialer dials TCP connections (net.Dialer satisfies it).
+type Dialer interface {
+	DialContext(ctx context.Context, network, address string) (net.Conn, error)
+}
+
+// Export is what the server told about the export during negotiation.
+type Export struct {
+	Name      string
+	Size      uint64
+	Flags     uint16 // transmission flags
+	MinBlock  uint32 // 0 when the server sent no NBD_INFO_BLOCK_SIZE
+	PrefBlock uint32
+	MaxBlock  uint32
+}
+
+// NegotiateRequest is what the client asks for.
+type NegotiateRequest struct {
+	Export   string
+	ClientID string
+}
+
+// Negotiator runs the NBD handshake on a fresh connection.
+type Negotiator func(ctx context.Context, conn net.Conn, req NegotiateRequest) (Export, error)
+
+// AttachRequest is the netlink CONNECT of the root device.
+type AttachRequest struct {
+	Index       *uint32 // nil: the kernel picks a free device
+	Size        uint64
+	BlockSize   uint64
+	ServerFlags uint64
+	Timeout     time.Duration
+	DeadConn    time.Duration
+	Conns       []net.Conn // negotiated connections, handed to the kernel
+	BackendID   string
+}
+
+// Device is the kernel's nbd device.
+type Device interface {
+	// Attach hands the connections to the kernel and returns the device
+	// index. The caller closes its connections afterwards.
+	Attach(ctx context.Context, req AttachRequest) (uint32, error)
+	// RescanPartitions rereads the partition table (BLKRRPART).
+	RescanPartitions(dev string) error
+	// WaitPath waits until a device node exists or ctx ends.
+	WaitPath(ctx context.Context, path string) error
+}
+
+// SwitchSpec describes the switch into the new root.
+type SwitchSpec struct {
+	NewRoot string
+	Init    string // requested init (init=), "" for the default search
+	Args    []string
+	Env     []string
+	// AfterChroot runs inside the new root, before the initramfs is deleted
+	// and init executed: the supervisor is started there.
+	AfterChroot func() error
+}
+
+// Switcher switches root and executes init; it returns only on failure.
+type Switcher interface {
+	Switch(spec SwitchSpec) error
+}
+
+// SupervisorStarter starts the resident supervisor process.
+type SupervisorStarter interface {
+	Start(statePath string) error
+}
+
+// Shell runs an interactive shell on the console until it exits.
+type Shell interface {
+	Run(ctx context.Context, reason string) error
+}
+
+// Clock is the time source of the retry loops.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+// SystemClock is the real clock.
+type SystemClock struct{}
+
+func (SystemClock) Now() time.Time                         { return time.Now() }
+func (SystemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }

@@ -1,0 +1,50 @@
+package boot
+
+import (
+	"context"
+	"time"
+)
+
+// Backoff between attempts: doubling from backoffMin, capped at backoffMax.
+const (
+	backoffMin = 100 * time.Millisecond
+	backoffMax = 2 * time.Second
+)
+
+// retrier repeats an attempt until it succeeds or the deadline (measured
+// on the injected clock) would pass before the next attempt.
+type retrier struct {
+	clock    Clock
+	deadline time.Time
+	wait     time.Duration
+}
+
+func newRetrier(c Clock, budget time.Duration) *retrier {
+	return &retrier{clock: c, deadline: c.Now().Add(budget), wait: backoffMin}
+}
+
+// next waits for the next attempt; false when the deadline is reached or
+// ctx is done.
+func (r *retrier) next(ctx context.Context) bool {
+	now := r.clock.Now()
+	if !now.Before(r.deadline) {
+		return false
+	}
+	w := r.wait
+	if rest := r.deadline.Sub(now); w > rest {
+		w = rest
+	}
+	r.wait *= 2
+	if r.wait > backoffMax {
+		r.wait = backoffMax
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-r.clock.After(w):
+		return true
+	}
+}
+
+// retryWait is the wait before the coming attempt, for the log.
+func (r *retrier) retryWait() time.Duration { return r.wait }

@@ -1,0 +1,212 @@
+package boot
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// booter carries one boot's state between its phases.
+type booter struct {
+	env *Env
+	log *Logger
+	cfg *Config
+	net NetInfo
+}
+
+// Run performs the boot sequence: pseudo filesystems, command line,
+// modules, network, target, connect, attach, partitions, root mount,
+// rd.break, supervisor and switch_root. It returns only on failure (the
+// Switcher executes init); the error is an *Error naming the phase.
+// cfg is returned too when the command line parsed, for Main's decisions.
+func Run(ctx context.Context, env *Env) (*Config, error) {
+	b := &booter{env: env, log: env.Log}
+	if err := b.setup(); err != nil {
+		return b.cfg, err
+	}
+	if err := b.loadModules(); err != nil {
+		return b.cfg, err
+	}
+	if err := b.network(ctx); err != nil {
+		return b.cfg, err
+	}
+	targets, err := b.targets()
+	if err != nil {
+		return b.cfg, err
+	}
+	return b.cfg, b.root(ctx, targets)
+}
+
+// root connects, attaches, mounts and switches.
+func (b *booter) root(ctx context.Context, targets []Target) error {
+	rd, err := ParseRootDevice(b.cfg.Root)
+	if err != nil {
+		return fail("cmdline", err, hintCmdline)
+	}
+	s, err := b.connect(ctx, targets)
+	if err != nil {
+		return err
+	}
+	exp, target, conns := s.export, s.target, len(s.conns)
+	idx, err := b.attach(ctx, s, rd)
+	if err != nil {
+		return err
+	}
+	dev, err := b.rootDevice(ctx, idx, rd)
+	if err != nil {
+		return err
+	}
+	if err := b.mountRoot(dev, exp); err != nil {
+		return err
+	}
+	if b.cfg.Break {
+		b.log.Printf("rd.break: the root is mounted at %s; exit the shell to continue booting", NewRoot)
+		if err := b.env.Shell.Run(ctx, "rd.break"); err != nil {
+			b.log.Printf("rd.break: %v; continuing", err)
+		}
+	}
+	st := b.state(idx, target, exp, conns, rd)
+	return b.switchRoot(st)
+}
+
+// setup mounts the pseudo filesystems and parses the command line.
+func (b *booter) setup() error {
+	if err := Apply(b.env.FS, EarlyMounts); err != nil {
+		return fail("mounts", err, "check that the kernel has proc, sysfs, devtmpfs and tmpfs")
+	}
+	line, err := b.env.ReadCmdline()
+	if err != nil {
+		return fail("cmdline", fmt.Errorf("read /proc/cmdline: %w", err), hintCmdline)
+	}
+	b.log.Printf("cmdline: %s", strings.TrimSpace(line))
+	cfg, err := b.env.Parse(line)
+	if err != nil {
+		return fail("cmdline", err, hintCmdline)
+	}
+	b.cfg = cfg
+	b.log.SetDebug(cfg.Debug)
+	if len(cfg.Servers) == 0 && !cfg.FromDHCP {
+		return fail("cmdline", fmt.Errorf("no NBD root given: set nbdroot=HOST,PORT,EXPORT, root=nbd:HOST:PORT:EXPORT or nbdroot=dhcp"), hintCmdline)
+	}
+	return nil
+}
+
+// loadModules loads nbd, the drivers of the devices present, and the
+// extra modules of nbdboot.modules.
+func (b *booter) loadModules() error {
+	ph := b.log.Phase("modules")
+	if err := b.env.Modules.Load("nbd"); err != nil {
+		return fail("modules", fmt.Errorf("load nbd: %w", err), hintModules)
+	}
+	loaded, err := b.env.Modules.LoadForDevices()
+	if err != nil {
+		ph.Printf("device drivers: %v (going on)", err)
+	}
+	for _, m := range b.cfg.Modules {
+		if err := b.env.Modules.Load(m); err != nil {
+			return fail("modules", fmt.Errorf("load %s (nbdboot.modules): %w", m, err), hintModules)
+		}
+		loaded = append(loaded, m)
+	}
+	ph.Done("nbd %s", strings.Join(loaded, " "))
+	return nil
+}
+
+// network brings the network up, retrying until the deadline.
+func (b *booter) network(ctx context.Context) error {
+	ph := b.log.Phase("network")
+	r := newRetrier(b.env.Clock, b.cfg.retry())
+	for attempt := 1; ; attempt++ {
+		ni, err := b.env.Network.Up(ctx, b.cfg.IP)
+		if err == nil {
+			b.net = ni
+			ph.Done("%s %s via %s", ni.Interface, strings.Join(ni.Addrs, " "), ni.Method)
+			if ni.Gateway != "" || ni.MAC != "" {
+				ph.Debugf("mac %s gateway %s root-path %q", ni.MAC, ni.Gateway, ni.RootPath)
+			}
+			return nil
+		}
+		ph.Printf("attempt %d: %v", attempt, err)
+		if !r.next(ctx) {
+			return fail("network", fmt.Errorf("no network within %s: %w", b.cfg.retry(), err), hintNetwork)
+		}
+	}
+}
+
+// targets are the servers to try: from the command line, or the DHCP
+// root-path for nbdroot=dhcp.
+func (b *booter) targets() ([]Target, error) {
+	if !b.cfg.FromDHCP {
+		return b.cfg.Servers, nil
+	}
+	if b.net.RootPath == "" {
+		return nil, fail("dhcp", fmt.Errorf("nbdroot=dhcp: the DHCP answer on %s has no root-path", b.net.Interface), hintRootPath)
+	}
+	t, err := b.env.ParseRootPath(b.net.RootPath)
+	if err != nil {
+		return nil, fail("dhcp", fmt.Errorf("DHCP root-path %q: %w", b.net.RootPath, err), hintRootPath)
+	}
+	b.log.Printf("dhcp: root-path %q: %s", b.net.RootPath, t)
+	return append([]Target{t}, b.cfg.Servers...), nil
+}
+
+func (b *booter) state(idx uint32, t Target, exp Export, conns int, rd RootDevice) State {
+	servers := b.cfg.Servers
+	if b.cfg.FromDHCP {
+		servers = append([]Target{t}, servers...)
+	}
+	return State{
+		Version: StateVersion, Index: idx, Device: DevicePath(idx),
+		Servers: servers, Target: t, BackendID: t.URI(), ClientID: b.cfg.ClientID,
+		Connections: conns, Size: exp.Size, BlockSize: blockSize(exp, rd.Partition > 0),
+		ServerFlags: uint64(exp.Flags), Timeout: b.cfg.Timeout, DeadConn: b.cfg.DeadConn,
+		Interface: b.net.Interface, Debug: b.cfg.Debug,
+	}
+}
+
+// initEnv is the environment init gets: what the kernel gives, no more.
+var initEnv = []string{
+	"HOME=/",
+	"TERM=linux",
+	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+}
+
+// switchRoot writes the state file, then switches; the supervisor starts
+// inside the new root before init runs.
+func (b *booter) switchRoot(st State) error {
+	data, err := MarshalState(st)
+	if err != nil {
+		return fail("switch_root", err, hintSwitch)
+	}
+	if err := b.env.FS.MkdirAll(RunDir, 0o755); err != nil {
+		return fail("switch_root", fmt.Errorf("mkdir %s: %w", RunDir, err), hintSwitch)
+	}
+	if err := b.env.FS.WriteFile(StatePath, data, 0o600); err != nil {
+		return fail("switch_root", fmt.Errorf("write %s: %w", StatePath, err), hintSwitch)
+	}
+	total := b.log.Since()
+	up := ""
+	if b.env.Uptime != nil {
+		if u, err := b.env.Uptime(); err == nil {
+			up = fmt.Sprintf(", kernel uptime %.3fs", u.Seconds())
+		}
+	}
+	b.log.Printf("switch_root: %s to %s on %s; %.3fs from /init to switch_root%s",
+		NewRoot, st.Target, st.Device, total.Seconds(), up)
+	spec := SwitchSpec{
+		NewRoot: NewRoot,
+		Init:    b.cfg.Init,
+		Args:    b.cfg.InitArgs,
+		Env:     append([]string(nil), initEnv...),
+		AfterChroot: func() error {
+			if err := b.env.Supervisor.Start(StatePath); err != nil {
+				b.log.Printf("supervisor: not started: %v (the root stays attached, without reconnects)", err)
+			}
+			return nil
+		},
+	}
+	if err := b.env.Switch.Switch(spec); err != nil {
+		return fail("switch_root", err, hintSwitch)
+	}
+	return fail("switch_root", fmt.Errorf("switch returned without executing init"), hintSwitch)
+}

@@ -1,0 +1,70 @@
+package boot
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+)
+
+// StateVersion is the version of the state file's format.
+const StateVersion = 1
+
+// State is what PID 1 hands to the resident supervisor, in
+// /run/nbdboot/state.json (which moves into the new root with /run).
+type State struct {
+	Version     int           `json:"version"`
+	Index       uint32        `json:"index"`
+	Device      string        `json:"device"`  // /dev/nbdN
+	Servers     []Target      `json:"servers"` // in order of preference
+	Target      Target        `json:"target"`  // the one attached
+	BackendID   string        `json:"backend_id"`
+	ClientID    string        `json:"client_id,omitempty"`
+	Connections int           `json:"connections"`
+	Size        uint64        `json:"size"`
+	BlockSize   uint64        `json:"block_size"`
+	ServerFlags uint64        `json:"server_flags"`
+	Timeout     time.Duration `json:"timeout_ns"`
+	DeadConn    time.Duration `json:"dead_conn_timeout_ns"`
+	Interface   string        `json:"interface,omitempty"`
+	Debug       bool          `json:"debug,omitempty"`
+}
+
+// MarshalState encodes the state file.
+func MarshalState(s State) ([]byte, error) {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode state: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// maxStateSize caps the state file read by the supervisor.
+const maxStateSize = 1 << 20
+
+// ReadState reads and checks a state file.
+func ReadState(path string) (State, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return State{}, fmt.Errorf("read state: %w", err)
+	}
+	return UnmarshalState(b)
+}
+
+// UnmarshalState decodes and checks a state file's content.
+func UnmarshalState(b []byte) (State, error) {
+	var s State
+	if len(b) > maxStateSize {
+		return s, fmt.Errorf("state: %d bytes, more than %d", len(b), maxStateSize)
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return s, fmt.Errorf("decode state: %w", err)
+	}
+	if s.Version != StateVersion {
+		return s, fmt.Errorf("state: version %d, want %d", s.Version, StateVersion)
+	}
+	if s.Device == "" || s.Target.Host == "" {
+		return s, fmt.Errorf("state: no device or target")
+	}
+	return s, nil
+}

@@ -1,0 +1,87 @@
+package boot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// OSFS is the real FS.
+type OSFS struct{}
+
+// MkdirAll creates a directory and its parents.
+func (OSFS) MkdirAll(path string, perm os.FileMode) error { return os.MkdirAll(path, perm) }
+
+// Mount mounts; a target that already holds the same kind of mount
+// (EBUSY) counts as mounted, so the early mounts are idempotent.
+func (OSFS) Mount(source, target, fstype string, flags uintptr, data string) error {
+	err := unix.Mount(source, target, fstype, flags, data)
+	if errors.Is(err, unix.EBUSY) && isMountPoint(target) {
+		return nil
+	}
+	return err
+}
+
+// WriteFile writes a file.
+func (OSFS) WriteFile(path string, data []byte, perm os.FileMode) error {
+	return os.WriteFile(path, data, perm)
+}
+
+// Open opens a device read-only.
+func (OSFS) Open(path string) (ReaderAtCloser, error) { return os.Open(path) }
+
+// isMountPoint reports whether p is on another device than its parent.
+func isMountPoint(p string) bool {
+	var st, parent unix.Stat_t
+	if unix.Stat(p, &st) != nil || unix.Stat(p+"/..", &parent) != nil {
+		return false
+	}
+	return st.Dev != parent.Dev
+}
+
+// ReadCmdline reads /proc/cmdline.
+func ReadCmdline() (string, error) {
+	b, err := os.ReadFile("/proc/cmdline")
+	return string(b), err
+}
+
+// Uptime reads the time since the kernel started from /proc/uptime.
+func Uptime() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		return 0, err
+	}
+	f, _, _ := strings.Cut(string(b), " ")
+	s, err := strconv.ParseFloat(f, 64)
+	if err != nil {
+		return 0, fmt.Errorf("parse /proc/uptime: %w", err)
+	}
+	return time.Duration(s * float64(time.Second)), nil
+}
+
+// pollInterval is how often WaitForPath looks for a device node: devtmpfs
+// creates nodes from the kernel, with no event a process could wait on
+// without a uevent listener.
+const pollInterval = 10 * time.Millisecond
+
+// WaitForPath waits until path exists or ctx ends.
+func WaitForPath(ctx context.Context, path string) error {
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s did not appear: %w", path, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
