@@ -104,6 +104,9 @@ func (s Sys) FreeDevice() (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
+	if len(devs) == 0 {
+		return 0, fmt.Errorf("no nbd devices in %s: is the nbd driver loaded?", s.Block)
+	}
 	for _, idx := range devs {
 		_, busy, err := s.PID(idx)
 		if err != nil || busy {

@@ -158,3 +158,10 @@ func TestWaitConnected(t *testing.T) {
 		t.Errorf("WaitConnected(2) error = %v", err)
 	}
 }
+
+func TestFreeDeviceNoDriver(t *testing.T) {
+	s := fakeSys(t, map[string]string{"sys/block/sda/size": "8\n"})
+	if _, err := s.FreeDevice(); err == nil || !strings.Contains(err.Error(), "nbd driver loaded") {
+		t.Errorf("FreeDevice error = %v", err)
+	}
+}

@@ -1,12 +1,354 @@
 package main
 
-import "errors"
+// The administrator's subcommands on a running system: attach, detach and
+// list. They need root (CAP_SYS_ADMIN) for everything but listing a
+// server's exports.
 
-// runAttach attaches an export to a local /dev/nbdN.
-func runAttach(args []string) error { return errors.New("attach: not implemented yet") }
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nbdboot/nbdboot/nbdnl"
+	"github.com/nbdboot/nbdboot/nbduri"
+	"github.com/nbdboot/nbdboot/protocol"
+)
+
+// Network bounds for the admin commands.
+const (
+	adminDialTimeout      = 10 * time.Second
+	adminHandshakeTimeout = 30 * time.Second
+	maxAdminConnections   = 64
+)
+
+// attachArgs is the parsed command line of `nbdboot attach`.
+type attachArgs struct {
+	uri         nbduri.URI
+	index       *uint32 // nil: the kernel picks
+	connections int
+	timeout     time.Duration
+	deadConn    time.Duration
+}
+
+func parseAttachArgs(args []string) (attachArgs, error) {
+	fs := flag.NewFlagSet("attach", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var a attachArgs
+	fs.IntVar(&a.connections, "connections", 1, "sockets per device (used only if the export allows multiple connections)")
+	fs.DurationVar(&a.timeout, "timeout", 0, "request timeout (0: the kernel's default of 30s)")
+	fs.DurationVar(&a.deadConn, "deadconn", 0, "how long I/O waits for a reconnect when every socket is dead (0: fail at once)")
+	if err := fs.Parse(args); err != nil {
+		return attachArgs{}, fmt.Errorf("attach: %w (usage: nbdboot attach [-connections N] [-timeout D] [-deadconn D] nbd://HOST[:PORT]/EXPORT [/dev/nbdN])", err)
+	}
+	if a.connections < 1 || a.connections > maxAdminConnections {
+		return attachArgs{}, fmt.Errorf("attach: -connections %d: must be from 1 to %d", a.connections, maxAdminConnections)
+	}
+	if a.timeout < 0 || a.deadConn < 0 {
+		return attachArgs{}, fmt.Errorf("attach: -timeout and -deadconn must not be negative")
+	}
+	rest := fs.Args()
+	if len(rest) < 1 || len(rest) > 2 {
+		return attachArgs{}, fmt.Errorf("attach: want nbd://HOST[:PORT]/EXPORT [/dev/nbdN], got %d arguments", len(rest))
+	}
+	u, err := nbduri.Parse(rest[0])
+	if err != nil {
+		return attachArgs{}, fmt.Errorf("attach: %w", err)
+	}
+	a.uri = u
+	if len(rest) == 2 {
+		idx, err := nbdnl.DeviceIndex(rest[1])
+		if err != nil {
+			return attachArgs{}, fmt.Errorf("attach: %w", err)
+		}
+		a.index = &idx
+	}
+	return a, nil
+}
+
+// runAttach attaches an export to a local /dev/nbdN and prints the device.
+func runAttach(args []string) error {
+	a, err := parseAttachArgs(args)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	info, socks, err := dialExport(ctx, a.uri, a.connections, os.Stderr)
+	if err != nil {
+		return fmt.Errorf("attach %s: %w", a.uri, err)
+	}
+	defer closeAll(socks) // the kernel holds its own references
+	cfg, err := attachConfig(a, info, socks, os.Getpagesize())
+	if err != nil {
+		return fmt.Errorf("attach %s: %w", a.uri, err)
+	}
+	idx, sess, err := nbdnl.DefaultSys().Attach(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("attach %s: %w", a.uri, err)
+	}
+	fmt.Println(nbdnl.DevicePath(idx))
+	if sess == nil {
+		return nil
+	}
+	// The ioctl interface ties the device to this process.
+	closeAll(socks)
+	fmt.Fprintf(os.Stderr, "nbdboot: kernel without nbd netlink: staying in the foreground while %s is attached\n", nbdnl.DevicePath(idx))
+	if err := sess.Err(); err != nil {
+		return fmt.Errorf("attach %s to %s: %w", a.uri, nbdnl.DevicePath(idx), err)
+	}
+	return nil
+}
+
+// attachConfig turns the negotiated export into the kernel's
+// configuration. The block size is the export's minimum rounded up to a
+// power of two from 512 (see nbdnl.BlockSize), and the size is rounded
+// down to whole blocks, as the kernel cannot address a partial block.
+func attachConfig(a attachArgs, info protocol.ExportInfo, socks []*os.File, pageSize int) (nbdnl.ConnectConfig, error) {
+	bs, err := nbdnl.BlockSize(info.MinBlock, pageSize)
+	if err != nil {
+		return nbdnl.ConnectConfig{}, err
+	}
+	size := info.Size &^ (bs - 1)
+	if size == 0 {
+		return nbdnl.ConnectConfig{}, fmt.Errorf("export %q has %d bytes, less than one %d-byte block", info.Name, info.Size, bs)
+	}
+	return nbdnl.ConnectConfig{
+		Index:           a.index,
+		Size:            size,
+		BlockSize:       bs,
+		ServerFlags:     uint64(info.Flags),
+		Timeout:         a.timeout,
+		DeadConnTimeout: a.deadConn,
+		Sockets:         socks,
+		BackendID:       a.uri.String(),
+	}, nil
+}
+
+// dialExport opens up to n connections to the export and negotiates each.
+// More than one is opened only when the export allows multiple
+// connections; otherwise a note goes to warn.
+func dialExport(ctx context.Context, u nbduri.URI, n int, warn io.Writer) (protocol.ExportInfo, []*os.File, error) {
+	info, first, err := dialOne(ctx, u)
+	if err != nil {
+		return protocol.ExportInfo{}, nil, err
+	}
+	socks := []*os.File{first}
+	if n > 1 && info.Flags&protocol.FlagCanMultiConn == 0 {
+		fmt.Fprintf(warn, "nbdboot: export %q does not allow multiple connections; using one\n", u.Export)
+		n = 1
+	}
+	for len(socks) < n {
+		more, f, err := dialOne(ctx, u)
+		if err == nil && (more.Size != info.Size || more.Flags != info.Flags) {
+			f.Close()
+			err = fmt.Errorf("connection %d saw size %d flags %#x, the first saw size %d flags %#x", len(socks)+1, more.Size, more.Flags, info.Size, info.Flags)
+		}
+		if err != nil {
+			closeAll(socks)
+			return protocol.ExportInfo{}, nil, err
+		}
+		socks = append(socks, f)
+	}
+	return info, socks, nil
+}
+
+// dialOne connects over TCP, negotiates the export and returns the socket
+// as a file, ready to be handed to the kernel.
+func dialOne(ctx context.Context, u nbduri.URI) (protocol.ExportInfo, *os.File, error) {
+	d := net.Dialer{Timeout: adminDialTimeout}
+	c, err := d.DialContext(ctx, "tcp", u.Addr())
+	if err != nil {
+		return protocol.ExportInfo{}, nil, err
+	}
+	defer c.Close() // the returned file is a duplicate
+	tc := c.(*net.TCPConn)
+	if err := tc.SetNoDelay(true); err != nil {
+		return protocol.ExportInfo{}, nil, fmt.Errorf("set TCP_NODELAY: %w", err)
+	}
+	n, err := handshake(tc, u.Export)
+	if err != nil {
+		return protocol.ExportInfo{}, nil, err
+	}
+	f, err := tc.File()
+	if err != nil {
+		return protocol.ExportInfo{}, nil, fmt.Errorf("socket file: %w", err)
+	}
+	return n.ExportInfo, f, nil
+}
+
+// deadliner is the part of net.Conn handshake needs besides reading and
+// writing.
+type deadliner interface {
+	io.ReadWriter
+	SetDeadline(time.Time) error
+}
+
+// handshake negotiates export with a bounded time. No structured replies:
+// the kernel's nbd driver only understands simple replies.
+func handshake(c deadliner, export string) (protocol.Negotiated, error) {
+	if err := c.SetDeadline(time.Now().Add(adminHandshakeTimeout)); err != nil {
+		return protocol.Negotiated{}, err
+	}
+	n, err := protocol.ClientHandshake(c, protocol.ClientOptions{Export: export})
+	if err != nil {
+		return protocol.Negotiated{}, err
+	}
+	if err := c.SetDeadline(time.Time{}); err != nil {
+		return protocol.Negotiated{}, err
+	}
+	return n, nil
+}
+
+func closeAll(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
+}
 
 // runDetach disconnects a /dev/nbdN.
-func runDetach(args []string) error { return errors.New("detach: not implemented yet") }
+func runDetach(args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("detach: want one /dev/nbdN, got %d arguments", len(args))
+	}
+	idx, err := nbdnl.DeviceIndex(args[0])
+	if err != nil {
+		return fmt.Errorf("detach: %w", err)
+	}
+	c, err := nbdnl.Dial()
+	if errors.Is(err, nbdnl.ErrNoFamily) {
+		return nbdnl.DisconnectIoctl(nbdnl.DefaultSys().Node(idx))
+	}
+	if err != nil {
+		return fmt.Errorf("detach %s: %w", args[0], err)
+	}
+	defer c.Close()
+	return c.Disconnect(idx)
+}
 
-// runList lists a server's exports.
-func runList(args []string) error { return errors.New("list: not implemented yet") }
+// runList lists a server's exports, or with no argument the local nbd
+// devices.
+func runList(args []string) error {
+	switch len(args) {
+	case 0:
+		return listLocal(os.Stdout, nbdnl.DefaultSys())
+	case 1:
+	default:
+		return fmt.Errorf("list: want nothing or nbd://HOST[:PORT], got %d arguments", len(args))
+	}
+	u, err := nbduri.Parse(args[0])
+	if err != nil {
+		return fmt.Errorf("list: %w", err)
+	}
+	if u.Export != "" {
+		return fmt.Errorf("list: %s names export %q; give only nbd://HOST[:PORT]", args[0], u.Export)
+	}
+	d := net.Dialer{Timeout: adminDialTimeout}
+	c, err := d.DialContext(context.Background(), "tcp", u.Addr())
+	if err != nil {
+		return fmt.Errorf("list %s: %w", u.Addr(), err)
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(adminHandshakeTimeout)); err != nil {
+		return err
+	}
+	return listExports(os.Stdout, c, u.Addr())
+}
+
+// listExports prints the exports of the server on rw, one per line: name
+// (`(default)` for the empty name) and description.
+func listExports(w io.Writer, rw io.ReadWriter, server string) error {
+	exports, err := protocol.ClientList(rw)
+	if err != nil {
+		return fmt.Errorf("list %s: %w", server, err)
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	for _, e := range exports {
+		name := e.Name
+		if name == "" {
+			name = "(default)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", name, e.Description)
+	}
+	return tw.Flush()
+}
+
+// localDevice is one row of `nbdboot list` without arguments.
+type localDevice struct {
+	index     uint32
+	connected bool
+	pid       int // 0: none
+	backend   string
+	size      uint64
+}
+
+// listLocal prints the local nbd devices: their state from the kernel
+// (netlink STATUS, or sysfs on kernels without it), the connecting pid, the
+// backend identifier and the size.
+func listLocal(w io.Writer, sys nbdnl.Sys) error {
+	devs, err := localDevices(sys)
+	if err != nil {
+		return fmt.Errorf("list: %w", err)
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "DEVICE\tSTATE\tSIZE\tPID\tBACKEND")
+	for _, d := range devs {
+		state, pid := "free", "-"
+		if d.connected {
+			state = "connected"
+		}
+		if d.pid != 0 {
+			pid = fmt.Sprint(d.pid)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", nbdnl.DevicePath(d.index), state, d.size, pid, d.backend)
+	}
+	return tw.Flush()
+}
+
+func localDevices(sys nbdnl.Sys) ([]localDevice, error) {
+	var devs []localDevice
+	c, err := nbdnl.Dial()
+	switch {
+	case errors.Is(err, nbdnl.ErrNoFamily):
+		idxs, err := sys.Devices()
+		if err != nil {
+			return nil, err
+		}
+		for _, i := range idxs {
+			devs = append(devs, localDevice{index: i})
+		}
+	case err != nil:
+		return nil, err
+	default:
+		defer c.Close()
+		st, err := c.Status(nil)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range st {
+			devs = append(devs, localDevice{index: s.Index, connected: s.Connected})
+		}
+	}
+	for i := range devs {
+		fillSysInfo(sys, &devs[i])
+	}
+	return devs, nil
+}
+
+// fillSysInfo adds what sysfs knows; missing files leave zero values.
+func fillSysInfo(sys nbdnl.Sys, d *localDevice) {
+	if pid, ok, err := sys.PID(d.index); err == nil && ok {
+		d.pid = pid
+		d.connected = true
+	}
+	if b, ok, err := sys.Backend(d.index); err == nil && ok {
+		d.backend = b
+	}
+	if size, err := sys.Size(d.index); err == nil {
+		d.size = size
+	}
+}
