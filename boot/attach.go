@@ -12,15 +12,16 @@ const (
 	maxBlockSize = 4096
 )
 
-// blockSize picks the device's logical block size: the server's preferred
-// size clamped to 512..4096 (a power of two, at least its minimum). A
-// partitioned root keeps the minimum instead: partition tables count
-// 512-byte sectors scaled by the logical block size, so a 4096-byte block
-// would misplace partitions written with 512-byte sectors.
-func blockSize(exp Export, partitioned bool) uint64 {
-	want := exp.PrefBlock
-	if partitioned || want == 0 {
-		want = exp.MinBlock
+// blockSize picks the device's logical block size: bs= when given, else
+// the smallest power of two from 512 that the server's minimum allows,
+// capped at the page size. Deliberately not the preferred size: a 4096-byte
+// logical block makes ext4 with 1 KiB blocks (mke2fs's choice for small
+// images) unmountable and misplaces partitions written in 512-byte sectors,
+// while the page cache sends page-sized I/O anyway.
+func blockSize(exp Export, configured uint32) uint64 {
+	want := exp.MinBlock
+	if configured > want {
+		want = configured
 	}
 	bs := uint64(minBlockSize)
 	for bs < uint64(want) && bs < maxBlockSize {
@@ -38,7 +39,7 @@ func (b *booter) attach(ctx context.Context, s *session, rd RootDevice) (uint32,
 	req := AttachRequest{
 		Index:       rd.Index,
 		Size:        s.export.Size,
-		BlockSize:   blockSize(s.export, rd.Partition > 0),
+		BlockSize:   blockSize(s.export, b.cfg.BlockSize),
 		ServerFlags: uint64(s.export.Flags),
 		Timeout:     b.cfg.Timeout,
 		DeadConn:    b.cfg.DeadConn,

@@ -42,7 +42,7 @@ func (t Target) String() string { return t.URI() }
 type Config struct {
 	Servers  []Target // tried in order
 	FromDHCP bool     // nbdroot=dhcp: the target is the DHCP root-path
-	IP       string   // raw ip= value, "" when absent
+	IP       []string // raw ip= values, none when absent
 
 	Root       string // root=, "" (whole device), /dev/nbdN or /dev/nbdNpM
 	RootFSType string // rootfstype=, "" to probe the superblock
@@ -51,6 +51,7 @@ type Config struct {
 	Init       string // init=, "" for the default search
 	InitArgs   []string
 
+	BlockSize   uint32        // bs= in the target's options; 0: see blockSize
 	Connections int           // nbdboot.connections
 	Timeout     time.Duration // nbdboot.timeout: per-request timeout
 	DeadConn    time.Duration // nbdboot.deadconn: wait for a new socket
@@ -60,7 +61,23 @@ type Config struct {
 	ClientID    string        // nbdboot.clientid
 	Modules     []string      // nbdboot.modules: extra modules to load
 	Shell       bool          // nbdboot.shell / rd.shell: rescue shell on failure
-	Break       bool          // rd.break: shell before switch_root
+	Breaks      []string      // rd.break points: BreakPreMount, BreakMount, BreakPrePivot
+}
+
+// Break points, dracut's names.
+const (
+	BreakPreMount = "pre-mount" // network up, before the device is attached
+	BreakMount    = "mount"     // device attached, before the root is mounted
+	BreakPrePivot = "pre-pivot" // root mounted, before switch_root (bare rd.break)
+)
+
+func (c *Config) breakAt(point string) bool {
+	for _, b := range c.Breaks {
+		if b == point {
+			return true
+		}
+	}
+	return false
 }
 
 // DefaultRetry is the network and server deadline when Config.Retry is 0.

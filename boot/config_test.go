@@ -83,21 +83,21 @@ func TestTarget(t *testing.T) {
 
 func TestBlockSize(t *testing.T) {
 	for _, tc := range []struct {
-		exp         Export
-		partitioned bool
-		want        uint64
+		exp        Export
+		configured uint32 // bs=
+		want       uint64
 	}{
-		{Export{}, false, 512},                                 // no INFO_BLOCK_SIZE
-		{Export{MinBlock: 1, PrefBlock: 4096}, false, 4096},    // preferred
-		{Export{MinBlock: 1, PrefBlock: 65536}, false, 4096},   // clamped down
-		{Export{MinBlock: 1, PrefBlock: 1}, false, 512},        // clamped up
-		{Export{MinBlock: 1, PrefBlock: 3000}, false, 4096},    // rounded to a power of two
-		{Export{MinBlock: 1, PrefBlock: 4096}, true, 512},      // partitions: the minimum
-		{Export{MinBlock: 4096, PrefBlock: 4096}, true, 4096},  // unless the server requires more
-		{Export{MinBlock: 1024, PrefBlock: 65536}, true, 1024}, // the minimum, as a power of two
+		{Export{}, 0, 512}, // no INFO_BLOCK_SIZE
+		{Export{MinBlock: 1, PrefBlock: 4096}, 0, 512},     // not the preferred size
+		{Export{MinBlock: 1024, PrefBlock: 4096}, 0, 1024}, // the server's minimum
+		{Export{MinBlock: 3000, PrefBlock: 4096}, 0, 4096}, // rounded up to a power of two
+		{Export{MinBlock: 65536}, 0, 4096},                 // capped at the page size
+		{Export{MinBlock: 1, PrefBlock: 4096}, 4096, 4096}, // bs=4096
+		{Export{MinBlock: 4096}, 1024, 4096},               // bs= below the minimum
+		{Export{}, 100000, 4096},                           // bs= capped
 	} {
-		if got := blockSize(tc.exp, tc.partitioned); got != tc.want {
-			t.Errorf("blockSize(%+v, %v) = %d, want %d", tc.exp, tc.partitioned, got, tc.want)
+		if got := blockSize(tc.exp, tc.configured); got != tc.want {
+			t.Errorf("blockSize(%+v, %d) = %d, want %d", tc.exp, tc.configured, got, tc.want)
 		}
 	}
 }

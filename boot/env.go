@@ -16,8 +16,10 @@ type Env struct {
 	// Parse turns the command line into a Config; its errors name the
 	// parameter.
 	Parse func(cmdline string) (*Config, error)
-	// ParseRootPath turns a DHCP root-path into a target (nbdroot=dhcp).
-	ParseRootPath func(rootPath string) (Target, error)
+	// ResolveRootPath returns the Config for nbdroot=dhcp once the DHCP
+	// root-path is known: the command line's Config merged with the
+	// target the root-path names (servers, and maybe fstype and flags).
+	ResolveRootPath func(rootPath string) (*Config, error)
 
 	FS         FS
 	Modules    Modules
@@ -70,10 +72,10 @@ type NetInfo struct {
 	RootPath  string // DHCP option 17, "" when absent
 }
 
-// Network brings up the network as ip= says ("" means DHCP on the first
-// link with a carrier).
+// Network brings up the network as the ip= values say (none means DHCP
+// on the first link with a carrier).
 type Network interface {
-	Up(ctx context.Context, ip string) (NetInfo, error)
+	Up(ctx context.Context, ip []string) (NetInfo, error)
 }
 
 // Dialer dials TCP connections (net.Dialer satisfies it).

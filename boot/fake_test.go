@@ -118,7 +118,7 @@ type fakeNetwork struct {
 	cost  time.Duration // fake time one attempt takes
 }
 
-func (n *fakeNetwork) Up(ctx context.Context, ip string) (NetInfo, error) {
+func (n *fakeNetwork) Up(ctx context.Context, ip []string) (NetInfo, error) {
 	n.tr.add("network up %q", ip)
 	n.clock.advance(n.cost)
 	if n.err != nil {
@@ -268,7 +268,7 @@ func newWorld() *world {
 		fs:   &fakeFS{tr: tr, devices: map[string][]byte{"/dev/nbd0": ext4Image(), "/dev/nbd0p2": ext4Image()}},
 		mods: &fakeModules{tr: tr},
 		net: &fakeNetwork{tr: tr, clock: clock, cost: 300 * time.Millisecond, info: NetInfo{
-			Interface: "eth0", Addrs: []string{"10.0.2.15/24"}, Method: "dhcp", RootPath: "nbd:10.0.2.2:10809:root"}},
+			Interface: "eth0", Addrs: []string{"10.0.2.15/24"}, Method: "dhcp", RootPath: "nbd:10.0.2.2:10809:root:squashfs"}},
 		server: &fakeServer{tr: tr, clock: clock,
 			upAt:   map[string]time.Time{"10.0.2.2:10809": clock.Now()},
 			export: Export{Size: 1 << 30, Flags: 1 | 1<<2 | 1<<8, MinBlock: 1, PrefBlock: 4096, MaxBlock: 32 << 20}},
@@ -290,13 +290,16 @@ func newWorld() *world {
 			}
 			return w.cfg, nil
 		},
-		ParseRootPath: func(rp string) (Target, error) {
+		ResolveRootPath: func(rp string) (*Config, error) {
 			rest, ok := strings.CutPrefix(rp, "nbd:")
 			f := strings.Split(rest, ":")
-			if !ok || len(f) != 3 {
-				return Target{}, fmt.Errorf("bad root-path %q", rp)
+			if !ok || len(f) != 4 {
+				return nil, fmt.Errorf("bad root-path %q", rp)
 			}
-			return Target{Host: f[0], Port: f[1], Export: f[2]}, nil
+			c := *w.cfg
+			c.Servers = []Target{{Host: f[0], Port: f[1], Export: f[2]}}
+			c.RootFSType = f[3]
+			return &c, nil
 		},
 		FS: w.fs, Modules: w.mods, Network: w.net, Dialer: w.server, Negotiate: w.server.negotiate,
 		Device: w.dev, Switch: w.sw, Supervisor: &fakeSupervisor{tr: tr}, Shell: w.shell, Clock: clock,

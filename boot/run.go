@@ -30,20 +30,32 @@ func Run(ctx context.Context, env *Env) (*Config, error) {
 	if err := b.network(ctx); err != nil {
 		return b.cfg, err
 	}
-	targets, err := b.targets()
-	if err != nil {
+	if err := b.resolveDHCP(); err != nil {
 		return b.cfg, err
 	}
-	return b.cfg, b.root(ctx, targets)
+	b.breakPoint(ctx, BreakPreMount, "the network is up, the device not attached yet")
+	return b.cfg, b.root(ctx)
+}
+
+// breakPoint runs a shell when rd.break asked for one here; exiting the
+// shell continues the boot.
+func (b *booter) breakPoint(ctx context.Context, point, what string) {
+	if !b.cfg.breakAt(point) {
+		return
+	}
+	b.log.Printf("rd.break=%s: %s; exit the shell to continue booting", point, what)
+	if err := b.env.Shell.Run(ctx, "rd.break="+point); err != nil {
+		b.log.Printf("rd.break=%s: %v; continuing", point, err)
+	}
 }
 
 // root connects, attaches, mounts and switches.
-func (b *booter) root(ctx context.Context, targets []Target) error {
+func (b *booter) root(ctx context.Context) error {
 	rd, err := ParseRootDevice(b.cfg.Root)
 	if err != nil {
 		return fail("cmdline", err, hintCmdline)
 	}
-	s, err := b.connect(ctx, targets)
+	s, err := b.connect(ctx, b.cfg.Servers)
 	if err != nil {
 		return err
 	}
@@ -56,16 +68,12 @@ func (b *booter) root(ctx context.Context, targets []Target) error {
 	if err != nil {
 		return err
 	}
+	b.breakPoint(ctx, BreakMount, dev+" is attached, the root not mounted yet")
 	if err := b.mountRoot(dev, exp); err != nil {
 		return err
 	}
-	if b.cfg.Break {
-		b.log.Printf("rd.break: the root is mounted at %s; exit the shell to continue booting", NewRoot)
-		if err := b.env.Shell.Run(ctx, "rd.break"); err != nil {
-			b.log.Printf("rd.break: %v; continuing", err)
-		}
-	}
-	st := b.state(idx, target, exp, conns, rd)
+	b.breakPoint(ctx, BreakPrePivot, "the root is mounted at "+NewRoot)
+	st := b.state(idx, target, exp, conns)
 	return b.switchRoot(st)
 }
 
@@ -80,10 +88,10 @@ func (b *booter) setup() error {
 	}
 	b.log.Printf("cmdline: %s", strings.TrimSpace(line))
 	cfg, err := b.env.Parse(line)
+	b.cfg = cfg // a partial Config still says whether a shell is wanted
 	if err != nil {
 		return fail("cmdline", err, hintCmdline)
 	}
-	b.cfg = cfg
 	b.log.SetDebug(cfg.Debug)
 	if len(cfg.Servers) == 0 && !cfg.FromDHCP {
 		return fail("cmdline", fmt.Errorf("no NBD root given: set nbdroot=HOST,PORT,EXPORT, root=nbd:HOST:PORT:EXPORT or nbdroot=dhcp"), hintCmdline)
@@ -133,32 +141,33 @@ func (b *booter) network(ctx context.Context) error {
 	}
 }
 
-// targets are the servers to try: from the command line, or the DHCP
-// root-path for nbdroot=dhcp.
-func (b *booter) targets() ([]Target, error) {
+// resolveDHCP replaces the Config for nbdroot=dhcp with the one the DHCP
+// root-path completes.
+func (b *booter) resolveDHCP() error {
 	if !b.cfg.FromDHCP {
-		return b.cfg.Servers, nil
+		return nil
 	}
 	if b.net.RootPath == "" {
-		return nil, fail("dhcp", fmt.Errorf("nbdroot=dhcp: the DHCP answer on %s has no root-path", b.net.Interface), hintRootPath)
+		return fail("dhcp", fmt.Errorf("nbdroot=dhcp: the DHCP answer on %s has no root-path", b.net.Interface), hintRootPath)
 	}
-	t, err := b.env.ParseRootPath(b.net.RootPath)
+	cfg, err := b.env.ResolveRootPath(b.net.RootPath)
 	if err != nil {
-		return nil, fail("dhcp", fmt.Errorf("DHCP root-path %q: %w", b.net.RootPath, err), hintRootPath)
+		return fail("dhcp", fmt.Errorf("DHCP root-path %q: %w", b.net.RootPath, err), hintRootPath)
 	}
-	b.log.Printf("dhcp: root-path %q: %s", b.net.RootPath, t)
-	return append([]Target{t}, b.cfg.Servers...), nil
+	if len(cfg.Servers) == 0 {
+		return fail("dhcp", fmt.Errorf("DHCP root-path %q names no server", b.net.RootPath), hintRootPath)
+	}
+	b.cfg = cfg
+	b.log.SetDebug(cfg.Debug)
+	b.log.Printf("dhcp: root-path %q: %s", b.net.RootPath, cfg.Servers[0])
+	return nil
 }
 
-func (b *booter) state(idx uint32, t Target, exp Export, conns int, rd RootDevice) State {
-	servers := b.cfg.Servers
-	if b.cfg.FromDHCP {
-		servers = append([]Target{t}, servers...)
-	}
+func (b *booter) state(idx uint32, t Target, exp Export, conns int) State {
 	return State{
 		Version: StateVersion, Index: idx, Device: DevicePath(idx),
-		Servers: servers, Target: t, BackendID: t.URI(), ClientID: b.cfg.ClientID,
-		Connections: conns, Size: exp.Size, BlockSize: blockSize(exp, rd.Partition > 0),
+		Servers: b.cfg.Servers, Target: t, BackendID: t.URI(), ClientID: b.cfg.ClientID,
+		Connections: conns, Size: exp.Size, BlockSize: blockSize(exp, b.cfg.BlockSize),
 		ServerFlags: uint64(exp.Flags), Timeout: b.cfg.Timeout, DeadConn: b.cfg.DeadConn,
 		Interface: b.net.Interface, Debug: b.cfg.Debug,
 	}

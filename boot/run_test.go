@@ -46,7 +46,7 @@ func TestRunOrder(t *testing.T) {
 		"network up",
 		"dial 10.0.2.2:10809",
 		"negotiate \"root\"",
-		"attach index=auto conns=1 size=1073741824 bs=4096 flags=0x105 backend=nbd://10.0.2.2:10809/root",
+		"attach index=auto conns=1 size=1073741824 bs=512 flags=0x105 backend=nbd://10.0.2.2:10809/root",
 		"wait /dev/nbd0",
 		"open /dev/nbd0",
 		"modprobe ext4",
@@ -63,7 +63,7 @@ func TestRunOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	if st.Device != "/dev/nbd0" || st.BackendID != "nbd://10.0.2.2:10809/root" || st.Size != 1<<30 ||
-		st.BlockSize != 4096 || st.DeadConn != 120*time.Second || st.Interface != "eth0" || st.Connections != 1 {
+		st.BlockSize != 512 || st.DeadConn != 120*time.Second || st.Interface != "eth0" || st.Connections != 1 {
 		t.Errorf("state = %+v", st)
 	}
 	if !slices.Equal(w.sw.spec.Env, initEnv) {
@@ -169,7 +169,7 @@ func TestPartitionRoot(t *testing.T) {
 		t.Fatalf("Run = %v; log:\n%s", err, w.log)
 	}
 	wantOrder(t, w.tr.list(),
-		"attach index=0 conns=1 size=1073741824 bs=512 ", // partitions keep 512-byte sectors
+		"attach index=0 conns=1 size=1073741824 bs=512 ",
 		"rescan /dev/nbd0",
 		"wait /dev/nbd0p2",
 		"open /dev/nbd0p2",
@@ -212,7 +212,11 @@ func TestDHCPRootPath(t *testing.T) {
 	if _, err := Run(context.Background(), w.env); !errors.Is(err, errExeced) {
 		t.Fatalf("Run = %v; log:\n%s", err, w.log)
 	}
-	wantOrder(t, w.tr.list(), "network up", "dial 10.0.2.2:10809", "negotiate \"root\"")
+	wantOrder(t, w.tr.list(), "network up", "dial 10.0.2.2:10809", "negotiate \"root\"",
+		"mount /dev/nbd0 /newroot squashfs") // the fstype came with the root-path
+	if !strings.Contains(w.log.String(), `dhcp: root-path "nbd:10.0.2.2:10809:root:squashfs": nbd://10.0.2.2:10809/root`) {
+		t.Errorf("log:\n%s", w.log)
+	}
 
 	w = newWorld()
 	w.cfg.Servers = nil
@@ -332,15 +336,16 @@ func TestRescueShellDisabled(t *testing.T) {
 	}
 }
 
-func TestRDBreakRunsShellBeforeSwitch(t *testing.T) {
+func TestRDBreakPoints(t *testing.T) {
 	w := newWorld()
-	w.cfg.Break = true
+	w.cfg.Breaks = []string{BreakPreMount, BreakMount, BreakPrePivot}
 	if _, err := Run(context.Background(), w.env); !errors.Is(err, errExeced) {
 		t.Fatalf("Run = %v", err)
 	}
-	wantOrder(t, w.tr.list(), "mount /dev/nbd0 /newroot", "shell", "switch_root")
-	if w.shell.reasons[0] != "rd.break" {
-		t.Errorf("reason = %q", w.shell.reasons[0])
+	wantOrder(t, w.tr.list(), "network up", "shell", "attach", "shell", "mount /dev/nbd0 /newroot", "shell", "switch_root")
+	want := []string{"rd.break=pre-mount", "rd.break=mount", "rd.break=pre-pivot"}
+	if !slices.Equal(w.shell.reasons, want) {
+		t.Errorf("reasons = %q, want %q", w.shell.reasons, want)
 	}
 }
 

@@ -1,0 +1,92 @@
+package boot
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"github.com/nbdboot/nbdboot/nbdnl"
+	"github.com/nbdboot/nbdboot/protocol"
+)
+
+// NewDialer is the boot's TCP dialer: Go sets TCP_NODELAY; keepalive
+// notices a dead server within about 30s.
+func NewDialer() *net.Dialer {
+	return &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{
+		Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3,
+	}}
+}
+
+// Negotiate runs protocol.ClientHandshake on conn within ctx's deadline.
+func Negotiate(ctx context.Context, conn net.Conn, req NegotiateRequest) (Export, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+		defer conn.SetDeadline(time.Time{})
+	}
+	n, err := protocol.ClientHandshake(conn, protocol.ClientOptions{Export: req.Export})
+	if err != nil {
+		return Export{}, err
+	}
+	return Export{
+		Name: n.Name, Size: n.Size, Flags: n.Flags,
+		MinBlock: n.MinBlock, PrefBlock: n.PrefBlock, MaxBlock: n.MaxBlock,
+	}, nil
+}
+
+// NetlinkDevice attaches over the nbd generic netlink family. There is no
+// ioctl fallback for the root: with ioctls the attaching process must live
+// as long as the device, and PID 1 becomes another program.
+type NetlinkDevice struct {
+	Sys nbdnl.Sys
+}
+
+// Attach hands the connections' sockets to the kernel.
+func (d NetlinkDevice) Attach(ctx context.Context, req AttachRequest) (uint32, error) {
+	files := make([]*os.File, 0, len(req.Conns))
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	for _, c := range req.Conns {
+		fc, ok := c.(interface{ File() (*os.File, error) })
+		if !ok {
+			return 0, fmt.Errorf("connection %s has no socket file", c.RemoteAddr())
+		}
+		f, err := fc.File()
+		if err != nil {
+			return 0, fmt.Errorf("socket of %s: %w", c.RemoteAddr(), err)
+		}
+		files = append(files, f)
+	}
+	nl, err := nbdnl.Dial()
+	if err != nil {
+		return 0, err
+	}
+	defer nl.Close()
+	idx, err := nl.Connect(nbdnl.ConnectConfig{
+		Index: req.Index, Size: req.Size, BlockSize: req.BlockSize, ServerFlags: req.ServerFlags,
+		Timeout: req.Timeout, DeadConnTimeout: req.DeadConn, Sockets: files, BackendID: req.BackendID,
+	})
+	if err != nil {
+		return 0, err
+	}
+	if err := d.Sys.WaitConnected(ctx, idx, 10*time.Second); err != nil {
+		return idx, err
+	}
+	return idx, nil
+}
+
+// RescanPartitions rereads the partition table (BLKRRPART).
+func (d NetlinkDevice) RescanPartitions(dev string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return nbdnl.RescanPartitions(ctx, dev)
+}
+
+// WaitPath waits for a device node.
+func (d NetlinkDevice) WaitPath(ctx context.Context, path string) error {
+	return WaitForPath(ctx, path)
+}
