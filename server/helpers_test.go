@@ -67,6 +67,13 @@ func (b *memBackend) WriteAt(p []byte, off int64) (int, error) {
 	return copy(b.data[off:], p), nil
 }
 
+// snapshot copies n bytes at off under the lock.
+func (b *memBackend) snapshot(off, n int) []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]byte(nil), b.data[off:off+n]...)
+}
+
 func (b *memBackend) Size() int64 { return int64(len(b.data)) }
 func (b *memBackend) Sync() error {
 	b.mu.Lock()
