@@ -90,3 +90,29 @@ func (d NetlinkDevice) RescanPartitions(dev string) error {
 func (d NetlinkDevice) WaitPath(ctx context.Context, path string) error {
 	return WaitForPath(ctx, path)
 }
+
+// NetlinkWatch subscribes to the nbd driver's LINK_DEAD notifications.
+func NetlinkWatch(ctx context.Context) (<-chan LinkDead, error) {
+	nl, err := nbdnl.Dial()
+	if err != nil {
+		return nil, err
+	}
+	idx, err := nl.WatchLinkDead(ctx)
+	if err != nil {
+		nl.Close()
+		return nil, err
+	}
+	out := make(chan LinkDead)
+	go func() {
+		defer nl.Close()
+		defer close(out)
+		for i := range idx {
+			select {
+			case out <- LinkDead{Index: i}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
