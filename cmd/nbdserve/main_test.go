@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nbdboot/nbdboot/protocol"
+)
+
+func TestRunErrors(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "a.img")
+	os.WriteFile(img, make([]byte, 1<<20), 0o644)
+	cfg := filepath.Join(dir, "c.toml")
+	os.WriteFile(cfg, []byte("[[export]]\nname = \"a\"\npath = \""+img+"\"\nbogus = 1\n"), 0o644)
+	for _, tt := range []struct {
+		args    []string
+		wantErr string
+	}{
+		{nil, "no exports: give NAME=PATH arguments or [[export]] in -config"},
+		{[]string{"a=" + filepath.Join(dir, "missing.img")}, `export "a": open ` + filepath.Join(dir, "missing.img") + ": no such file or directory"},
+		{[]string{"a=" + img, "a=" + img}, `export "a": defined twice`},
+		{[]string{"a=" + img + ",rw"}, `export "a": unknown option "rw" (known: ro, desc=TEXT)`},
+		{[]string{"noequals"}, `export "noequals": want NAME=PATH[,ro][,desc=TEXT]`},
+		{[]string{"-config", cfg}, "config " + cfg + ": unknown key export.bogus"},
+		{[]string{"-max-inflight", "0", "a=" + img}, "limits.max_inflight: 0, want >= 1"},
+		{[]string{"-listen", "127.0.0.1:99999", "a=" + img}, "listen: "},
+		{[]string{"-nosuchflag"}, "flag provided but not defined: -nosuchflag"},
+	} {
+		var stderr bytes.Buffer
+		err := run(context.Background(), tt.args, &stderr, nil)
+		if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("run(%q) = %v; want error containing %q", tt.args, err, tt.wantErr)
+		}
+	}
+}
+
+// TestRunServes starts nbdserve in-process from a config file plus an
+// argument, negotiates with both exports, and stops it by cancelling.
+func TestRunServes(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.img"), filepath.Join(dir, "b.img")
+	os.WriteFile(a, bytes.Repeat([]byte{0xaa}, 1<<20), 0o644)
+	os.WriteFile(b, make([]byte, 2<<20), 0o644)
+	cfg := filepath.Join(dir, "c.toml")
+	os.WriteFile(cfg, []byte(`
+listen = "127.0.0.1:1"   # overridden by -listen
+[limits]
+max_inflight = 8
+[[export]]
+name = "a"
+path = "`+a+`"
+readonly = true
+description = "from the file, with, commas"
+`), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc, done := make(chan net.Addr, 1), make(chan error, 1)
+	var stderr bytes.Buffer
+	go func() {
+		done <- run(ctx, []string{"-config", cfg, "-listen", "127.0.0.1:0", "-state", filepath.Join(dir, "state"), "b=" + b + ",desc=scratch"},
+			&stderr, func(a net.Addr) { addrc <- a })
+	}()
+	var addr net.Addr
+	select {
+	case addr = <-addrc:
+	case err := <-done:
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	for _, tt := range []struct {
+		name     string
+		size     uint64
+		readOnly bool
+		desc     string
+	}{{"a", 1 << 20, true, "from the file, with, commas"}, {"b", 2 << 20, false, "scratch"}} {
+		nc, err := net.Dial("tcp", addr.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.SetDeadline(time.Now().Add(10 * time.Second))
+		info, err := protocol.ClientInfo(nc, tt.name)
+		nc.Close()
+		if err != nil {
+			t.Fatalf("info %s: %v", tt.name, err)
+		}
+		if info.Size != tt.size || (info.Flags&protocol.FlagReadOnly != 0) != tt.readOnly || info.Description != tt.desc {
+			t.Errorf("export %s: %+v", tt.name, info)
+		}
+	}
+	if st, err := os.Stat(filepath.Join(dir, "state")); err != nil || !st.IsDir() {
+		t.Errorf("state directory not created: %v", err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run after cancel: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+	if !strings.Contains(stderr.String(), "msg=stopped") {
+		t.Errorf("log:\n%s", stderr.String())
+	}
+}
