@@ -1,0 +1,102 @@
+// Package cow is the server side of nbdserve's classroom mode: one
+// read-only base image, and for every client a copy-on-write overlay that
+// holds that client's writes, keyed by the client's identity so that it
+// survives reconnects and is shared by all of the client's connections.
+//
+// # Overlay
+//
+// An Overlay (overlay.go) splits the export into blocks (4 KiB unless
+// Options.BlockSize says otherwise) in one of three states (state.go):
+//
+//   - Base: reads come from the base image;
+//   - Data: reads come from the overlay's data file;
+//   - Zero: reads return zeroes (after TRIM or WRITE_ZEROES).
+//
+// A write to blocks not yet in Data turns them into Data; a partial write
+// to such a block first copies the block's current content (base bytes or
+// zeroes) into the data file and applies the write to it
+// (read-modify-write), so a Data block always holds a whole block. TRIM
+// turns whole blocks into Zero and punches them out of the data file;
+// its partial edges are left alone. WRITE_ZEROES does the same for whole
+// blocks, with or without NO_HOLE (the blocks read as zeroes, which is
+// all NBD promises), and writes zeroes into partial edges (zero.go).
+// Extents (extents.go) report Data as data, Zero as a hole, and Base as
+// the base reports it (a base hole reads as zeroes).
+//
+// Requests lock the block-state words they touch (16 blocks each) through
+// 256 striped reader/writer locks, taken in ascending order (locks.go):
+// requests on different blocks run in parallel, a request's blocks change
+// atomically as seen by other requests, and read-modify-write never loses
+// a concurrent write to the same block. One Overlay serves every
+// connection of a client, so a FLUSH on any of them covers the writes of
+// all (NBD_FLAG_CAN_MULTI_CONN).
+//
+// A quota (Options.Quota) caps the bytes in Data blocks; a request that
+// would pass it fails with an error wrapping ErrQuota before it changes
+// anything (the server answers ENOSPC).
+//
+// # On disk
+//
+// An overlay directory holds three files (mapfile.go has the byte layouts):
+//
+//   - data: a sparse file the size of the base; block i at offset
+//     i*BlockSize. Only Data blocks are meaningful.
+//   - map: a snapshot of the block states, two bits per block, with a
+//     generation number and CRC-32C checksums. Rewritten only atomically
+//     (map.tmp, fsync, rename, fsync of the directory).
+//   - journal: the state changes made since the map of the same
+//     generation was written: 24-byte records (first block, count, new
+//     state, CRC-32C seeded with the generation), appended and fdatasynced
+//     by Sync.
+//
+// A journal was chosen over rewriting the map at every FLUSH because the
+// kernel flushes often (every ext4 journal commit) and a map costs 64 KiB
+// per GiB of export: a FLUSH then costs in proportion to what changed. The
+// map is rewritten (compacted) when an overlay is opened, and by Sync when
+// the journal has grown past both 256 KiB and the map's size, or after a
+// failed append.
+//
+// # Crash safety
+//
+// The invariants, each tested by a crash simulation in crash_test.go
+// (drop the overlay without Sync or Close, reopen):
+//
+//  1. The base is never written (it is only read through io.ReaderAt).
+//  2. The data of a block is in the data file before its state says Data:
+//     WriteAt does its I/O, then changes the state in memory and queues
+//     the change for the journal.
+//  3. Sync fdatasyncs the data file, then appends the queued changes to
+//     the journal and fdatasyncs it. So a durable state never points at
+//     data that is not durable, and every request completed before Sync
+//     was called is durable when it returns (FLUSH; FUA is a write then
+//     Sync). Syncs are serialised, so journal records stay in order.
+//  4. Reopening loads the map, then replays the journal records of the
+//     same generation up to the first short or bad one (a torn append,
+//     whose Sync never returned). It then writes the result as the next
+//     generation's map, then an empty journal of that generation. A crash
+//     before the map's rename leaves the old map and journal; one after it
+//     leaves a new map with an old-generation journal, which is ignored
+//     because the new map already holds it. A torn map.tmp is never read.
+//  5. Compaction during Sync excludes every request (all stripe locks)
+//     after fdatasyncing the data, so the map it writes describes durable
+//     data only.
+//  6. After a failed fdatasync the overlay refuses further requests: the
+//     kernel may have dropped the dirty pages, and nothing it said about
+//     durability could be trusted.
+//
+// Hence after a crash (kill -9, or power loss) every block reads as it
+// did after the last Sync, or, for blocks changed since, as one of the
+// versions those later requests gave it (a write to a Base block since the
+// last Sync reads as the base again): never the data of another block,
+// and never bytes it never had.
+//
+// # Manager
+//
+// A Manager (manager.go) keeps the overlays of several exports in a
+// state directory, STATE/EXPORT/CLIENT/ with both names escaped for the
+// file system (names.go), and hands out one shared, reference-counted
+// Overlay per export and client. Overlays of ephemeral exports are
+// dropped once their client has had no connection for a grace period;
+// persistent ones are kept. Each directory has a small meta.json with the
+// client's name, the last use and whether the overlay is persistent.
+package cow

@@ -1,0 +1,78 @@
+package cow
+
+import "github.com/nbdboot/nbdboot/server"
+
+// Extents implements server.Backend for base:allocation: Data blocks are
+// data, Zero blocks are holes (reading as zeroes), and Base blocks are
+// what the base reports (data if it cannot tell).
+func (o *Overlay) Extents(off, length int64, max int) ([]server.Extent, error) {
+	if err := o.check("block status", off, length); err != nil {
+		return nil, err
+	}
+	if length == 0 || max <= 0 {
+		return nil, nil
+	}
+	end := off + length
+	ex := extentList{max: max}
+	for pos := off; pos < end && !ex.full; {
+		s, n := o.states.run(pos>>o.shift, o.blocks)
+		runEnd := min((pos>>o.shift+n)<<o.shift, end)
+		switch s {
+		case StateData:
+			ex.add(runEnd-pos, false)
+		case StateZero:
+			ex.add(runEnd-pos, true)
+		default:
+			o.baseExtents(&ex, pos, runEnd)
+		}
+		pos = runEnd
+	}
+	return ex.out, nil
+}
+
+// baseExtents adds the base's allocation of [pos, end).
+func (o *Overlay) baseExtents(ex *extentList, pos, end int64) {
+	if o.baseExt == nil {
+		ex.add(end-pos, false)
+		return
+	}
+	for pos < end && !ex.full {
+		exts, err := o.baseExt.Extents(pos, end-pos, ex.max-len(ex.out)+1)
+		if err != nil || len(exts) == 0 {
+			break
+		}
+		for _, e := range exts {
+			n := min(e.Length, end-pos)
+			if n <= 0 {
+				break
+			}
+			ex.add(n, e.Hole)
+			pos += n
+		}
+	}
+	if pos < end {
+		ex.add(end-pos, false) // unknown: call it data
+	}
+}
+
+// extentList collects runs, merging neighbours, up to max entries.
+type extentList struct {
+	out  []server.Extent
+	max  int
+	full bool // an extent did not fit: stop
+}
+
+func (l *extentList) add(n int64, hole bool) {
+	if l.full || n <= 0 {
+		return
+	}
+	if k := len(l.out); k > 0 && l.out[k-1].Hole == hole {
+		l.out[k-1].Length += n
+		return
+	}
+	if len(l.out) == l.max {
+		l.full = true
+		return
+	}
+	l.out = append(l.out, server.Extent{Length: n, Hole: hole})
+}

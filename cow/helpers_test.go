@@ -1,0 +1,108 @@
+package cow
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/nbdboot/nbdboot/server"
+)
+
+// testBase is a base image file in a temporary directory: every byte
+// non-zero (so a zero read is telling) except in the holes, which are
+// left unallocated.
+type testBase struct {
+	path    string
+	content []byte
+	be      *server.FileBackend
+}
+
+type byteRange struct{ off, n int64 }
+
+func newTestBase(t testing.TB, size int64, holes ...byteRange) *testBase {
+	t.Helper()
+	content := make([]byte, size)
+	for i := range content {
+		content[i] = byte(i*7%251 + 1)
+	}
+	for _, h := range holes {
+		clear(content[h.off : h.off+h.n])
+	}
+	path := filepath.Join(t.TempDir(), "base.img")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	// Write the data between holes; holes stay unallocated.
+	pos := int64(0)
+	for _, h := range append(holes, byteRange{size, 0}) {
+		if h.off > pos {
+			if _, err := f.WriteAt(content[pos:h.off], pos); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pos = h.off + h.n
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	be, err := server.OpenFile(path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { be.Close() })
+	return &testBase{path: path, content: content, be: be}
+}
+
+func (b *testBase) sum(t testing.TB) [32]byte {
+	t.Helper()
+	data, err := os.ReadFile(b.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(data)
+}
+
+// readAll reads the whole overlay.
+func readAll(t testing.TB, o *Overlay) []byte {
+	t.Helper()
+	got := make([]byte, o.Size())
+	if _, err := o.ReadAt(got, 0); err != nil {
+		t.Fatalf("read whole overlay: %v", err)
+	}
+	return got
+}
+
+// firstDiff describes where two images differ, or returns "".
+func firstDiff(got, want []byte) string {
+	if bytes.Equal(got, want) {
+		return ""
+	}
+	if len(got) != len(want) {
+		return fmt.Sprintf("lengths differ: %d, want %d", len(got), len(want))
+	}
+	i := 0
+	for got[i] == want[i] {
+		i++
+	}
+	j := i
+	for j < len(got) && got[j] != want[j] {
+		j++
+	}
+	return fmt.Sprintf("bytes [%d,%d) differ: got %#x... want %#x...", i, j, got[i], want[i])
+}
+
+func openT(t testing.TB, dir string, base Base, opt Options) *Overlay {
+	t.Helper()
+	o, err := Open(dir, base, opt)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return o
+}

@@ -1,0 +1,420 @@
+package cow
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/nbdboot/nbdboot/server"
+)
+
+// ErrQuota is wrapped by the error of a write that would take the overlay
+// past its quota. Such a write has no effect.
+var ErrQuota = errors.New("overlay quota exceeded")
+
+// ErrClosed is returned by operations on a closed overlay.
+var ErrClosed = errors.New("overlay closed")
+
+// DefaultBlockSize is the overlay's block size unless Options say otherwise.
+const DefaultBlockSize = 4096
+
+// Base is the read-only image under an overlay. If it also has an
+// Extents method like server.Backend's, holes in the base are reported
+// as holes by the overlay's Extents. A *server.FileBackend opened
+// read-only is a Base.
+type Base interface {
+	io.ReaderAt
+	Size() int64
+}
+
+// BaseExtents is the optional allocation query of a Base.
+type BaseExtents interface {
+	Extents(off, length int64, max int) ([]server.Extent, error)
+}
+
+// Options tune an overlay.
+type Options struct {
+	// BlockSize is the copy-on-write granularity: a power of two from
+	// 512 to 1 MiB, DefaultBlockSize if zero. An existing overlay must
+	// be reopened with the block size it was created with.
+	BlockSize int
+	// Quota caps the bytes of Data blocks (the overlay's own data);
+	// zero means no cap.
+	Quota int64
+}
+
+// Overlay is a per-client copy-on-write layer over a read-only base. It
+// implements server.Backend and is safe for concurrent use by any number
+// of connections.
+type Overlay struct {
+	dir         string
+	base        Base
+	baseExt     BaseExtents
+	size        int64
+	shift       uint32
+	bs          int64
+	blocks      int64
+	quotaBlocks int64 // 0: no quota
+
+	data   *os.File
+	dfd    int
+	states *stateMap
+	locks  stripes
+
+	dataBlocks atomic.Int64 // blocks in state Data, plus reservations
+
+	pendMu  sync.Mutex
+	pending []record // state changes not yet in the journal, in order
+
+	syncMu   sync.Mutex // serialises Sync, compaction and Close
+	journal  *os.File
+	jsize    int64
+	gen      uint64
+	jbroken  bool // the journal may end in a torn record: compact next
+	closed   bool
+	failed   atomic.Pointer[error] // sticky: a data fdatasync failed
+	bufs     sync.Pool
+	zeroes   []byte
+	testHook func(name string) error // runs before a state file rename
+	// compactAt is the journal size above which Sync rewrites the map.
+	compactAt int64
+}
+
+var _ server.Backend = (*Overlay)(nil)
+
+// Open opens the overlay stored in dir over base, creating it if dir holds
+// none. An existing overlay's state is recovered: its map, then the journal
+// records that were completely written; everything since the last Sync
+// that did not reach the journal reads as it did before.
+func Open(dir string, base Base, opt Options) (*Overlay, error) {
+	return open(dir, base, opt, nil)
+}
+
+func open(dir string, base Base, opt Options, hook func(string) error) (*Overlay, error) {
+	if opt.BlockSize == 0 {
+		opt.BlockSize = DefaultBlockSize
+	}
+	shift, err := blockShiftOf(opt.BlockSize)
+	if err != nil {
+		return nil, fmt.Errorf("open overlay %s: %w", dir, err)
+	}
+	if opt.Quota < 0 {
+		return nil, fmt.Errorf("open overlay %s: quota %d is negative", dir, opt.Quota)
+	}
+	size := base.Size()
+	if size < 0 {
+		return nil, fmt.Errorf("open overlay %s: base size %d is negative", dir, size)
+	}
+	bs := int64(1) << shift
+	o := &Overlay{
+		dir: dir, base: base, size: size, shift: shift, bs: bs,
+		blocks: (size + bs - 1) >> shift, quotaBlocks: opt.Quota >> shift,
+		zeroes: make([]byte, bs), testHook: hook, compactAt: journalMin,
+	}
+	if opt.Quota > 0 && o.quotaBlocks == 0 {
+		return nil, fmt.Errorf("open overlay %s: quota %d is smaller than one %d-byte block", dir, opt.Quota, bs)
+	}
+	o.baseExt, _ = base.(BaseExtents)
+	o.bufs.New = func() any { b := make([]byte, bs); return &b }
+	o.states = newStateMap(o.blocks)
+	if err := o.load(); err != nil {
+		if o.data != nil {
+			o.data.Close()
+		}
+		return nil, fmt.Errorf("open overlay %s: %w", dir, err)
+	}
+	return o, nil
+}
+
+// load recovers the state from dir and starts a new generation.
+func (o *Overlay) load() error {
+	if err := os.MkdirAll(o.dir, 0o700); err != nil {
+		return err
+	}
+	for _, n := range []string{mapName, journalName} {
+		if err := os.Remove(filepath.Join(o.dir, n+tmpSuffix)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	want := mapHeader{blockShift: o.shift, size: o.size}
+	buf, err := os.ReadFile(filepath.Join(o.dir, mapName))
+	fresh := errors.Is(err, os.ErrNotExist)
+	switch {
+	case fresh:
+	case err != nil:
+		return err
+	default:
+		if o.gen, err = decodeMap(buf, want, o.states); err != nil {
+			return err
+		}
+	}
+	f, err := os.OpenFile(filepath.Join(o.dir, dataName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	o.data, o.dfd = f, int(f.Fd())
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fresh && st.Size() != 0 {
+		// Left by a creation that crashed before its first map: no
+		// block was ever acknowledged as durable.
+		if err := f.Truncate(0); err != nil {
+			return err
+		}
+	} else if !fresh && st.Size() != o.size {
+		return fmt.Errorf("data file has %d bytes, the base %d", st.Size(), o.size)
+	}
+	if err := f.Truncate(o.size); err != nil {
+		return err
+	}
+	if !fresh {
+		jb, err := os.ReadFile(filepath.Join(o.dir, journalName))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if _, _, err := replayJournal(jb, o.shift, o.gen, o.states); err != nil {
+			return err
+		}
+	}
+	o.dataBlocks.Store(o.states.countData())
+	if err := o.data.Sync(); err != nil {
+		return err
+	}
+	return o.compact()
+}
+
+// compact writes the whole in-memory map as generation gen+1 and starts
+// an empty journal for it. The caller excludes every writer (or is load),
+// and the data file has been synced, so the map describes durable data.
+func (o *Overlay) compact() error {
+	h := mapHeader{blockShift: o.shift, size: o.size, gen: o.gen + 1}
+	if err := writeFileAtomic(o.dir, mapName, encodeMap(h, o.states), o.testHook); err != nil {
+		return fmt.Errorf("write state map: %w", err)
+	}
+	// From here the new map holds everything; a journal of the old
+	// generation is ignored by a reopen.
+	o.gen = h.gen
+	o.pendMu.Lock()
+	o.pending = nil
+	o.pendMu.Unlock()
+	if o.journal != nil {
+		o.journal.Close()
+		o.journal = nil
+	}
+	hdr := encodeJournalHeader(o.shift, o.gen)
+	if err := writeFileAtomic(o.dir, journalName, hdr, o.testHook); err != nil {
+		o.jbroken = true
+		return fmt.Errorf("write state journal: %w", err)
+	}
+	j, err := os.OpenFile(filepath.Join(o.dir, journalName), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		o.jbroken = true
+		return fmt.Errorf("open state journal: %w", err)
+	}
+	o.journal, o.jsize, o.jbroken = j, int64(len(hdr)), false
+	return nil
+}
+
+// Size implements server.Backend: the base's size.
+func (o *Overlay) Size() int64 { return o.size }
+
+// BlockSize is the overlay's copy-on-write granularity in bytes.
+func (o *Overlay) BlockSize() int { return int(o.bs) }
+
+// Allocated is the number of bytes in Data blocks: what the quota counts.
+func (o *Overlay) Allocated() int64 { return o.dataBlocks.Load() << o.shift }
+
+// Dir is the directory the overlay is stored in.
+func (o *Overlay) Dir() string { return o.dir }
+
+// MaybeSparse implements server.Backend: an overlay may hold holes.
+func (o *Overlay) MaybeSparse() bool { return true }
+
+// Cache implements server.Backend; the overlay does no read-ahead.
+func (o *Overlay) Cache(off, length int64) error { return nil }
+
+func (o *Overlay) check(op string, off int64, n int64) error {
+	if off < 0 || n < 0 || off > o.size || n > o.size-off {
+		return fmt.Errorf("%s %d bytes at offset %d: outside the %d-byte overlay", op, n, off, o.size)
+	}
+	if p := o.failed.Load(); p != nil {
+		return fmt.Errorf("%s at offset %d: overlay %s failed earlier: %w", op, off, o.dir, *p)
+	}
+	return nil
+}
+
+// blockEnd is the end offset of block b (the last block may be short).
+func (o *Overlay) blockEnd(b int64) int64 { return min((b+1)<<o.shift, o.size) }
+
+// ReadAt implements server.Backend.
+func (o *Overlay) ReadAt(p []byte, off int64) (int, error) {
+	if err := o.check("read", off, int64(len(p))); err != nil {
+		return 0, err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	end := off + int64(len(p))
+	b1 := (end - 1) >> o.shift
+	defer o.locks.lock(off>>o.shift, b1, true)()
+	for pos := off; pos < end; {
+		s, n := o.states.run(pos>>o.shift, b1+1)
+		runEnd := min((pos>>o.shift+n)<<o.shift, end)
+		buf := p[pos-off : runEnd-off]
+		var err error
+		switch s {
+		case StateBase:
+			err = readFull(o.base, buf, pos)
+		case StateData:
+			err = readFull(o.data, buf, pos)
+		default:
+			clear(buf)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read %d bytes at offset %d (%s): %w", len(buf), pos, s, err)
+		}
+		pos = runEnd
+	}
+	return len(p), nil
+}
+
+func readFull(r io.ReaderAt, p []byte, off int64) error {
+	n, err := r.ReadAt(p, off)
+	if n == len(p) {
+		return nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// WriteAt implements server.Backend. Blocks it turns from Base or Zero
+// into Data count against the quota; if they would exceed it the write
+// fails with ErrQuota and changes nothing.
+func (o *Overlay) WriteAt(p []byte, off int64) (int, error) {
+	if err := o.check("write", off, int64(len(p))); err != nil {
+		return 0, err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	b0, b1 := off>>o.shift, (off+int64(len(p))-1)>>o.shift
+	defer o.locks.lock(b0, b1, false)()
+	var fresh int64
+	for b := b0; b <= b1; {
+		s, n := o.states.run(b, b1+1)
+		if s != StateData {
+			fresh += n
+		}
+		b += n
+	}
+	if err := o.reserve(fresh); err != nil {
+		return 0, fmt.Errorf("write %d bytes at offset %d: %w", len(p), off, err)
+	}
+	if err := o.writeBlocks(p, off); err != nil {
+		o.dataBlocks.Add(-fresh)
+		return 0, fmt.Errorf("write %d bytes at offset %d: %w", len(p), off, err)
+	}
+	if fresh > 0 {
+		for b := b0; b <= b1; {
+			s, n := o.states.run(b, b1+1)
+			if s != StateData {
+				o.setRun(b, n, StateData)
+			}
+			b += n
+		}
+	}
+	return len(p), nil
+}
+
+// writeBlocks puts p at off into the data file. The caller holds the
+// blocks' write locks. A partial write to a block not yet in Data first
+// fills the rest of the block from what it reads as now (read-modify-write),
+// so that a Data block never holds bytes it did not have.
+func (o *Overlay) writeBlocks(p []byte, off int64) error {
+	end := off + int64(len(p))
+	hb, tb := off>>o.shift, (end-1)>>o.shift
+	from, to := off, end
+	if o.states.get(hb) != StateData && (off != hb<<o.shift || end < o.blockEnd(hb)) {
+		if err := o.rmw(hb, p, off); err != nil {
+			return err
+		}
+		from = o.blockEnd(hb)
+	}
+	if tb != hb && o.states.get(tb) != StateData && end < o.blockEnd(tb) {
+		if err := o.rmw(tb, p, off); err != nil {
+			return err
+		}
+		to = tb << o.shift
+	}
+	if to > from {
+		if _, err := o.data.WriteAt(p[from-off:to-off], from); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rmw writes block b whole: its current content with p (at off) applied.
+func (o *Overlay) rmw(b int64, p []byte, off int64) error {
+	bp := o.bufs.Get().(*[]byte)
+	defer o.bufs.Put(bp)
+	start := b << o.shift
+	blk := (*bp)[:o.blockEnd(b)-start]
+	if o.states.get(b) == StateBase {
+		if err := readFull(o.base, blk, start); err != nil {
+			return fmt.Errorf("read base block %d: %w", b, err)
+		}
+	} else {
+		clear(blk)
+	}
+	lo, hi := max(off, start), min(off+int64(len(p)), start+int64(len(blk)))
+	copy(blk[lo-start:], p[lo-off:hi-off])
+	if _, err := o.data.WriteAt(blk, start); err != nil {
+		return err
+	}
+	return nil
+}
+
+// reserve counts n more Data blocks against the quota.
+func (o *Overlay) reserve(n int64) error {
+	if n == 0 {
+		return nil
+	}
+	if o.quotaBlocks == 0 {
+		o.dataBlocks.Add(n)
+		return nil
+	}
+	for {
+		cur := o.dataBlocks.Load()
+		if cur+n > o.quotaBlocks {
+			return fmt.Errorf("%w: %d of %d bytes in use, %d more needed", ErrQuota,
+				cur<<o.shift, o.quotaBlocks<<o.shift, n<<o.shift)
+		}
+		if o.dataBlocks.CompareAndSwap(cur, cur+n) {
+			return nil
+		}
+	}
+}
+
+// setRun changes the state of blocks [b, b+n) in memory and queues the
+// change for the journal. It returns how many were Data before. The
+// caller holds the blocks' write locks and has done the data file I/O.
+func (o *Overlay) setRun(b, n int64, s State) int64 {
+	wasData := o.states.setRun(b, n, s)
+	o.pendMu.Lock()
+	if k := len(o.pending); k > 0 && o.pending[k-1].state == s && o.pending[k-1].start+o.pending[k-1].count == b {
+		o.pending[k-1].count += n
+	} else {
+		o.pending = append(o.pending, record{start: b, count: n, state: s})
+	}
+	o.pendMu.Unlock()
+	return wasData
+}

@@ -1,0 +1,131 @@
+package cow
+
+import (
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// journalMin is the journal size below which Sync never compacts.
+const journalMin = 256 << 10
+
+// Sync implements server.Backend (FLUSH, FUA). When it returns nil, every
+// write, trim and zero that completed before it was called is durable:
+// the data file is fdatasynced first, then the state changes of those
+// operations are appended to the journal and the journal is fdatasynced.
+// A state change never reaches the disk before the data it describes.
+func (o *Overlay) Sync() error {
+	o.syncMu.Lock()
+	defer o.syncMu.Unlock()
+	if o.closed {
+		return fmt.Errorf("sync overlay %s: %w", o.dir, ErrClosed)
+	}
+	return o.syncLocked()
+}
+
+func (o *Overlay) syncLocked() error {
+	if p := o.failed.Load(); p != nil {
+		return fmt.Errorf("sync overlay %s: failed earlier: %w", o.dir, *p)
+	}
+	if o.jbroken || o.jsize > max(o.compactAt, int64(len(o.states.words))*4) {
+		return o.compactLive()
+	}
+	o.pendMu.Lock()
+	batch := o.pending
+	o.pending = nil
+	o.pendMu.Unlock()
+	if err := o.fdatasync(); err != nil {
+		return err
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	buf := make([]byte, 0, len(batch)*recLen)
+	for _, r := range batch {
+		buf = appendRecord(buf, o.gen, r)
+	}
+	err := writeAll(o.journal, buf)
+	if err == nil {
+		err = ignoreEINTR(func() error { return unix.Fdatasync(int(o.journal.Fd())) })
+	}
+	if err != nil {
+		// The journal may now end in a torn record, which a reopen
+		// would stop at: rewrite the whole map on the next Sync. The
+		// batch stays in memory (the map in memory already has it).
+		o.jbroken = true
+		return fmt.Errorf("sync overlay %s: append state journal: %w", o.dir, err)
+	}
+	o.jsize += int64(len(buf))
+	return nil
+}
+
+// compactLive rewrites the map with every writer excluded.
+func (o *Overlay) compactLive() error {
+	defer o.locks.lockAll()()
+	if err := o.fdatasync(); err != nil {
+		return err
+	}
+	if err := o.compact(); err != nil {
+		return fmt.Errorf("sync overlay %s: %w", o.dir, err)
+	}
+	return nil
+}
+
+// fdatasync syncs the data file. A failure is sticky: after a failed
+// fdatasync the kernel may have dropped the dirty pages, so nothing the
+// overlay later says about durability could be trusted.
+func (o *Overlay) fdatasync() error {
+	err := ignoreEINTR(func() error { return unix.Fdatasync(o.dfd) })
+	if err != nil {
+		err = fmt.Errorf("fdatasync %s: %w", o.data.Name(), err)
+		o.failed.CompareAndSwap(nil, &err)
+		return fmt.Errorf("sync overlay %s: %w", o.dir, err)
+	}
+	return nil
+}
+
+// Close implements server.Backend: it syncs and closes the files. The
+// overlay must not be used afterwards; a second Close does nothing.
+func (o *Overlay) Close() error {
+	o.syncMu.Lock()
+	defer o.syncMu.Unlock()
+	if o.closed {
+		return nil
+	}
+	o.closed = true
+	err := o.syncLocked()
+	if o.journal != nil {
+		if cerr := o.journal.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("close journal of overlay %s: %w", o.dir, cerr)
+		}
+	}
+	if cerr := o.data.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close overlay %s: %w", o.dir, cerr)
+	}
+	return err
+}
+
+// abandon closes the files without syncing anything: what a kill -9 of
+// the server does to the overlay. Tests use it to simulate crashes.
+func (o *Overlay) abandon() {
+	o.syncMu.Lock()
+	defer o.syncMu.Unlock()
+	o.closed = true
+	if o.journal != nil {
+		o.journal.Close()
+	}
+	o.data.Close()
+}
+
+func writeAll(f interface{ Write([]byte) (int, error) }, b []byte) error {
+	_, err := f.Write(b)
+	return err
+}
+
+func ignoreEINTR(f func() error) error {
+	for {
+		if err := f(); err != unix.EINTR {
+			return err
+		}
+	}
+}
