@@ -32,6 +32,9 @@ type Env struct {
 	Shell      Shell
 	Clock      Clock
 	Log        *Logger
+	// Console, when not nil, runs after the early mounts to make sure
+	// the console is open on fds 0-2.
+	Console func() error
 	// Uptime returns the time since the kernel started (/proc/uptime); it
 	// may be nil.
 	Uptime func() (time.Duration, error)

@@ -82,6 +82,11 @@ func (b *booter) setup() error {
 	if err := Apply(b.env.FS, EarlyMounts); err != nil {
 		return fail("mounts", err, "check that the kernel has proc, sysfs, devtmpfs and tmpfs")
 	}
+	if b.env.Console != nil {
+		if err := b.env.Console(); err != nil {
+			b.log.Printf("console: %v", err)
+		}
+	}
 	line, err := b.env.ReadCmdline()
 	if err != nil {
 		return fail("cmdline", fmt.Errorf("read /proc/cmdline: %w", err), hintCmdline)

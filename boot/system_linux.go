@@ -45,6 +45,31 @@ func isMountPoint(p string) bool {
 	return st.Dev != parent.Dev
 }
 
+// OpenConsole makes fds 0, 1 and 2 the console when the kernel could not
+// open one for init (an initramfs without /dev/console: the Go runtime
+// then put /dev/null there, or throws if that is missing too); devtmpfs
+// has the console.
+func OpenConsole() error {
+	var st unix.Stat_t
+	devNull := unix.Mkdev(1, 3)
+	if unix.Fstat(1, &st) == nil && !(st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == devNull) {
+		return nil
+	}
+	fd, err := unix.Open("/dev/console", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open /dev/console: %w", err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := unix.Dup2(fd, i); err != nil {
+			return fmt.Errorf("dup /dev/console to fd %d: %w", i, err)
+		}
+	}
+	if fd > 2 {
+		unix.Close(fd)
+	}
+	return nil
+}
+
 // ReadCmdline reads /proc/cmdline.
 func ReadCmdline() (string, error) {
 	b, err := os.ReadFile("/proc/cmdline")

@@ -32,6 +32,7 @@ func runInit(args []string) error {
 		Shell:           boot.ConsoleShell{Candidates: boot.ShellCandidates, Log: log},
 		Clock:           clock,
 		Log:             log,
+		Console:         boot.OpenConsole,
 		Uptime:          boot.Uptime,
 	}
 	boot.Main(context.Background(), env)
