@@ -217,7 +217,7 @@ func TestClientDo(t *testing.T) {
 // memServer is a tiny transmission-phase server over an in-memory disk. In
 // structured mode it splits every READ into a data chunk and a hole or data
 // chunk, sent in reverse order.
-func memServer(rw io.ReadWriter, disk []byte, structured bool) error {
+func memServer(rw io.ReadWriter, disk []byte, structured bool, ctxID uint32) error {
 	buf := make([]byte, RequestHeaderSize)
 	for {
 		req, err := ReadRequest(rw, buf)
@@ -268,7 +268,7 @@ func memServer(rw io.ReadWriter, disk []byte, structured bool) error {
 			if req.Length > 1 && req.Flags&CmdFlagReqOne == 0 {
 				ext = []Extent{{req.Length / 2, 0}, {req.Length - req.Length/2, StateHole | StateZero}}
 			}
-			out = chunk(ChunkFlagDone, ChunkBlockStatus, req.Cookie, AppendBlockStatus(nil, 5, ext))
+			out = chunk(ChunkFlagDone, ChunkBlockStatus, req.Cookie, AppendBlockStatus(nil, ctxID, ext))
 		default: // FLUSH, CACHE
 			out = AppendSimpleReply(nil, 0, req.Cookie)
 		}
@@ -288,7 +288,7 @@ func TestClientAgainstMemServer(t *testing.T) {
 			c, s := pipe(t)
 			disk := make([]byte, 1<<16)
 			errc := make(chan error, 1)
-			go func() { errc <- memServer(s, disk, structured) }()
+			go func() { errc <- memServer(s, disk, structured, 5) }()
 			n := Negotiated{Structured: structured, ExportInfo: ExportInfo{Size: uint64(len(disk)), MaxBlock: 4096}}
 			if structured {
 				n.MetaContexts = map[string]uint32{MetaContextBaseAllocation: 5}
@@ -361,7 +361,7 @@ func TestClientOverServerHandshake(t *testing.T) {
 	}
 	disk := make([]byte, 8192)
 	errc := make(chan error, 1)
-	go func() { errc <- memServer(res.sess.Conn, disk, res.sess.Structured) }()
+	go func() { errc <- memServer(res.sess.Conn, disk, res.sess.Structured, 5) }()
 	cl := NewClient(c, n)
 	if _, err := cl.WriteAt([]byte("hello"), 10, 0); err != nil {
 		t.Fatal(err)
