@@ -109,71 +109,111 @@ func (s *serverConn) noZeroes() bool { return s.clientFlags&ClientFlagNoZeroes !
 // option reads one option and answers it. It returns a Session when the
 // handshake is over.
 func (s *serverConn) option() (*Session, error) {
-	if _, err := io.ReadFull(s.rw, s.hdr[:]); err != nil {
-		return nil, fmt.Errorf("read option header: %w", err)
-	}
-	h, err := ParseOptionHeader(s.hdr[:])
+	h, data, err := s.readOption()
 	if err != nil {
 		return nil, err
 	}
+	sess, err := s.dispatch(h.Option, data)
+	if ferr := s.flush(h.Option); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return sess, nil
+}
+
+// readOption reads an option header and its whole data, bounded by
+// MaxOptionLen.
+func (s *serverConn) readOption() (OptionHeader, []byte, error) {
+	if _, err := io.ReadFull(s.rw, s.hdr[:]); err != nil {
+		return OptionHeader{}, nil, fmt.Errorf("read option header: %w", err)
+	}
+	h, err := ParseOptionHeader(s.hdr[:])
+	if err != nil {
+		return OptionHeader{}, nil, err
+	}
 	if h.Length > MaxOptionLen {
-		return nil, fmt.Errorf("option %s: length %d > %d: %w", OptionName(h.Option), h.Length, MaxOptionLen, ErrTooLong)
+		return OptionHeader{}, nil, fmt.Errorf("option %s: length %d > %d: %w", OptionName(h.Option), h.Length, MaxOptionLen, ErrTooLong)
 	}
 	if cap(s.data) < int(h.Length) {
 		s.data = make([]byte, h.Length)
 	}
 	data := s.data[:h.Length]
 	if _, err := io.ReadFull(s.rw, data); err != nil {
-		return nil, fmt.Errorf("read option %s data: %w", OptionName(h.Option), err)
+		return OptionHeader{}, nil, fmt.Errorf("read option %s data: %w", OptionName(h.Option), err)
 	}
+	return h, data, nil
+}
+
+// dispatch queues the replies to one option. A non-nil error ends the
+// handshake.
+func (s *serverConn) dispatch(option uint32, data []byte) (*Session, error) {
 	if s.opts.TLSRequired && !s.tls {
-		switch h.Option {
+		switch option {
 		case OptStartTLS, OptAbort:
 		case OptExportName:
 			return nil, fmt.Errorf("option EXPORT_NAME before STARTTLS: %w", ErrTLSRequired)
 		default:
-			return nil, s.fail(h.Option, RepErrTLSReqd, "TLS is required")
+			s.fail(option, RepErrTLSReqd, "TLS is required")
+			return nil, nil
 		}
 	}
-	switch h.Option {
+	switch option {
 	case OptExportName:
 		return s.exportName(data)
 	case OptAbort:
-		_ = s.reply(OptAbort, RepAck, nil)
+		s.reply(OptAbort, RepAck, nil)
+		_ = s.flush(OptAbort) // the client may already be gone
 		return nil, ErrAborted
 	case OptList:
-		return nil, s.list(data)
+		s.list(data)
 	case OptStartTLS:
 		return nil, s.startTLS(data)
 	case OptInfo, OptGo:
-		return s.infoOrGo(h.Option, data)
+		return s.infoOrGo(option, data), nil
 	case OptStructuredReply:
-		return nil, s.structuredReply(data)
+		s.structuredReply(data)
 	case OptListMetaContext, OptSetMetaContext:
-		return nil, s.metaContextOption(h.Option, data)
+		s.metaContextOption(option, data)
+	default:
+		s.fail(option, RepErrUnsup, "option "+OptionName(option)+" not supported")
 	}
-	return nil, s.fail(h.Option, RepErrUnsup, "option "+OptionName(h.Option)+" not supported")
+	return nil, nil
 }
 
-// reply sends one option reply.
-func (s *serverConn) reply(option, typ uint32, data []byte) error {
-	s.out = AppendOptionReply(s.out[:0], option, typ, data)
-	if _, err := s.rw.Write(s.out); err != nil {
-		return fmt.Errorf("send reply %s to %s: %w", ReplyName(typ), OptionName(option), err)
+// reply queues one option reply; flush sends the queue. All replies to one
+// option leave in one write.
+func (s *serverConn) reply(option, typ uint32, data []byte) {
+	s.out = AppendOptionReply(s.out, option, typ, data)
+}
+
+func (s *serverConn) flush(option uint32) error {
+	if len(s.out) == 0 {
+		return nil
+	}
+	_, err := s.rw.Write(s.out)
+	if cap(s.out) > 64<<10 {
+		s.out = nil // do not pin a big LIST reply
+	} else {
+		s.out = s.out[:0]
+	}
+	if err != nil {
+		return fmt.Errorf("send reply to %s: %w", OptionName(option), err)
 	}
 	return nil
 }
 
-// fail sends an error reply; the handshake goes on.
-func (s *serverConn) fail(option, typ uint32, msg string) error {
+// fail queues an error reply; the handshake goes on.
+func (s *serverConn) fail(option, typ uint32, msg string) {
 	if len(msg) > MaxStringLen {
 		msg = msg[:MaxStringLen]
 	}
-	return s.reply(option, typ, []byte(msg))
+	s.reply(option, typ, []byte(msg))
 }
 
 // failExport answers a provider error.
-func (s *serverConn) failExport(option uint32, err error) error {
+func (s *serverConn) failExport(option uint32, err error) {
 	typ := RepErrPlatform
 	switch {
 	case errors.Is(err, ErrUnknownExport):
@@ -183,7 +223,7 @@ func (s *serverConn) failExport(option uint32, err error) error {
 	case errors.Is(err, ErrPolicy):
 		typ = RepErrPolicy
 	}
-	return s.fail(option, typ, err.Error())
+	s.fail(option, typ, err.Error())
 }
 
 func (s *serverConn) lookup(name string) (ExportInfo, error) {
@@ -236,9 +276,10 @@ func (s *serverConn) exportName(data []byte) (*Session, error) {
 	return s.session(e), nil
 }
 
-func (s *serverConn) list(data []byte) error {
+func (s *serverConn) list(data []byte) {
 	if len(data) != 0 {
-		return s.fail(OptList, RepErrInvalid, "LIST carries no data")
+		s.fail(OptList, RepErrInvalid, "LIST carries no data")
+		return
 	}
 	for _, e := range s.p.Exports() {
 		name, desc := e.Name, e.Description
@@ -248,23 +289,25 @@ func (s *serverConn) list(data []byte) error {
 		if len(desc) > MaxStringLen {
 			desc = desc[:MaxStringLen]
 		}
-		if err := s.reply(OptList, RepServer, AppendServerReply(nil, name, desc)); err != nil {
-			return err
-		}
+		s.reply(OptList, RepServer, AppendServerReply(nil, name, desc))
 	}
-	return s.reply(OptList, RepAck, nil)
+	s.reply(OptList, RepAck, nil)
 }
 
 func (s *serverConn) startTLS(data []byte) error {
 	switch {
 	case len(data) != 0:
-		return s.fail(OptStartTLS, RepErrInvalid, "STARTTLS carries no data")
+		s.fail(OptStartTLS, RepErrInvalid, "STARTTLS carries no data")
+		return nil
 	case s.opts.StartTLS == nil:
-		return s.fail(OptStartTLS, RepErrUnsup, "TLS not configured")
+		s.fail(OptStartTLS, RepErrUnsup, "TLS not configured")
+		return nil
 	case s.tls:
-		return s.fail(OptStartTLS, RepErrInvalid, "TLS already negotiated")
+		s.fail(OptStartTLS, RepErrInvalid, "TLS already negotiated")
+		return nil
 	}
-	if err := s.reply(OptStartTLS, RepAck, nil); err != nil {
+	s.reply(OptStartTLS, RepAck, nil)
+	if err := s.flush(OptStartTLS); err != nil {
 		return err
 	}
 	rw, err := s.opts.StartTLS(s.rw)
@@ -277,26 +320,30 @@ func (s *serverConn) startTLS(data []byte) error {
 	return nil
 }
 
-func (s *serverConn) structuredReply(data []byte) error {
+func (s *serverConn) structuredReply(data []byte) {
 	switch {
 	case len(data) != 0:
-		return s.fail(OptStructuredReply, RepErrInvalid, "STRUCTURED_REPLY carries no data")
+		s.fail(OptStructuredReply, RepErrInvalid, "STRUCTURED_REPLY carries no data")
+		return
 	case s.structured:
-		return s.fail(OptStructuredReply, RepErrInvalid, "structured replies already negotiated")
+		s.fail(OptStructuredReply, RepErrInvalid, "structured replies already negotiated")
+		return
 	}
 	s.structured = true
-	return s.reply(OptStructuredReply, RepAck, nil)
+	s.reply(OptStructuredReply, RepAck, nil)
 }
 
 // infoOrGo answers NBD_OPT_INFO and NBD_OPT_GO.
-func (s *serverConn) infoOrGo(option uint32, data []byte) (*Session, error) {
+func (s *serverConn) infoOrGo(option uint32, data []byte) *Session {
 	r, err := ParseInfoRequest(data)
 	if err != nil {
-		return nil, s.fail(option, RepErrInvalid, err.Error())
+		s.fail(option, RepErrInvalid, err.Error())
+		return nil
 	}
 	e, err := s.lookup(r.Name)
 	if err != nil {
-		return nil, s.failExport(option, err)
+		s.failExport(option, err)
+		return nil
 	}
 	var want [4]bool
 	for _, i := range r.Infos {
@@ -304,36 +351,26 @@ func (s *serverConn) infoOrGo(option uint32, data []byte) (*Session, error) {
 			want[i] = true
 		}
 	}
-	if err := s.reply(option, RepInfo, AppendInfo(nil, Info{Type: InfoExport, Size: e.Size, Flags: e.Flags})); err != nil {
-		return nil, err
-	}
+	s.reply(option, RepInfo, AppendInfo(nil, Info{Type: InfoExport, Size: e.Size, Flags: e.Flags}))
 	if want[InfoName] {
-		if err := s.reply(option, RepInfo, AppendInfo(nil, Info{Type: InfoName, Text: e.Name})); err != nil {
-			return nil, err
-		}
+		s.reply(option, RepInfo, AppendInfo(nil, Info{Type: InfoName, Text: e.Name}))
 	}
 	if want[InfoDescription] && e.Description != "" {
 		desc := e.Description
 		if len(desc) > MaxStringLen {
 			desc = desc[:MaxStringLen]
 		}
-		if err := s.reply(option, RepInfo, AppendInfo(nil, Info{Type: InfoDescription, Text: desc})); err != nil {
-			return nil, err
-		}
+		s.reply(option, RepInfo, AppendInfo(nil, Info{Type: InfoDescription, Text: desc}))
 	}
 	if want[InfoBlockSize] || e.MinBlock != 0 || e.PrefBlock != 0 || e.MaxBlock != 0 {
 		bs := blockSizeInfo(e)
-		if err := s.reply(option, RepInfo, AppendInfo(nil, bs)); err != nil {
-			return nil, err
-		}
+		s.reply(option, RepInfo, AppendInfo(nil, bs))
 	}
-	if err := s.reply(option, RepAck, nil); err != nil {
-		return nil, err
-	}
+	s.reply(option, RepAck, nil)
 	if option == OptGo {
-		return s.session(e), nil
+		return s.session(e)
 	}
-	return nil, nil
+	return nil
 }
 
 // blockSizeInfo fills the export's block size constraints with defaults
@@ -354,24 +391,28 @@ func blockSizeInfo(e ExportInfo) Info {
 
 // metaContextOption answers LIST_META_CONTEXT and SET_META_CONTEXT. Only the
 // base: namespace is known.
-func (s *serverConn) metaContextOption(option uint32, data []byte) error {
+func (s *serverConn) metaContextOption(option uint32, data []byte) {
 	set := option == OptSetMetaContext
 	if set {
 		// SET replaces the selection even when it fails.
 		s.metaSet, s.metaExport, s.metaCtxs = false, "", nil
 	}
 	if !s.structured {
-		return s.fail(option, RepErrInvalid, "structured replies not negotiated")
+		s.fail(option, RepErrInvalid, "structured replies not negotiated")
+		return
 	}
 	r, err := ParseMetaContextRequest(data)
 	if errors.Is(err, ErrTooMany) {
-		return s.fail(option, RepErrTooBig, err.Error())
+		s.fail(option, RepErrTooBig, err.Error())
+		return
 	}
 	if err != nil {
-		return s.fail(option, RepErrInvalid, err.Error())
+		s.fail(option, RepErrInvalid, err.Error())
+		return
 	}
 	if _, err := s.lookup(r.Export); err != nil {
-		return s.failExport(option, err)
+		s.failExport(option, err)
+		return
 	}
 	selected := false
 	if !set && len(r.Queries) == 0 {
@@ -379,7 +420,8 @@ func (s *serverConn) metaContextOption(option uint32, data []byte) error {
 	}
 	for _, q := range r.Queries {
 		if !strings.Contains(q, ":") {
-			return s.fail(option, RepErrInvalid, fmt.Sprintf("query %q has no namespace", q))
+			s.fail(option, RepErrInvalid, fmt.Sprintf("query %q has no namespace", q))
+		return
 		}
 		switch {
 		case q == MetaContextBaseAllocation:
@@ -394,9 +436,7 @@ func (s *serverConn) metaContextOption(option uint32, data []byte) error {
 			id = MetaContextBaseAllocationID
 		}
 		mc := MetaContext{ID: id, Name: MetaContextBaseAllocation}
-		if err := s.reply(option, RepMetaContext, AppendMetaContextReply(nil, mc)); err != nil {
-			return err
-		}
+		s.reply(option, RepMetaContext, AppendMetaContextReply(nil, mc))
 		if set {
 			s.metaCtxs = []MetaContext{mc}
 		}
@@ -404,5 +444,5 @@ func (s *serverConn) metaContextOption(option uint32, data []byte) error {
 	if set {
 		s.metaSet, s.metaExport = true, r.Export
 	}
-	return s.reply(option, RepAck, nil)
+	s.reply(option, RepAck, nil)
 }
