@@ -421,7 +421,7 @@ func (s *serverConn) metaContextOption(option uint32, data []byte) {
 	for _, q := range r.Queries {
 		if !strings.Contains(q, ":") {
 			s.fail(option, RepErrInvalid, fmt.Sprintf("query %q has no namespace", q))
-		return
+			return
 		}
 		switch {
 		case q == MetaContextBaseAllocation:
