@@ -1,11 +1,17 @@
 package cow
 
-import "github.com/nbdboot/nbdboot/server"
+// Extent is a run of the export with one allocation state. It has the
+// fields of server.Extent; package nbdbackend converts.
+type Extent struct {
+	Length int64
+	// Hole reports that the run is unallocated and reads as zeroes.
+	Hole bool
+}
 
-// Extents implements server.Backend for base:allocation: Data blocks are
+// Extents serves BLOCK_STATUS for base:allocation: Data blocks are
 // data, Zero blocks are holes (reading as zeroes), and Base blocks are
 // what the base reports (data if it cannot tell).
-func (o *Overlay) Extents(off, length int64, max int) ([]server.Extent, error) {
+func (o *Overlay) Extents(off, length int64, max int) ([]Extent, error) {
 	if err := o.check("block status", off, length); err != nil {
 		return nil, err
 	}
@@ -57,7 +63,7 @@ func (o *Overlay) baseExtents(ex *extentList, pos, end int64) {
 
 // extentList collects runs, merging neighbours, up to max entries.
 type extentList struct {
-	out  []server.Extent
+	out  []Extent
 	max  int
 	full bool // an extent did not fit: stop
 }
@@ -74,5 +80,5 @@ func (l *extentList) add(n int64, hole bool) {
 		l.full = true
 		return
 	}
-	l.out = append(l.out, server.Extent{Length: n, Hole: hole})
+	l.out = append(l.out, Extent{Length: n, Hole: hole})
 }

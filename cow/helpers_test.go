@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/nbdboot/nbdboot/server"
+	"golang.org/x/sys/unix"
 )
 
 // testBase is a base image file in a temporary directory: every byte
@@ -17,7 +17,7 @@ import (
 type testBase struct {
 	path    string
 	content []byte
-	be      *server.FileBackend
+	be      *fileBase
 }
 
 type byteRange struct{ off, n int64 }
@@ -52,11 +52,12 @@ func newTestBase(t testing.TB, size int64, holes ...byteRange) *testBase {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	be, err := server.OpenFile(path, true)
+	rf, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { be.Close() })
+	t.Cleanup(func() { rf.Close() })
+	be := &fileBase{File: rf, size: size}
 	return &testBase{path: path, content: content, be: be}
 }
 
@@ -105,4 +106,39 @@ func openT(t testing.TB, dir string, base Base, opt Options) *Overlay {
 		t.Fatalf("Open: %v", err)
 	}
 	return o
+}
+
+// fileBase is a read-only base file that reports its holes with
+// SEEK_DATA and SEEK_HOLE, like server.FileBackend does.
+type fileBase struct {
+	*os.File
+	size int64
+}
+
+func (f *fileBase) Size() int64 { return f.size }
+
+func (f *fileBase) Extents(off, length int64, max int) ([]Extent, error) {
+	var out []Extent
+	end := off + length
+	for pos := off; pos < end && len(out) < max; {
+		data, err := unix.Seek(int(f.Fd()), pos, unix.SEEK_DATA)
+		if err == unix.ENXIO {
+			data = end
+		} else if err != nil {
+			return nil, err
+		}
+		if data = min(data, end); data > pos {
+			out = append(out, Extent{Length: data - pos, Hole: true})
+			pos = data
+			continue
+		}
+		hole, err := unix.Seek(int(f.Fd()), pos, unix.SEEK_HOLE)
+		if err != nil {
+			return nil, err
+		}
+		hole = min(hole, end)
+		out = append(out, Extent{Length: hole - pos})
+		pos = hole
+	}
+	return out, nil
 }

@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-
-	"github.com/nbdboot/nbdboot/server"
 )
 
 // ErrQuota is wrapped by the error of a write that would take the overlay
@@ -22,10 +20,9 @@ var ErrClosed = errors.New("overlay closed")
 // DefaultBlockSize is the overlay's block size unless Options say otherwise.
 const DefaultBlockSize = 4096
 
-// Base is the read-only image under an overlay. If it also has an
-// Extents method like server.Backend's, holes in the base are reported
-// as holes by the overlay's Extents. A *server.FileBackend opened
-// read-only is a Base.
+// Base is the read-only image under an overlay. If it also implements
+// BaseExtents, holes in the base are reported as holes by the overlay's
+// Extents (nbdbackend.Base turns a server.Backend into one).
 type Base interface {
 	io.ReaderAt
 	Size() int64
@@ -33,7 +30,7 @@ type Base interface {
 
 // BaseExtents is the optional allocation query of a Base.
 type BaseExtents interface {
-	Extents(off, length int64, max int) ([]server.Extent, error)
+	Extents(off, length int64, max int) ([]Extent, error)
 }
 
 // Options tune an overlay.
@@ -48,7 +45,8 @@ type Options struct {
 }
 
 // Overlay is a per-client copy-on-write layer over a read-only base. It
-// implements server.Backend and is safe for concurrent use by any number
+// has the methods of server.Backend (package nbdbackend adapts the
+// Extent type) and is safe for concurrent use by any number
 // of connections.
 type Overlay struct {
 	dir         string
@@ -83,8 +81,6 @@ type Overlay struct {
 	// compactAt is the journal size above which Sync rewrites the map.
 	compactAt int64
 }
-
-var _ server.Backend = (*Overlay)(nil)
 
 // Open opens the overlay stored in dir over base, creating it if dir holds
 // none. An existing overlay's state is recovered: its map, then the journal
@@ -221,7 +217,7 @@ func (o *Overlay) compact() error {
 	return nil
 }
 
-// Size implements server.Backend: the base's size.
+// Size is the server.Backend method: the base's size.
 func (o *Overlay) Size() int64 { return o.size }
 
 // BlockSize is the overlay's copy-on-write granularity in bytes.
@@ -233,10 +229,10 @@ func (o *Overlay) Allocated() int64 { return o.dataBlocks.Load() << o.shift }
 // Dir is the directory the overlay is stored in.
 func (o *Overlay) Dir() string { return o.dir }
 
-// MaybeSparse implements server.Backend: an overlay may hold holes.
+// MaybeSparse is the server.Backend method: an overlay may hold holes.
 func (o *Overlay) MaybeSparse() bool { return true }
 
-// Cache implements server.Backend; the overlay does no read-ahead.
+// Cache is the server.Backend method; the overlay does no read-ahead.
 func (o *Overlay) Cache(off, length int64) error { return nil }
 
 func (o *Overlay) check(op string, off int64, n int64) error {
@@ -252,7 +248,7 @@ func (o *Overlay) check(op string, off int64, n int64) error {
 // blockEnd is the end offset of block b (the last block may be short).
 func (o *Overlay) blockEnd(b int64) int64 { return min((b+1)<<o.shift, o.size) }
 
-// ReadAt implements server.Backend.
+// ReadAt is the server.Backend method.
 func (o *Overlay) ReadAt(p []byte, off int64) (int, error) {
 	if err := o.check("read", off, int64(len(p))); err != nil {
 		return 0, err
@@ -295,7 +291,7 @@ func readFull(r io.ReaderAt, p []byte, off int64) error {
 	return err
 }
 
-// WriteAt implements server.Backend. Blocks it turns from Base or Zero
+// WriteAt is the server.Backend method. Blocks it turns from Base or Zero
 // into Data count against the quota; if they would exceed it the write
 // fails with ErrQuota and changes nothing.
 func (o *Overlay) WriteAt(p []byte, off int64) (int, error) {

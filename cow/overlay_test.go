@@ -4,8 +4,6 @@ import (
 	"errors"
 	"math/rand/v2"
 	"testing"
-
-	"github.com/nbdboot/nbdboot/server"
 )
 
 const (
@@ -29,8 +27,8 @@ type op struct {
 }
 
 func w(off, n int64, fill byte) op { return op{kind: 'w', off: off, n: n, fill: fill} }
-func tr(off, n int64) op          { return op{kind: 't', off: off, n: n} }
-func z(off, n int64) op           { return op{kind: 'z', off: off, n: n} }
+func tr(off, n int64) op           { return op{kind: 't', off: off, n: n} }
+func z(off, n int64) op            { return op{kind: 'z', off: off, n: n} }
 
 // apply runs o against the overlay and the model (the expected image).
 func (p op) apply(t testing.TB, ov *Overlay, model []byte) {
@@ -136,7 +134,7 @@ func TestReadWriteTable(t *testing.T) {
 		{"zero across two partial blocks", []op{z(4000, 200)}},
 		{"zero inside a data block", []op{w(0, 2*bs4k, 3), z(10, 5000)}},
 		{"zero inside a zero block", []op{tr(0, bs4k), z(10, 20)}},
-		{"zero to the end", []op{z(60000, testSize - 60000)}},
+		{"zero to the end", []op{z(60000, testSize-60000)}},
 		{"zero no-hole", []op{{kind: 'z', off: 3 * bs4k, n: 2 * bs4k, noHol: true}}},
 		{"write after trim", []op{tr(0, 4*bs4k), w(10, 10, 0x11)}},
 		{"write after zero over a hole", []op{z(4*bs4k, 4*bs4k), w(5*bs4k+1, 3, 0x22)}},
@@ -173,14 +171,14 @@ func TestExtents(t *testing.T) {
 	base := newTestBase(t, testSize, testHoles...)
 	ov := openT(t, t.TempDir(), base.be, Options{})
 	defer ov.Close()
-	type ext = server.Extent
+	type ext = Extent
 	rest := int64(testSize - 8*bs4k)
 	steps := []struct {
-		name      string
-		op        *op
-		off, n    int64
-		max       int
-		want      []ext
+		name   string
+		op     *op
+		off, n int64
+		max    int
+		want   []ext
 	}{
 		{"fresh: the base's holes", nil, 0, testSize, 10,
 			[]ext{{Length: 4 * bs4k}, {Length: 4 * bs4k, Hole: true}, {Length: rest}}},

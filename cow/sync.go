@@ -9,7 +9,7 @@ import (
 // journalMin is the journal size below which Sync never compacts.
 const journalMin = 256 << 10
 
-// Sync implements server.Backend (FLUSH, FUA). When it returns nil, every
+// Sync is the server.Backend method (FLUSH, FUA). When it returns nil, every
 // write, trim and zero that completed before it was called is durable:
 // the data file is fdatasynced first, then the state changes of those
 // operations are appended to the journal and the journal is fdatasynced.
@@ -84,7 +84,7 @@ func (o *Overlay) fdatasync() error {
 	return nil
 }
 
-// Close implements server.Backend: it syncs and closes the files. The
+// Close is the server.Backend method: it syncs and closes the files. The
 // overlay must not be used afterwards; a second Close does nothing.
 func (o *Overlay) Close() error {
 	o.syncMu.Lock()

@@ -7,7 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Trim implements server.Backend: whole blocks in the range become Zero
+// Trim is the server.Backend method: whole blocks in the range become Zero
 // and their space in the data file is released; partial blocks at the
 // edges are left alone (TRIM is a hint).
 func (o *Overlay) Trim(off, length int64) error {
@@ -25,7 +25,7 @@ func (o *Overlay) Trim(off, length int64) error {
 	return nil
 }
 
-// Zero implements server.Backend. Whole blocks become Zero (whatever
+// Zero is the server.Backend method. Whole blocks become Zero (whatever
 // noHole says: they read as zeroes, and the overlay never promised that
 // the space stays allocated); partial blocks at the edges get zeroes
 // written, which turns a Base edge block into Data (read-modify-write,
