@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -80,9 +81,41 @@ func (b *FileBackend) Sync() error {
 	return ignoreEINTR(func() error { return unix.Fdatasync(b.fd) })
 }
 
-// Trim implements Backend by punching a hole; unsupported is not an error.
+// WriteAtFUA writes p at off and makes it durable before returning
+// (pwritev2 with RWF_DSYNC, which syncs only this range), falling back to
+// WriteAt and fdatasync.
+func (b *FileBackend) WriteAtFUA(p []byte, off int64) error {
+	for len(p) > 0 {
+		n, err := unix.Pwritev2(b.fd, [][]byte{p}, off, unix.RWF_DSYNC)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if isNotSupported(err) {
+			if _, err := b.f.WriteAt(p, off); err != nil {
+				return err
+			}
+			return b.Sync()
+		}
+		if err != nil {
+			return err
+		}
+		p, off = p[n:], off+int64(n)
+	}
+	return nil
+}
+
+// Trim implements Backend: BLKDISCARD on a block device, a punched hole in
+// a file. Unsupported or misaligned is not an error: TRIM is a hint.
 func (b *FileBackend) Trim(off, length int64) error {
 	if length == 0 {
+		return nil
+	}
+	if b.blockDev {
+		r := [2]uint64{uint64(off), uint64(length)}
+		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(b.fd), unix.BLKDISCARD, uintptr(unsafe.Pointer(&r)))
+		if e != 0 && e != unix.EINVAL && !isNotSupported(e) {
+			return fmt.Errorf("BLKDISCARD: %w", e)
+		}
 		return nil
 	}
 	err := b.fallocate(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, length)
