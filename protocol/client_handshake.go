@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // ExportInfo describes an export: what the server's provider answers and
@@ -29,6 +30,21 @@ type ClientOptions struct {
 	MetaContexts []string
 }
 
+func (o ClientOptions) check() error {
+	if len(o.Export) > MaxStringLen {
+		return fmt.Errorf("client options: export name of %d bytes > %d: %w", len(o.Export), MaxStringLen, ErrTooLong)
+	}
+	if len(o.MetaContexts) > MaxMetaQueries {
+		return fmt.Errorf("client options: %d meta contexts > %d: %w", len(o.MetaContexts), MaxMetaQueries, ErrTooMany)
+	}
+	for _, m := range o.MetaContexts {
+		if len(m) > MaxStringLen || !strings.Contains(m, ":") {
+			return fmt.Errorf("client options: meta context %.40q: want namespace:name of at most %d bytes: %w", m, MaxStringLen, ErrInvalid)
+		}
+	}
+	return nil
+}
+
 // Negotiated is the outcome of ClientHandshake.
 type Negotiated struct {
 	ExportInfo
@@ -50,6 +66,9 @@ var clientInfos = []uint16{InfoBlockSize, InfoName, InfoDescription}
 // speak fixed newstyle. An unknown export gives an error wrapping
 // ErrUnknownExport. The caller owns deadlines.
 func ClientHandshake(rw io.ReadWriter, opts ClientOptions) (Negotiated, error) {
+	if err := opts.check(); err != nil {
+		return Negotiated{}, err
+	}
 	c := &clientConn{rw: rw}
 	if err := c.greet(); err != nil {
 		return Negotiated{}, err
@@ -86,6 +105,9 @@ func ClientHandshake(rw io.ReadWriter, opts ClientOptions) (Negotiated, error) {
 // ClientInfo asks for an export's details with NBD_OPT_INFO and then ends
 // the session with NBD_OPT_ABORT.
 func ClientInfo(rw io.ReadWriter, export string) (ExportInfo, error) {
+	if err := (ClientOptions{Export: export}).check(); err != nil {
+		return ExportInfo{}, err
+	}
 	c := &clientConn{rw: rw}
 	if err := c.greet(); err != nil {
 		return ExportInfo{}, err

@@ -705,3 +705,19 @@ func TestClientRejectsOldstyle(t *testing.T) {
 		t.Fatalf("ClientHandshake error %v, want ErrOldstyle", err)
 	}
 }
+
+func TestClientOptionsChecked(t *testing.T) {
+	for _, tt := range []struct {
+		opts ClientOptions
+		want error
+	}{
+		{ClientOptions{Export: string(make([]byte, MaxStringLen+1))}, ErrTooLong},
+		{ClientOptions{Structured: true, MetaContexts: []string{"allocation"}}, ErrInvalid},
+		{ClientOptions{Structured: true, MetaContexts: make([]string, MaxMetaQueries+1)}, ErrTooMany},
+	} {
+		// Nothing is read or written: a nil ReadWriter would panic.
+		if _, err := ClientHandshake(nil, tt.opts); !errors.Is(err, tt.want) {
+			t.Errorf("ClientHandshake(%.60v) error %v, want %v", tt.opts, err, tt.want)
+		}
+	}
+}

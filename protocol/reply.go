@@ -48,8 +48,12 @@ type ReplyHeader struct {
 }
 
 // ReadReplyHeader reads a simple reply or a structured chunk header from r.
-// buf is scratch space of at least ChunkHeaderSize bytes.
+// buf is scratch space of at least ChunkHeaderSize bytes (a shorter one is
+// replaced).
 func ReadReplyHeader(r io.Reader, buf []byte) (ReplyHeader, error) {
+	if len(buf) < ChunkHeaderSize {
+		buf = make([]byte, ChunkHeaderSize)
+	}
 	if _, err := io.ReadFull(r, buf[:4]); err != nil {
 		return ReplyHeader{}, err
 	}

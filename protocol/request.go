@@ -53,8 +53,12 @@ func ParseRequest(b []byte) (Request, error) {
 }
 
 // ReadRequest reads one request header from r into the scratch buffer buf
-// (at least RequestHeaderSize bytes) and decodes it.
+// (at least RequestHeaderSize bytes; a shorter one is replaced) and decodes
+// it.
 func ReadRequest(r io.Reader, buf []byte) (Request, error) {
+	if len(buf) < RequestHeaderSize {
+		buf = make([]byte, RequestHeaderSize)
+	}
 	if _, err := io.ReadFull(r, buf[:RequestHeaderSize]); err != nil {
 		return Request{}, err
 	}
