@@ -2,7 +2,9 @@ package nbdnl
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"testing"
@@ -79,7 +81,8 @@ func TestKernel(t *testing.T) {
 
 	disk := &memDisk{data: make([]byte, 1<<20)}
 	pattern := bytes.Repeat([]byte("nbdnl!"), 4096/6+1)[:4096]
-	disk.writeAt(0, pattern)
+	disk.writeAt(0, mbrOnePartition(64, 1024))
+	disk.writeAt(16384, pattern)
 	disk.writeAt(65536, pattern[:2048])
 
 	p1 := newServedPair(t, disk)
@@ -112,7 +115,7 @@ func TestKernel(t *testing.T) {
 		t.Errorf("size = %d, %v", size, err)
 	}
 
-	if got := directRead(t, dev, 0, 4096); !bytes.Equal(got, pattern) {
+	if got := directRead(t, dev, 16384, 4096); !bytes.Equal(got, pattern) {
 		t.Errorf("read through %s: got %q..., want the server's pattern", dev, got[:16])
 	}
 	f, err := os.OpenFile(dev, os.O_RDWR, 0)
@@ -131,6 +134,11 @@ func TestKernel(t *testing.T) {
 	}
 	if err := RescanPartitions(t.Context(), dev); err != nil {
 		t.Errorf("RescanPartitions: %v", err)
+	}
+	if part, err := sys.WaitPartition(t.Context(), idx, 1, 10*time.Second); err != nil {
+		t.Errorf("WaitPartition: %v", err)
+	} else if size, err := partSize(part); err != nil || size != 1024*512 {
+		t.Errorf("%s: %d bytes, %v; want %d", part, size, err, 1024*512)
 	}
 
 	// Kill the connection: the kernel reports LINK_DEAD, and RECONFIGURE
@@ -167,7 +175,52 @@ func TestKernel(t *testing.T) {
 		t.Errorf("device still connected after Disconnect: %v", err)
 	}
 
+	testKernelMultiConn(t, c)
 	testKernelIoctl(t, sys)
+}
+
+// mbrOnePartition returns a 512-byte MBR with one Linux partition.
+func mbrOnePartition(startLBA, sectors uint32) []byte {
+	b := make([]byte, 512)
+	e := b[446:462]                                // first partition entry
+	e[4] = 0x83                                    // type: Linux
+	binary.LittleEndian.PutUint32(e[8:], startLBA) // first sector
+	binary.LittleEndian.PutUint32(e[12:], sectors) // sector count
+	b[510], b[511] = 0x55, 0xaa                    // boot signature
+	return b
+}
+
+// partSize returns a block device's size via seeking to its end.
+func partSize(dev string) (int64, error) {
+	f, err := os.Open(dev)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return f.Seek(0, io.SeekEnd)
+}
+
+// testKernelMultiConn connects one device with two sockets (the export
+// allows multiple connections) and reads through it.
+func testKernelMultiConn(t *testing.T, c *Conn) {
+	disk := &memDisk{data: make([]byte, 1<<20)}
+	disk.writeAt(0, []byte("two sockets"))
+	a, b := newServedPair(t, disk), newServedPair(t, disk)
+	idx, err := c.Connect(ConnectConfig{
+		Size: 1 << 20, BlockSize: 4096,
+		ServerFlags: ServerFlagHasFlags | ServerFlagCanMultiConn,
+		ClientFlags: ClientFlagDestroyOnDisconnect,
+		Sockets:     []*os.File{a.kernel, b.kernel},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := directRead(t, DevicePath(idx), 0, 4096); !bytes.HasPrefix(got, []byte("two sockets")) {
+		t.Errorf("multi-conn read %q", got[:16])
+	}
+	if err := c.Disconnect(idx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func testKernelIoctl(t *testing.T, sys Sys) {
