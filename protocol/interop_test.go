@@ -313,3 +313,53 @@ func TestServerAgainstNbdinfo(t *testing.T) {
 		t.Errorf("nbdinfo of an unknown export succeeded:\n%s", out)
 	}
 }
+
+// nbdshScript exercises option haggling the way libnbd does it.
+const nbdshScript = `
+import os
+h.set_opt_mode(True)
+h.connect_unix(os.environ["SOCK"])
+h.set_export_name("root")
+got = []
+h.opt_list_meta_context(lambda name: got.append(name) or 0)
+assert got == ["base:allocation"], got
+h.add_meta_context("base:")
+got = []
+h.opt_list_meta_context(lambda name: got.append(name) or 0)
+assert got == ["base:allocation"], got
+h.clear_meta_contexts()
+h.set_export_name("nope")
+try:
+    h.opt_info()
+    raise Exception("opt_info of an unknown export succeeded")
+except nbd.Error as e:
+    pass
+h.set_export_name("root")
+h.add_meta_context("base:allocation")
+h.opt_info()
+assert h.get_size() == 1 << 30
+h.opt_go()
+assert h.can_meta_context("base:allocation")
+assert h.get_block_size(nbd.SIZE_MAXIMUM) == 1 << 20
+assert h.pread(512, 0) == bytes(512)
+h.pwrite(b"x" * 512, 512)
+assert h.pread(512, 512) == b"x" * 512
+exts = []
+h.block_status(4096, 0, lambda ctx, off, entries, err: exts.append((ctx, entries)) or 0)
+assert exts == [("base:allocation", [2048, 0, 2048, 3])], exts
+h.shutdown()
+print("ok")
+`
+
+func TestServerAgainstNbdsh(t *testing.T) {
+	nbdsh := testutil.RequireTool(t, "nbdsh")
+	sock := serveUnix(t, make([]byte, 1<<20))
+	cmd := exec.Command(nbdsh, "-c", nbdshScript)
+	// python3-libnbd lives in the system python, which a pyenv or venv on
+	// PATH would hide.
+	cmd.Env = append(os.Environ(), "SOCK="+sock, "PATH=/usr/bin:"+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	if err != nil || !bytes.Equal(bytes.TrimSpace(out), []byte("ok")) {
+		t.Fatalf("nbdsh: %v\n%s", err, out)
+	}
+}
