@@ -91,6 +91,22 @@ func BlockSize(minBlock uint32, pageSize int) (uint64, error) {
 	return bs, nil
 }
 
+// Geometry returns the block size (BlockSize) and the device size for an
+// export of size bytes: the size rounded down to whole blocks, since the
+// kernel cannot address a partial last block. An export smaller than one
+// block is an error.
+func Geometry(size uint64, minBlock uint32, pageSize int) (blockSize, deviceSize uint64, err error) {
+	bs, err := BlockSize(minBlock, pageSize)
+	if err != nil {
+		return 0, 0, err
+	}
+	dev := size &^ (bs - 1)
+	if dev == 0 {
+		return 0, 0, fmt.Errorf("export of %d bytes is less than one %d-byte block", size, bs)
+	}
+	return bs, dev, nil
+}
+
 var errNoSockets = errors.New("no sockets given")
 
 func checkSockets(socks []*os.File, serverFlags uint64, multiConnCheck bool) error {

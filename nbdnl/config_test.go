@@ -44,3 +44,25 @@ func TestValidBlockSize(t *testing.T) {
 		}
 	}
 }
+
+func TestGeometry(t *testing.T) {
+	tests := []struct {
+		size    uint64
+		min     uint32
+		bs, dev uint64
+		wantErr bool
+	}{
+		{1 << 30, 0, 512, 1 << 30, false},
+		{1000000, 0, 512, 999936, false},
+		{1000000, 4096, 4096, 999424, false},
+		{511, 0, 0, 0, true},
+		{4095, 4096, 0, 0, true},
+		{1 << 30, 8192, 0, 0, true},
+	}
+	for _, tt := range tests {
+		bs, dev, err := Geometry(tt.size, tt.min, 4096)
+		if bs != tt.bs || dev != tt.dev || (err != nil) != tt.wantErr {
+			t.Errorf("Geometry(%d, %d) = %d, %d, %v; want %d, %d, err %v", tt.size, tt.min, bs, dev, err, tt.bs, tt.dev, tt.wantErr)
+		}
+	}
+}

@@ -106,16 +106,12 @@ func runAttach(args []string) error {
 
 // attachConfig turns the negotiated export into the kernel's
 // configuration. The block size is the export's minimum rounded up to a
-// power of two from 512 (see nbdnl.BlockSize), and the size is rounded
-// down to whole blocks, as the kernel cannot address a partial block.
+// power of two from 512, and the size is rounded down to whole blocks (see
+// nbdnl.Geometry).
 func attachConfig(a attachArgs, info protocol.ExportInfo, socks []*os.File, pageSize int) (nbdnl.ConnectConfig, error) {
-	bs, err := nbdnl.BlockSize(info.MinBlock, pageSize)
+	bs, size, err := nbdnl.Geometry(info.Size, info.MinBlock, pageSize)
 	if err != nil {
-		return nbdnl.ConnectConfig{}, err
-	}
-	size := info.Size &^ (bs - 1)
-	if size == 0 {
-		return nbdnl.ConnectConfig{}, fmt.Errorf("export %q has %d bytes, less than one %d-byte block", info.Name, info.Size, bs)
+		return nbdnl.ConnectConfig{}, fmt.Errorf("export %q: %w", info.Name, err)
 	}
 	return nbdnl.ConnectConfig{
 		Index:           a.index,
