@@ -22,7 +22,7 @@ func runInit(args []string) error {
 		Parse:           cmdline.Parse,
 		ResolveRootPath: cmdline.ResolveRootPath,
 		FS:              boot.OSFS{},
-		Modules:         unavailable{},
+		Modules:         &boot.KernelModules{},
 		Network:         unavailable{},
 		Dialer:          boot.NewDialer(),
 		Negotiate:       boot.Negotiate,
@@ -74,10 +74,6 @@ func runSupervise(args []string) error {
 // unavailable stands in for a step whose package has not landed yet.
 type unavailable struct{}
 
-func (unavailable) Load(name string) error { return errors.New("module loading not wired yet") }
-func (unavailable) LoadForDevices() ([]string, error) {
-	return nil, errors.New("module loading not wired yet")
-}
 func (unavailable) Up(ctx context.Context, ip []string) (boot.NetInfo, error) {
 	return boot.NetInfo{}, errors.New("network configuration not wired yet")
 }
