@@ -132,12 +132,18 @@ type recorder struct {
 	after map[string]func() // module -> run after a successful insert
 }
 
+// FinitModule records the module named by a fake file's content, or by
+// the file name for a real module.
 func (r *recorder) FinitModule(f *os.File, params string, flags int) error {
-	b, err := io.ReadAll(f)
+	b, err := io.ReadAll(io.LimitReader(f, 256))
 	if err != nil {
 		return err
 	}
-	return r.record(insertion{module: strings.TrimPrefix(string(b), "MODULE "), params: params, flags: flags})
+	name, fake := strings.CutPrefix(string(b), "MODULE ")
+	if !fake {
+		name = nameFromPath(f.Name())
+	}
+	return r.record(insertion{module: name, params: params, flags: flags})
 }
 
 func (r *recorder) InitModule(image []byte, params string) error {
