@@ -1,6 +1,7 @@
 package nbdnl
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -202,6 +203,6 @@ func (c *Conn) Status(index *uint32) ([]DeviceStatus, error) {
 		}
 		out = append(out, ds...)
 	}
-	slices.SortFunc(out, func(a, b DeviceStatus) int { return int(int64(a.Index) - int64(b.Index)) })
+	slices.SortFunc(out, func(a, b DeviceStatus) int { return cmp.Compare(a.Index, b.Index) })
 	return out, nil
 }

@@ -5,8 +5,15 @@
 // process has to stay alive for I/O; RECONFIGURE replaces dead sockets after
 // a reconnect; LINK_DEAD notifications (WatchLinkDead) tell a supervisor
 // when to reconnect. Kernels without the netlink family are served by the
-// older ioctl interface (AttachIoctl), where NBD_DO_IT blocks for the
-// device's whole life. Attach picks between them.
+// older ioctl interface (Sys.AttachIoctl), where NBD_DO_IT blocks for the
+// device's whole life. Sys.Attach picks between them.
+//
+// The kernel's rules: the block size is 0 (default 1024) or a power of two
+// from 512 to the page size, and becomes the device's logical block size;
+// Geometry derives it from the export's minimum block size. More than one
+// socket needs NBD_FLAG_CAN_MULTI_CONN. Timeouts travel in whole seconds.
+// Partitions are read when the device is first opened or on BLKRRPART
+// (RescanPartitions); Sys.WaitPartition then waits for /dev/nbdNpM.
 //
 // Request bodies are built by pure functions (encodeConnect and friends) and
 // replies are decoded by offset after length checks, so both are tested with
