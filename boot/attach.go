@@ -36,10 +36,19 @@ func blockSize(exp Export, configured uint32) uint64 {
 func (b *booter) attach(ctx context.Context, s *session, rd RootDevice) (uint32, error) {
 	ph := b.log.Phase("attach")
 	defer s.close()
+	bs := blockSize(s.export, b.cfg.BlockSize)
+	// The kernel cannot address a partial last block.
+	size := s.export.Size - s.export.Size%bs
+	if size == 0 {
+		return 0, fail("attach", fmt.Errorf("export %s: %d bytes, less than one %d-byte block", s.target, s.export.Size, bs), hintConnect)
+	}
+	if size != s.export.Size {
+		ph.Printf("export size %d is not a multiple of the block size %d: using %d", s.export.Size, bs, size)
+	}
 	req := AttachRequest{
 		Index:       rd.Index,
-		Size:        s.export.Size,
-		BlockSize:   blockSize(s.export, b.cfg.BlockSize),
+		Size:        size,
+		BlockSize:   bs,
 		ServerFlags: uint64(s.export.Flags),
 		Timeout:     b.cfg.Timeout,
 		DeadConn:    b.cfg.DeadConn,

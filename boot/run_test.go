@@ -161,6 +161,23 @@ func TestMultiConn(t *testing.T) {
 	}
 }
 
+func TestOddExportSize(t *testing.T) {
+	w := newWorld()
+	w.server.export.Size = 1<<20 + 100
+	w.server.export.MinBlock = 4096
+	if _, err := Run(context.Background(), w.env); !errors.Is(err, errExeced) {
+		t.Fatalf("Run = %v", err)
+	}
+	wantOrder(t, w.tr.list(), "attach index=auto conns=1 size=1048576 bs=4096 ")
+
+	w = newWorld()
+	w.server.export.Size = 511
+	_, err := Run(context.Background(), w.env)
+	if err == nil || !strings.Contains(err.Error(), "less than one 512-byte block") {
+		t.Fatalf("Run = %v", err)
+	}
+}
+
 func TestPartitionRoot(t *testing.T) {
 	w := newWorld()
 	w.cfg.Root = "/dev/nbd0p2"
