@@ -176,7 +176,48 @@ func TestKernel(t *testing.T) {
 	}
 
 	testKernelMultiConn(t, c)
+	testKernelTCP(t, c)
 	testKernelIoctl(t, sys)
+}
+
+// testKernelTCP hands the kernel a loopback TCP socket taken from a
+// net.TCPConn with File, as `nbdboot attach` does.
+func testKernelTCP(t *testing.T, c *Conn) {
+	disk := &memDisk{data: make([]byte, 1<<20)}
+	disk.writeAt(4096, []byte("over tcp"))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		disk.serve(conn)
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := conn.(*net.TCPConn).File()
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := c.Connect(ConnectConfig{Size: 1 << 20, Sockets: []*os.File{f}})
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := directRead(t, DevicePath(idx), 4096, 4096); !bytes.HasPrefix(got, []byte("over tcp")) {
+		t.Errorf("tcp read %q", got[:16])
+	}
+	if err := c.Disconnect(idx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // mbrOnePartition returns a 512-byte MBR with one Linux partition.

@@ -43,6 +43,10 @@ func guestInit(m *testing.M) {
 			return
 		}
 	}
+	if err := loopbackUp(); err != nil {
+		fmt.Printf("bring lo up: %v\n", err)
+		return
+	}
 	f, err := os.Open("/nbd.ko")
 	if err != nil {
 		fmt.Printf("open nbd.ko: %v\n", err)
@@ -58,6 +62,24 @@ func guestInit(m *testing.M) {
 	if m.Run() == 0 {
 		result = "PASS"
 	}
+}
+
+// loopbackUp sets IFF_UP on lo, for the guest's TCP test.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
 }
 
 // buildDir is where `make` puts the kernel (NBDBOOT_BUILD, else the
