@@ -16,7 +16,7 @@ import (
 
 // ErrNoFamily is returned (wrapped) by Dial when the kernel has no "nbd"
 // generic netlink family: the nbd module is not loaded, or predates 4.12.
-// Callers fall back to the ioctl interface (AttachIoctl) then.
+// Callers fall back to the ioctl interface (Sys.AttachIoctl) then.
 var ErrNoFamily = errors.New("kernel has no nbd generic netlink family")
 
 // Conn is a generic netlink socket bound to the nbd family. Its methods
