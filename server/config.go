@@ -33,6 +33,9 @@ type Limits struct {
 	MaxInFlight int `toml:"max_inflight"`
 	// MaxBufferBytes caps READ and WRITE payload bytes held server-wide.
 	MaxBufferBytes int64 `toml:"max_buffer_bytes"`
+	// ReplyTimeout bounds the time to send one reply: a client that stops
+	// reading is dropped instead of pinning its buffers (0: no bound).
+	ReplyTimeout time.Duration `toml:"reply_timeout"`
 	// ShutdownGrace is how long a drained connection waits for the
 	// client's DISC after shutdown began before it is closed.
 	ShutdownGrace time.Duration `toml:"shutdown_grace"`
@@ -50,6 +53,7 @@ func DefaultLimits() Limits {
 		MaxNegotiating:   64,
 		MaxInFlight:      64,
 		MaxBufferBytes:   256 << 20,
+		ReplyTimeout:     60 * time.Second,
 		ShutdownGrace:    5 * time.Second,
 	}
 }
@@ -109,6 +113,8 @@ func (l Limits) Validate() error {
 		return fmt.Errorf("limits.max_inflight: %d, want >= 1", l.MaxInFlight)
 	case l.MaxBufferBytes < 1<<20:
 		return fmt.Errorf("limits.max_buffer_bytes: %d, want >= 1048576", l.MaxBufferBytes)
+	case l.ReplyTimeout < 0:
+		return fmt.Errorf("limits.reply_timeout: %v, want >= 0", l.ReplyTimeout)
 	case l.ShutdownGrace < 0:
 		return fmt.Errorf("limits.shutdown_grace: %v, want >= 0", l.ShutdownGrace)
 	}

@@ -29,6 +29,7 @@ max_connections = 100
 max_inflight = 32
 max_buffer_bytes = 67108864
 shutdown_grace = "1s"
+reply_timeout = "30s"
 
 [[export]]
 name = "root"
@@ -48,7 +49,7 @@ path = "/dev/sdb"
 		Listen:   "127.0.0.1:10810",
 		StateDir: "/var/lib/nbdserve",
 		Limits: Limits{HandshakeTimeout: 5 * time.Second, MaxNegotiating: 8, MaxConnections: 100,
-			MaxInFlight: 32, MaxBufferBytes: 64 << 20, ShutdownGrace: time.Second},
+			MaxInFlight: 32, MaxBufferBytes: 64 << 20, ReplyTimeout: 30 * time.Second, ShutdownGrace: time.Second},
 		Exports: []ExportConfig{
 			{Name: "root", Path: "/srv/root.img", ReadOnly: true, Description: "Debian 12, comma, and all"},
 			{Name: "scratch", Path: "/dev/sdb"},
@@ -84,6 +85,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"zero timeout", "[limits]\nhandshake_timeout = \"0s\"\n", "limits.handshake_timeout: 0s, want > 0"},
 		{"zero inflight", "[limits]\nmax_inflight = 0\n", "limits.max_inflight: 0, want >= 1"},
 		{"tiny buffer", "[limits]\nmax_buffer_bytes = 100\n", "limits.max_buffer_bytes: 100, want >= 1048576"},
+		{"negative reply timeout", "[limits]\nreply_timeout = \"-1s\"\n", "limits.reply_timeout: -1s, want >= 0"},
 		{"negotiating", "[limits]\nmax_negotiating = 0\n", "limits.max_negotiating: 0, want >= 1"},
 		{"wrong type", "listen = 5\n", "listen"},
 		{"syntax", "listen = \n", "config"},

@@ -82,6 +82,8 @@ func (c *conn) serve() {
 		c.log.Info("disconnected by client")
 	case errors.Is(err, io.EOF), c.broken.Load():
 		c.log.Info("connection closed")
+	case c.isShutting():
+		c.log.Info("closed at shutdown", "err", err)
 	default:
 		c.log.Warn("connection dropped", "err", err)
 	}
@@ -96,6 +98,12 @@ func (c *conn) begin() bool {
 	}
 	c.inflight++
 	return true
+}
+
+func (c *conn) isShutting() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.shutting
 }
 
 // end marks a request finished.

@@ -30,8 +30,8 @@ type Server struct {
 	wg       sync.WaitGroup
 
 	// onShutdown, if set (tests), runs once shutdown has been begun on
-	// every connection.
-	onShutdown func()
+	// every connection; onConnDone after a connection in transmission ended.
+	onShutdown, onConnDone func()
 }
 
 // New returns a server for the exports of r. A nil logger discards logs.
@@ -156,6 +156,9 @@ func (s *Server) handle(nc net.Conn) {
 	}
 	defer s.unregister(c)
 	c.serve()
+	if s.onConnDone != nil {
+		s.onConnDone()
+	}
 }
 
 // handshake negotiates under the handshake deadline and frees the

@@ -162,3 +162,32 @@ func TestMaxConnections(t *testing.T) {
 	a.checkGoodRead(false)
 	a.disconnect()
 }
+
+// TestReplyTimeout: a client that stops reading replies is dropped once a
+// reply cannot be sent within reply_timeout, freeing what it held.
+func TestReplyTimeout(t *testing.T) {
+	tab, _, _ := memExports(t, memSize)
+	lim := testLimits()
+	lim.ReplyTimeout = 200 * time.Millisecond
+	closed := make(chan struct{}, 1)
+	ts := startServer(t, tab, lim, func(s *Server) { s.onConnDone = func() { closed <- struct{}{} } })
+	c := dial(t, ts.addr, "mem", false)
+	const n = 100 // 100 MiB of replies: far more than the socket buffers hold
+	var out []byte
+	for i := range n {
+		out = protocol.AppendRequest(out, protocol.Request{Type: protocol.CmdRead, Cookie: uint64(i), Length: memSize})
+	}
+	c.write(out)
+	select {
+	case <-closed:
+	case <-time.After(15 * time.Second):
+		t.Fatal("connection not dropped while its client did not read")
+	}
+	got, _ := io.Copy(io.Discard, c.br)
+	if got >= n*(memSize+16) {
+		t.Errorf("client received all %d bytes of replies", got)
+	}
+	// The server still serves others.
+	d := dial(t, ts.addr, "mem", false)
+	d.checkGoodRead(false)
+}

@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/binary"
 	"net"
+	"time"
 
 	"github.com/nbdboot/nbdboot/protocol"
 )
@@ -15,6 +16,9 @@ func (c *conn) send(bufs net.Buffers) {
 	defer c.wmu.Unlock()
 	if c.broken.Load() {
 		return
+	}
+	if t := c.srv.lim.ReplyTimeout; t > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(t))
 	}
 	if _, err := bufs.WriteTo(c.w); err != nil {
 		c.broken.Store(true)

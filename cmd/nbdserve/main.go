@@ -91,16 +91,17 @@ func parseArgs(args []string, stderr io.Writer) (server.Config, bool, error) {
 	}
 	def := server.DefaultConfig()
 	var (
-		configPath  = fs.String("config", "", "TOML config `file`")
-		listen      = fs.String("listen", def.Listen, "TCP `address` to listen on")
-		state       = fs.String("state", "", "state `directory` (per-client data)")
-		hsTimeout   = fs.Duration("handshake-timeout", def.Limits.HandshakeTimeout, "time allowed for a client's negotiation")
-		maxNeg      = fs.Int("max-negotiating", def.Limits.MaxNegotiating, "connections allowed in negotiation at once")
-		maxConns    = fs.Int("max-connections", def.Limits.MaxConnections, "connections allowed at once (0: no limit)")
-		maxInFlight = fs.Int("max-inflight", def.Limits.MaxInFlight, "requests served at once per connection")
-		maxBuf      = fs.Int64("max-buffer-bytes", def.Limits.MaxBufferBytes, "payload bytes held at once, server-wide")
-		grace       = fs.Duration("shutdown-grace", def.Limits.ShutdownGrace, "wait for clients' DISC after draining at shutdown")
-		debug       = fs.Bool("debug", false, "log every refused request")
+		configPath   = fs.String("config", "", "TOML config `file`")
+		listen       = fs.String("listen", def.Listen, "TCP `address` to listen on")
+		state        = fs.String("state", "", "state `directory` (per-client data)")
+		hsTimeout    = fs.Duration("handshake-timeout", def.Limits.HandshakeTimeout, "time allowed for a client's negotiation")
+		maxNeg       = fs.Int("max-negotiating", def.Limits.MaxNegotiating, "connections allowed in negotiation at once")
+		maxConns     = fs.Int("max-connections", def.Limits.MaxConnections, "connections allowed at once (0: no limit)")
+		maxInFlight  = fs.Int("max-inflight", def.Limits.MaxInFlight, "requests served at once per connection")
+		maxBuf       = fs.Int64("max-buffer-bytes", def.Limits.MaxBufferBytes, "payload bytes held at once, server-wide")
+		replyTimeout = fs.Duration("reply-timeout", def.Limits.ReplyTimeout, "drop a client that takes longer to accept a reply (0: never)")
+		grace        = fs.Duration("shutdown-grace", def.Limits.ShutdownGrace, "wait for clients' DISC after draining at shutdown")
+		debug        = fs.Bool("debug", false, "log every refused request")
 	)
 	if err := fs.Parse(args); err != nil {
 		return server.Config{}, false, err
@@ -128,6 +129,8 @@ func parseArgs(args []string, stderr io.Writer) (server.Config, bool, error) {
 			cfg.Limits.MaxInFlight = *maxInFlight
 		case "max-buffer-bytes":
 			cfg.Limits.MaxBufferBytes = *maxBuf
+		case "reply-timeout":
+			cfg.Limits.ReplyTimeout = *replyTimeout
 		case "shutdown-grace":
 			cfg.Limits.ShutdownGrace = *grace
 		}
