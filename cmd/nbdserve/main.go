@@ -3,9 +3,30 @@
 //	nbdserve [-listen ADDR] [-config FILE] [-state DIR] NAME=PATH[,ro][,desc=TEXT] ...
 //
 // Exports come from the arguments and from the [[export]] tables of the
-// TOML config file; flags override the file. SIGINT or SIGTERM stop
-// accepting, let requests in flight finish (new ones get ESHUTDOWN), then
-// exit.
+// TOML config file; flags given explicitly override the file. An export
+// argument's options are comma-separated: ro (read-only) and desc=TEXT;
+// any other key is an error. The config file, with every key:
+//
+//	listen = ":10809"
+//	state_dir = "/var/lib/nbdserve"
+//
+//	[limits]
+//	handshake_timeout = "10s"   # whole negotiation
+//	max_negotiating = 64        # connections still in the handshake
+//	max_connections = 0         # in total; 0: no cap
+//	max_inflight = 64           # requests served at once per connection
+//	max_buffer_bytes = 268435456 # READ/WRITE payload bytes held, server-wide
+//	reply_timeout = "60s"       # drop a client that stops reading replies
+//	shutdown_grace = "5s"       # wait for DISC after draining at shutdown
+//
+//	[[export]]
+//	name = "root"
+//	path = "/srv/nbd/root.img"
+//	readonly = true
+//	description = "Debian 12 root, read-only"
+//
+// SIGINT or SIGTERM stop accepting, let requests in flight finish (new
+// ones get ESHUTDOWN), then exit.
 package main
 
 import (
