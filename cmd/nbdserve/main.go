@@ -5,7 +5,8 @@
 // Exports come from the arguments and from the [[export]] tables of the
 // TOML config file; flags given explicitly override the file. An export
 // argument's options are comma-separated: ro (read-only) and desc=TEXT;
-// any other key is an error. The config file, with every key:
+// any other key is an error. The config file, with every key (also in
+// nbdserve.example.toml, which a test loads):
 //
 //	listen = ":10809"
 //	state_dir = "/var/lib/nbdserve"

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nbdboot/nbdboot/protocol"
+	"github.com/nbdboot/nbdboot/server"
 )
 
 func TestRunErrors(t *testing.T) {
@@ -106,5 +107,17 @@ description = "from the file, with, commas"
 	}
 	if !strings.Contains(stderr.String(), "msg=stopped") {
 		t.Errorf("log:\n%s", stderr.String())
+	}
+}
+
+// TestExampleConfig keeps the documented example loadable.
+func TestExampleConfig(t *testing.T) {
+	cfg, err := server.LoadConfig("nbdserve.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := server.DefaultLimits()
+	if cfg.Listen != ":10809" || cfg.Limits != def || len(cfg.Exports) != 1 || !cfg.Exports[0].ReadOnly {
+		t.Errorf("example config: %+v", cfg)
 	}
 }
