@@ -1,0 +1,455 @@
+package cow
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DefaultGrace is how long an ephemeral overlay outlives its client's
+// last connection unless Config or Policy say otherwise.
+const DefaultGrace = 60 * time.Second
+
+// ErrBusy is wrapped by Reset and ResetAll for overlays a client is
+// connected to.
+var ErrBusy = errors.New("overlay in use")
+
+// ErrNoOverlay is wrapped by Reset for a client that has no overlay.
+var ErrNoOverlay = errors.New("no such overlay")
+
+// trashName is the directory, inside the state directory, that overlay
+// directories are renamed into before they are deleted, so that a crash
+// midway never leaves half an overlay. No escaped export name starts
+// with '.'.
+const trashName = ".trash"
+
+// Config configures a Manager.
+type Config struct {
+	// Dir is the state directory: Dir/EXPORT/CLIENT/ per overlay.
+	Dir string
+	// Clock is the time source; nil means SystemClock.
+	Clock Clock
+	// Grace is how long an ephemeral overlay is kept after its client's
+	// last connection ends; zero means DefaultGrace.
+	Grace time.Duration
+	// Log receives drops and errors nobody else sees; nil discards.
+	Log *slog.Logger
+}
+
+// Policy is how an export's overlays live.
+type Policy struct {
+	// Persistent overlays are kept across disconnects, client reboots
+	// and server restarts until reset. Others (ephemeral) are dropped
+	// once their client has had no connection for the grace period.
+	Persistent bool
+	// Grace overrides Config.Grace for this export when non-zero.
+	Grace time.Duration
+	// Options apply when an overlay is opened (the first connection
+	// after the server started or after the overlay was closed).
+	Options
+}
+
+// Info describes one overlay for the control interface.
+type Info struct {
+	Export string
+	Client string
+	// Size is the bytes the overlay holds (its Data blocks).
+	Size        int64
+	LastUse     time.Time
+	Connections int
+	Persistent  bool
+}
+
+// Manager owns the overlays of one or more exports, one per export and
+// client, shared by all of a client's connections. It is safe for
+// concurrent use.
+type Manager struct {
+	dir   string
+	clock Clock
+	grace time.Duration
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	entries map[key]*entry
+	trashN  int
+	closed  bool
+}
+
+type key struct{ export, client string }
+
+// entry is one overlay known to the Manager, open or not.
+type entry struct {
+	key
+	dir        string
+	ov         *Overlay // nil unless open
+	refs       int      // connections
+	persistent bool
+	grace      time.Duration
+	lastUse    time.Time
+	allocated  int64 // while closed
+	timer      Timer
+	epoch      uint64 // bumped to disarm a pending timer
+}
+
+// NewManager opens the state directory. Ephemeral overlays left from
+// before whose last use is older than their grace period are dropped now;
+// the others get the rest of their grace period to be reacquired.
+func NewManager(cfg Config) (*Manager, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("overlay manager: state directory is empty")
+	}
+	m := &Manager{dir: cfg.Dir, clock: cfg.Clock, grace: cfg.Grace, log: cfg.Log, entries: map[key]*entry{}}
+	if m.clock == nil {
+		m.clock = SystemClock{}
+	}
+	if m.grace <= 0 {
+		m.grace = DefaultGrace
+	}
+	if m.log == nil {
+		m.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if err := os.MkdirAll(m.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("overlay manager: %w", err)
+	}
+	if err := os.RemoveAll(filepath.Join(m.dir, trashName)); err != nil {
+		return nil, fmt.Errorf("overlay manager: empty trash: %w", err)
+	}
+	if err := m.scan(); err != nil {
+		return nil, fmt.Errorf("overlay manager: scan %s: %w", m.dir, err)
+	}
+	return m, nil
+}
+
+// scan registers the overlays found on disk.
+func (m *Manager) scan() error {
+	exports, err := os.ReadDir(m.dir)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.clock.Now()
+	for _, ed := range exports {
+		if !ed.IsDir() || strings.HasPrefix(ed.Name(), ".") {
+			continue
+		}
+		clients, err := os.ReadDir(filepath.Join(m.dir, ed.Name()))
+		if err != nil {
+			return err
+		}
+		for _, cd := range clients {
+			dir := filepath.Join(m.dir, ed.Name(), cd.Name())
+			if !cd.IsDir() {
+				continue
+			}
+			md, err := readMeta(dir)
+			if err != nil {
+				m.log.Warn("overlay without readable meta data: left alone", "dir", dir, "err", err)
+				continue
+			}
+			e := &entry{key: key{md.Export, md.Client}, dir: dir, persistent: md.Persistent,
+				grace: md.Grace, lastUse: md.LastUse, allocated: md.Allocated}
+			if e.grace <= 0 {
+				e.grace = m.grace
+			}
+			m.entries[e.key] = e
+			if e.persistent {
+				continue
+			}
+			if idle := now.Sub(e.lastUse); idle >= e.grace {
+				m.log.Info("dropping ephemeral overlay idle since before start", "export", e.export, "client", e.client, "idle", idle)
+				m.dropLocked(e)
+			} else {
+				m.scheduleLocked(e, e.grace-idle)
+			}
+		}
+	}
+	return nil
+}
+
+// Acquire returns the overlay of client on export over base, opening or
+// creating it, and the function to call once when the connection using it
+// ends. All connections of a client share the overlay; it must not be
+// closed by them. p applies when the overlay is opened; Persistent and
+// Grace also when it already is.
+func (m *Manager) Acquire(export, client string, base Base, p Policy) (*Overlay, func(), error) {
+	ek, err := fileName("export", export, MaxExportLen)
+	if err != nil {
+		return nil, nil, err
+	}
+	ck, err := fileName("client", client, MaxClientLen)
+	if err != nil {
+		return nil, nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, nil, fmt.Errorf("acquire overlay of client %q on export %q: manager closed", client, export)
+	}
+	k := key{export, client}
+	e := m.entries[k]
+	isNew := e == nil
+	if isNew {
+		e = &entry{key: k, dir: filepath.Join(m.dir, ek, ck)}
+	}
+	e.persistent, e.grace = p.Persistent, cmp.Or(p.Grace, m.grace)
+	if e.ov == nil {
+		if err := m.openLocked(e, base, p.Options, isNew); err != nil {
+			return nil, nil, fmt.Errorf("acquire overlay of client %q on export %q: %w", client, export, err)
+		}
+		if isNew {
+			m.entries[k] = e
+		}
+	} else if e.ov.Size() != base.Size() {
+		return nil, nil, fmt.Errorf("acquire overlay of client %q on export %q: it is open over a %d-byte base, this one has %d bytes",
+			client, export, e.ov.Size(), base.Size())
+	}
+	e.epoch++ // disarm the drop timer
+	if e.timer != nil {
+		e.timer.Stop()
+		e.timer = nil
+	}
+	e.refs++
+	e.lastUse = m.clock.Now()
+	m.saveMetaLocked(e)
+	var once sync.Once
+	return e.ov, func() { once.Do(func() { m.release(e) }) }, nil
+}
+
+// openLocked opens e's overlay, writing its meta data first so that a
+// directory with overlay files always has one. A directory it created is
+// removed again if the overlay cannot be opened; an existing one (an
+// overlay whose meta data was unreadable, say) is never.
+func (m *Manager) openLocked(e *entry, base Base, opt Options, isNew bool) error {
+	_, err := os.Stat(e.dir)
+	created := errors.Is(err, os.ErrNotExist)
+	if err := os.MkdirAll(e.dir, 0o700); err != nil {
+		return err
+	}
+	e.lastUse = m.clock.Now()
+	if isNew {
+		if err := writeMeta(e.dir, e.meta()); err != nil {
+			return err
+		}
+		if err := syncDir(filepath.Dir(e.dir)); err != nil {
+			return err
+		}
+	}
+	ov, err := Open(e.dir, base, opt)
+	if err != nil {
+		if created {
+			os.RemoveAll(e.dir)
+		}
+		return err
+	}
+	e.ov = ov
+	return nil
+}
+
+func (e *entry) meta() meta {
+	md := meta{Export: e.export, Client: e.client, Persistent: e.persistent, Grace: e.grace,
+		LastUse: e.lastUse, Allocated: e.allocated}
+	if e.ov != nil {
+		md.Allocated = e.ov.Allocated()
+	}
+	return md
+}
+
+func (m *Manager) saveMetaLocked(e *entry) {
+	if err := writeMeta(e.dir, e.meta()); err != nil {
+		m.log.Error("overlay meta data", "export", e.export, "client", e.client, "err", err)
+	}
+}
+
+// release ends one connection's use of e.
+func (m *Manager) release(e *entry) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e.refs--
+	e.lastUse = m.clock.Now()
+	if m.entries[e.key] != e {
+		return // reset or closed meanwhile
+	}
+	m.saveMetaLocked(e)
+	if e.refs == 0 && !m.closed {
+		m.scheduleLocked(e, e.grace)
+	}
+}
+
+// scheduleLocked arms e's idle timer: after d, an ephemeral overlay is
+// dropped and a persistent one closed.
+func (m *Manager) scheduleLocked(e *entry, d time.Duration) {
+	e.epoch++
+	epoch := e.epoch
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+	e.timer = m.clock.AfterFunc(d, func() { m.expire(e, epoch) })
+}
+
+func (m *Manager) expire(e *entry, epoch uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.entries[e.key] != e || e.epoch != epoch || e.refs > 0 {
+		return
+	}
+	e.timer = nil
+	if !e.persistent {
+		m.log.Info("dropping idle ephemeral overlay", "export", e.export, "client", e.client)
+		m.dropLocked(e)
+		return
+	}
+	m.closeLocked(e)
+}
+
+// closeLocked closes e's overlay, keeping its files.
+func (m *Manager) closeLocked(e *entry) error {
+	if e.ov == nil {
+		return nil
+	}
+	e.allocated = e.ov.Allocated()
+	err := e.ov.Close()
+	e.ov = nil
+	if err != nil {
+		err = fmt.Errorf("close overlay of client %q on export %q: %w", e.client, e.export, err)
+		m.log.Error("close overlay", "export", e.export, "client", e.client, "err", err)
+	}
+	m.saveMetaLocked(e)
+	return err
+}
+
+// dropLocked forgets e and deletes its files: renamed into the trash
+// first, so that a crash midway leaves no half overlay.
+func (m *Manager) dropLocked(e *entry) {
+	e.epoch++
+	if e.timer != nil {
+		e.timer.Stop()
+		e.timer = nil
+	}
+	if e.ov != nil {
+		e.ov.abandon() // its data is about to go
+		e.ov = nil
+	}
+	delete(m.entries, e.key)
+	trash := filepath.Join(m.dir, trashName)
+	m.trashN++
+	victim := filepath.Join(trash, fmt.Sprintf("%d-%d", m.clock.Now().UnixNano(), m.trashN))
+	err := os.MkdirAll(trash, 0o700)
+	if err == nil {
+		err = os.Rename(e.dir, victim)
+	}
+	if err == nil {
+		err = os.RemoveAll(victim)
+	}
+	if err != nil {
+		m.log.Error("delete overlay", "export", e.export, "client", e.client, "dir", e.dir, "err", err)
+	}
+}
+
+// List describes every overlay, open or not, sorted by export and client.
+func (m *Manager) List() []Info {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.clock.Now()
+	out := make([]Info, 0, len(m.entries))
+	for _, e := range m.entries {
+		in := Info{Export: e.export, Client: e.client, Size: e.allocated, LastUse: e.lastUse,
+			Connections: e.refs, Persistent: e.persistent}
+		if e.ov != nil {
+			in.Size = e.ov.Allocated()
+		}
+		if e.refs > 0 {
+			in.LastUse = now
+		}
+		out = append(out, in)
+	}
+	slices.SortFunc(out, func(a, b Info) int {
+		return cmp.Or(cmp.Compare(a.Export, b.Export), cmp.Compare(a.Client, b.Client))
+	})
+	return out
+}
+
+// Reset deletes the overlay of client on export, so that its next
+// connection starts from the base again. It refuses (ErrBusy) while the
+// client is connected: deleting the disk under a running system would
+// corrupt it, and deferring to the next disconnect would do the same to
+// a client that merely reconnects after a network outage. Disconnected
+// overlays still inside their grace period are reset at once.
+func (m *Manager) Reset(export, client string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.entries[key{export, client}]
+	if e == nil {
+		return fmt.Errorf("reset overlay of client %q on export %q: %w", client, export, ErrNoOverlay)
+	}
+	if e.refs > 0 {
+		return fmt.Errorf("reset overlay of client %q on export %q: %w by %d connections", client, export, ErrBusy, e.refs)
+	}
+	m.dropLocked(e)
+	return nil
+}
+
+// ResetAll resets every overlay of export that no client is connected
+// to. It returns how many it deleted, and an error wrapping ErrBusy
+// naming those it left.
+func (m *Manager) ResetAll(export string) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var (
+		n    int
+		busy []string
+	)
+	for _, e := range m.entries {
+		if e.export != export {
+			continue
+		}
+		if e.refs > 0 {
+			busy = append(busy, e.client)
+			continue
+		}
+		m.dropLocked(e)
+		n++
+	}
+	if len(busy) > 0 {
+		slices.Sort(busy)
+		return n, fmt.Errorf("reset overlays of export %q: %w: clients %q still connected", export, ErrBusy, busy)
+	}
+	return n, nil
+}
+
+// Close syncs and closes every open overlay and stops the timers; the
+// overlays stay on disk (an ephemeral one is dropped by the next Manager
+// unless its client comes back within the grace period). Connections
+// must have ended.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	var errs []error
+	now := m.clock.Now()
+	for _, e := range m.entries {
+		e.epoch++
+		if e.timer != nil {
+			e.timer.Stop()
+			e.timer = nil
+		}
+		if e.ov != nil {
+			if e.refs > 0 {
+				e.lastUse = now
+			}
+			errs = append(errs, m.closeLocked(e))
+		}
+	}
+	return errors.Join(errs...)
+}
