@@ -20,8 +20,9 @@ func (o *Overlay) Extents(off, length int64, max int) ([]Extent, error) {
 	}
 	end := off + length
 	ex := extentList{max: max}
+	limit := (end-1)>>o.shift + 1
 	for pos := off; pos < end && !ex.full; {
-		s, n := o.states.run(pos>>o.shift, o.blocks)
+		s, n := o.states.run(pos>>o.shift, limit)
 		runEnd := min((pos>>o.shift+n)<<o.shift, end)
 		switch s {
 		case StateData:

@@ -22,6 +22,10 @@ const DefaultGrace = 60 * time.Second
 // connected to.
 var ErrBusy = errors.New("overlay in use")
 
+// ErrBaseChanged is wrapped by Acquire when a persistent overlay was made
+// over another base than the one given (Policy.BaseID).
+var ErrBaseChanged = errors.New("overlay was made over another base")
+
 // ErrNoOverlay is wrapped by Reset for a client that has no overlay.
 var ErrNoOverlay = errors.New("no such overlay")
 
@@ -52,6 +56,12 @@ type Policy struct {
 	Persistent bool
 	// Grace overrides Config.Grace for this export when non-zero.
 	Grace time.Duration
+	// BaseID identifies the base's content, for instance its path, size
+	// and modification time, or a content hash. An overlay made over a
+	// base with another ID is never served over this one: an ephemeral
+	// one is dropped and made anew, a persistent one refused with
+	// ErrBaseChanged until reset. Empty skips the check.
+	BaseID string
 	// Options apply when an overlay is opened (the first connection
 	// after the server started or after the overlay was closed).
 	Options
@@ -95,6 +105,7 @@ type entry struct {
 	grace      time.Duration
 	lastUse    time.Time
 	allocated  int64 // while closed
+	baseID     string
 	timer      Timer
 	epoch      uint64 // bumped to disarm a pending timer
 }
@@ -156,7 +167,7 @@ func (m *Manager) scan() error {
 				continue
 			}
 			e := &entry{key: key{md.Export, md.Client}, dir: dir, persistent: md.Persistent,
-				grace: md.Grace, lastUse: md.LastUse, allocated: md.Allocated}
+				grace: md.Grace, lastUse: md.LastUse, allocated: md.Allocated, baseID: md.BaseID}
 			if e.grace <= 0 {
 				e.grace = m.grace
 			}
@@ -196,9 +207,23 @@ func (m *Manager) Acquire(export, client string, base Base, p Policy) (*Overlay,
 	}
 	k := key{export, client}
 	e := m.entries[k]
+	if e != nil && p.BaseID != "" && e.baseID != p.BaseID {
+		switch {
+		case e.refs > 0:
+			return nil, nil, fmt.Errorf("acquire overlay of client %q on export %q over base %q: %w by connections over base %q",
+				client, export, p.BaseID, ErrBusy, e.baseID)
+		case e.persistent:
+			return nil, nil, fmt.Errorf("acquire overlay of client %q on export %q: %w %q, not %q (reset it)",
+				client, export, ErrBaseChanged, e.baseID, p.BaseID)
+		}
+		m.log.Info("dropping ephemeral overlay made over another base", "export", export, "client", client,
+			"old_base", e.baseID, "base", p.BaseID)
+		m.dropLocked(e)
+		e = nil
+	}
 	isNew := e == nil
 	if isNew {
-		e = &entry{key: k, dir: filepath.Join(m.dir, ek, ck)}
+		e = &entry{key: k, dir: filepath.Join(m.dir, ek, ck), baseID: p.BaseID}
 	}
 	e.persistent, e.grace = p.Persistent, cmp.Or(p.Grace, m.grace)
 	if e.ov == nil {
@@ -256,7 +281,7 @@ func (m *Manager) openLocked(e *entry, base Base, opt Options, isNew bool) error
 
 func (e *entry) meta() meta {
 	md := meta{Export: e.export, Client: e.client, Persistent: e.persistent, Grace: e.grace,
-		LastUse: e.lastUse, Allocated: e.allocated}
+		LastUse: e.lastUse, Allocated: e.allocated, BaseID: e.baseID}
 	if e.ov != nil {
 		md.Allocated = e.ov.Allocated()
 	}

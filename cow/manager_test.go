@@ -340,3 +340,65 @@ func TestManagerConcurrent(t *testing.T) {
 		t.Fatalf("not dropped: %+v", l)
 	}
 }
+
+func TestManagerBaseChanged(t *testing.T) {
+	base := newTestBase(t, testSize)
+	m := newManagerT(t, t.TempDir(), newFakeClock())
+	defer m.Close()
+	v1, v2 := Policy{BaseID: "v1"}, Policy{BaseID: "v2"}
+	ov, rel := acquireT(t, m, lab, pc1, base.be, v1)
+	ov.WriteAt(mark, 0)
+	if _, _, err := m.Acquire(lab, pc1, base.be, v2); !errors.Is(err, ErrBusy) {
+		t.Fatalf("acquire over another base while connected: %v", err)
+	}
+	rel()
+	ov, rel = acquireT(t, m, lab, pc1, base.be, v2)
+	if !reads(t, ov, 0, base.content[:len(mark)]) {
+		t.Fatal("ephemeral overlay kept over a new base")
+	}
+	rel()
+
+	v1.Persistent, v2.Persistent = true, true
+	ov, rel = acquireT(t, m, lab, pc2, base.be, v1)
+	ov.WriteAt(mark, 0)
+	rel()
+	if _, _, err := m.Acquire(lab, pc2, base.be, v2); !errors.Is(err, ErrBaseChanged) {
+		t.Fatalf("persistent overlay over a new base: %v", err)
+	}
+	ov, rel = acquireT(t, m, lab, pc2, base.be, v1)
+	defer rel()
+	if !reads(t, ov, 0, mark) {
+		t.Fatal("persistent overlay lost its data")
+	}
+}
+
+// TestManagerBrokenMeta: an overlay whose meta data is unreadable is left
+// alone at start, and its data is still there when its client comes.
+func TestManagerBrokenMeta(t *testing.T) {
+	base := newTestBase(t, testSize)
+	clk := newFakeClock()
+	state := t.TempDir()
+	m := newManagerT(t, state, clk)
+	p := Policy{Persistent: true}
+	ov, rel := acquireT(t, m, lab, pc1, base.be, p)
+	ov.WriteAt(mark, 0)
+	dir := ov.Dir()
+	rel()
+	m.Close()
+	if err := os.WriteFile(filepath.Join(dir, metaName), []byte("{trunc"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m = newManagerT(t, state, clk)
+	defer m.Close()
+	if l := m.List(); len(l) != 0 {
+		t.Fatalf("listed: %+v", l)
+	}
+	ov, rel = acquireT(t, m, lab, pc1, base.be, p)
+	defer rel()
+	if !reads(t, ov, 0, mark) {
+		t.Fatal("data lost")
+	}
+	if in, ok := infoOf(m, lab, pc1); !ok || !in.Persistent {
+		t.Fatalf("not listed again: %+v", in)
+	}
+}

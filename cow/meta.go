@@ -20,6 +20,7 @@ type meta struct {
 	Grace      time.Duration `json:"grace_ns,omitempty"`
 	LastUse    time.Time     `json:"last_use"`
 	Allocated  int64         `json:"allocated"`
+	BaseID     string        `json:"base_id,omitempty"`
 }
 
 func readMeta(dir string) (meta, error) {
