@@ -273,6 +273,10 @@ func TestQemuIo(t *testing.T) {
 		"-c", "write -z 256k 256k", // WRITE_ZEROES
 		"-c", "write -z -u 512k 256k", // WRITE_ZEROES that may punch holes
 		"-c", "read -P 0 256k 512k",
+		"-c", "write -P 0x77 3M 128k",
+		"-c", "write -z -n 3M 64k", // FAST_ZERO, NO_HOLE
+		"-c", "write -z -u -n 3136k 64k", // FAST_ZERO
+		"-c", "read -P 0 3M 128k",
 		"-c", "write -f -P 0xcd 4M 64k", // FUA
 		"-c", "write -P 0xee 8M 1M",
 		"-c", "discard 8M 1M", // TRIM
@@ -280,7 +284,7 @@ func TestQemuIo(t *testing.T) {
 		"-c", "read -P 0xcd 4M 64k",
 		"-c", "read -P 0xab 0 256k",
 	)
-	if strings.Contains(out, "failed") || strings.Count(out, "read ") != 4 {
+	if strings.Contains(out, "failed") || strings.Count(out, "read ") != 5 || strings.Count(out, "wrote ") != 8 {
 		t.Fatalf("qemu-io:\n%s", out)
 	}
 	got, _ := os.ReadFile(path)
