@@ -4,7 +4,7 @@ BUILD ?= $(CURDIR)/build
 GO ?= go
 export NBDBOOT_BUILD := $(BUILD)
 
-.PHONY: all deps build test unit fuzz e2e demo bench clean
+.PHONY: all deps build test unit fuzz e2e demo bench clean kernel images initramfs
 
 all: build
 
@@ -17,10 +17,23 @@ build:
 
 # Every test: vet, unit and integration tests under -race, the fuzz targets
 # briefly, then the qemu boots.
-test: deps build
+test: deps build kernel images initramfs
 	@$(GO) vet ./...
 	@NBDBOOT_STRICT=1 $(GO) test -race -timeout 25m ./...
 	@$(MAKE) --no-print-directory fuzz
+
+# Boot test inputs, shared by every boot test through NBDBOOT_BUILD:
+# build/kernel/{vmlinux,bzImage,version,root/lib/modules},
+# build/images/{root.ext4,root-part.img,root.squashfs},
+# build/initramfs.cpio.gz. Each step is quiet and quick when up to date.
+kernel: deps
+	@scripts/fetch-kernel.sh $(BUILD)/kernel
+
+images: deps
+	@scripts/mkimages.sh $(BUILD)/images
+
+initramfs: kernel
+	@$(GO) run ./cmd/nbdboot initramfs -o $(BUILD)/initramfs.cpio.gz -kmod $(BUILD)/kernel/root -cache $(BUILD)/cache -reuse
 
 FUZZTIME ?= 5s
 fuzz:
