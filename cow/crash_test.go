@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // crash drops the overlay as a kill -9 would: no Sync, no Close. What
@@ -291,5 +293,29 @@ func TestCorruptMap(t *testing.T) {
 	if o, err := Open(dir, base.be, Options{}); err == nil {
 		o.Close()
 		t.Error("truncated map opened")
+	}
+}
+
+// TestCrashReclaim: blocks written but lost to a crash give their disk
+// space back at the next open.
+func TestCrashReclaim(t *testing.T) {
+	base := newTestBase(t, testSize)
+	dir := t.TempDir()
+	ov := openT(t, dir, base.be, Options{})
+	w(0, bs4k, 1).apply(t, ov, append([]byte(nil), base.content...))
+	ov.Sync()
+	ov.WriteAt(make([]byte, 8*bs4k), 4*bs4k) // lost: never synced
+	crash(ov)
+	ov = openT(t, dir, base.be, Options{})
+	defer ov.Close()
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(dir, dataName), &st); err != nil {
+		t.Fatal(err)
+	}
+	if used := st.Blocks * 512; used > 2*bs4k {
+		t.Fatalf("data file uses %d bytes after reclaim, want one block", used)
+	}
+	if got := readAll(t, ov); !bytes.Equal(got[bs4k:], base.content[bs4k:]) {
+		t.Fatal("reclaim changed what the overlay reads")
 	}
 }

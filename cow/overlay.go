@@ -179,6 +179,9 @@ func (o *Overlay) load() error {
 		}
 	}
 	o.dataBlocks.Store(o.states.countData())
+	if err := o.reclaim(); err != nil {
+		return err
+	}
 	if err := o.data.Sync(); err != nil {
 		return err
 	}

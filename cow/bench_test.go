@@ -1,0 +1,74 @@
+package cow
+
+import (
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// The benchmarks compare 4 KiB random I/O on an overlay with the same on
+// a plain file (what server.FileBackend does); run them side by side:
+//
+//	go test -run XXX -bench 4K ./cow
+const benchSize = 16 << 20
+
+type ioTarget interface {
+	ReadAt(p []byte, off int64) (int, error)
+	WriteAt(p []byte, off int64) (int, error)
+}
+
+func benchTargets(b *testing.B) map[string]ioTarget {
+	base := newTestBase(b, benchSize)
+	plain, err := os.OpenFile(filepath.Join(b.TempDir(), "plain.img"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { plain.Close() })
+	if _, err := plain.WriteAt(base.content, 0); err != nil {
+		b.Fatal(err)
+	}
+	ov := openT(b, b.TempDir(), base.be, Options{})
+	b.Cleanup(func() { ov.Close() })
+	// Half the overlay's blocks are its own, half the base's.
+	buf := make([]byte, bs4k)
+	for off := int64(0); off < benchSize; off += 2 * bs4k {
+		if _, err := ov.WriteAt(buf, off); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return map[string]ioTarget{"overlay": ov, "file": plain}
+}
+
+func bench4K(b *testing.B, write bool, n int) {
+	for _, name := range []string{"file", "overlay"} {
+		b.Run(name, func(b *testing.B) {
+			tg := benchTargets(b)[name]
+			b.SetBytes(int64(n))
+			b.RunParallel(func(pb *testing.PB) {
+				r := rand.New(rand.NewPCG(rand.Uint64(), 1))
+				buf := make([]byte, n)
+				for pb.Next() {
+					off := r.Int64N(benchSize/bs4k) * bs4k
+					var err error
+					if write {
+						_, err = tg.WriteAt(buf, off)
+					} else {
+						_, err = tg.ReadAt(buf, off)
+					}
+					if err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+func BenchmarkOverlay4KRandRead(b *testing.B)  { bench4K(b, false, bs4k) }
+func BenchmarkOverlay4KRandWrite(b *testing.B) { bench4K(b, true, bs4k) }
+
+// BenchmarkOverlay512RandWrite writes partial blocks: on the overlay's
+// Base blocks each is a read-modify-write.
+func BenchmarkOverlay512RandWrite(b *testing.B) { bench4K(b, true, 512) }
