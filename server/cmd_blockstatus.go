@@ -13,7 +13,7 @@ const maxStatusExtents = 1024
 // cmdBlockStatus answers base:allocation from the backend's extents: one
 // NBD_REPLY_TYPE_BLOCK_STATUS chunk, u32 context ID then (u32 length,
 // u32 flags) per extent; one extent with REQ_ONE.
-func (c *conn) cmdBlockStatus(req protocol.Request) {
+func (c *conn) cmdBlockStatus(req protocol.Request, fin func()) {
 	max := maxStatusExtents
 	if req.Flags&protocol.CmdFlagReqOne != 0 {
 		max = 1
@@ -21,7 +21,7 @@ func (c *conn) cmdBlockStatus(req protocol.Request) {
 	exts, err := c.be.Extents(int64(req.Offset), int64(req.Length), max)
 	if err != nil {
 		c.log.Warn("block status failed", "offset", req.Offset, "length", req.Length, "err", err)
-		c.replyError(req, errnoOf(err), "block status failed")
+		c.replyError(req, errnoOf(err), "block status failed", fin)
 		return
 	}
 	if len(exts) == 0 { // a status of 0 is always safe
@@ -40,5 +40,5 @@ func (c *conn) cmdBlockStatus(req protocol.Request) {
 		b = binary.BigEndian.AppendUint32(b, uint32(e.Length))
 		b = binary.BigEndian.AppendUint32(b, flags)
 	}
-	c.send(net.Buffers{b})
+	c.send(net.Buffers{b}, fin)
 }

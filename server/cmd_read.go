@@ -15,23 +15,23 @@ const maxReadChunks = 32
 
 // cmdRead reads the whole range before a byte of the reply is sent, so a
 // failed read becomes an error reply, never a half-sent success.
-func (c *conn) cmdRead(req protocol.Request) {
+func (c *conn) cmdRead(req protocol.Request, fin func()) {
 	n := int(req.Length)
 	off := int64(req.Offset)
 	buf := getBuf(n)
-	defer putBuf(buf)
+	done := func() { putBuf(buf); fin() }
 	data := *buf
 	if !c.structured {
 		if err := c.readFull(data, off); err != nil {
-			c.readFailed(req, err)
+			c.readFailed(req, err, done)
 			return
 		}
 		hdr := protocol.AppendSimpleReply(make([]byte, 0, protocol.SimpleReplyHeaderSize), 0, req.Cookie)
-		c.send(net.Buffers{hdr, data})
+		c.send(net.Buffers{hdr, data}, done)
 		return
 	}
 	if n == 0 {
-		c.send(net.Buffers{protocol.AppendChunk(nil, protocol.Chunk{Flags: protocol.ChunkFlagDone, Type: protocol.ChunkNone, Cookie: req.Cookie})})
+		c.send(net.Buffers{protocol.AppendChunk(nil, protocol.Chunk{Flags: protocol.ChunkFlagDone, Type: protocol.ChunkNone, Cookie: req.Cookie})}, done)
 		return
 	}
 	exts := c.readExtents(req)
@@ -52,7 +52,7 @@ func (c *conn) cmdRead(req protocol.Request) {
 		} else {
 			part := data[pos : pos+e.Length]
 			if err := c.readFull(part, off+pos); err != nil {
-				c.readFailed(req, err)
+				c.readFailed(req, err, done)
 				return
 			}
 			h := protocol.AppendChunk(make([]byte, 0, protocol.ChunkHeaderSize+8), protocol.Chunk{
@@ -62,7 +62,7 @@ func (c *conn) cmdRead(req protocol.Request) {
 		}
 		pos += e.Length
 	}
-	c.send(bufs)
+	c.send(bufs, done)
 }
 
 // readExtents splits a structured READ into data and holes, unless DF
@@ -103,7 +103,7 @@ func (c *conn) readFull(p []byte, off int64) error {
 	return fmt.Errorf("read %d bytes at %d: %w", len(p), off, err)
 }
 
-func (c *conn) readFailed(req protocol.Request, err error) {
+func (c *conn) readFailed(req protocol.Request, err error, done func()) {
 	c.log.Warn("read failed", "offset", req.Offset, "length", req.Length, "err", err)
-	c.replyError(req, errnoOf(err), "read failed")
+	c.replyError(req, errnoOf(err), "read failed", done)
 }

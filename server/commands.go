@@ -2,14 +2,15 @@ package server
 
 import "github.com/nbdboot/nbdboot/protocol"
 
-// serveRequest runs one checked request and sends its reply.
-func (c *conn) serveRequest(req protocol.Request, payload *[]byte) {
+// serveRequest runs one checked request and sends its reply; fin runs
+// once the reply has left.
+func (c *conn) serveRequest(req protocol.Request, payload *[]byte, fin func()) {
 	switch req.Type {
 	case protocol.CmdRead:
-		c.cmdRead(req)
+		c.cmdRead(req, fin)
 		return
 	case protocol.CmdBlockStatus:
-		c.cmdBlockStatus(req)
+		c.cmdBlockStatus(req, fin)
 		return
 	}
 	var err error
@@ -31,8 +32,8 @@ func (c *conn) serveRequest(req protocol.Request, payload *[]byte) {
 			c.log.Warn("request failed", "cmd", protocol.CommandName(req.Type), "offset", req.Offset,
 				"length", req.Length, "err", err)
 		}
-		c.replyError(req, errno, "")
+		c.replyError(req, errno, "", fin)
 		return
 	}
-	c.replyOK(req)
+	c.replyOK(req, fin)
 }

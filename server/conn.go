@@ -30,8 +30,13 @@ type conn struct {
 	// slots bounds the requests being served on this connection.
 	slots chan struct{}
 
-	wmu    sync.Mutex // serialises replies
-	broken atomic.Bool
+	wmu        sync.Mutex // guards the reply queue
+	writing    bool       // a goroutine is sending the queue
+	queue      net.Buffers
+	dones      []func()
+	spareQueue net.Buffers
+	spareDones []func()
+	broken     atomic.Bool
 
 	mu       sync.Mutex
 	idle     sync.Cond // signalled when inflight drops to 0

@@ -51,7 +51,7 @@ func (c *conn) dispatch(req protocol.Request) error {
 		}
 		c.log.Debug("request refused", "cmd", protocol.CommandName(req.Type), "offset", req.Offset,
 			"length", req.Length, "flags", req.Flags, "errno", errno)
-		c.replyError(req, errno, "")
+		c.replyError(req, errno, "", nil)
 		return nil
 	}
 	c.slots <- struct{}{}
@@ -68,14 +68,12 @@ func (c *conn) dispatch(req protocol.Request) error {
 			return fmt.Errorf("read WRITE payload of %d bytes: %w", req.Length, err)
 		}
 	}
-	go func() {
-		defer c.release(payload, held)
-		c.serveRequest(req, payload)
-	}()
+	go c.serveRequest(req, payload, func() { c.release(payload, held) })
 	return nil
 }
 
-// release gives back what dispatch took for a request.
+// release gives back what dispatch took for a request, once its reply
+// has been sent.
 func (c *conn) release(payload *[]byte, held int64) {
 	if payload != nil {
 		putBuf(payload)

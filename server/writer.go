@@ -8,18 +8,50 @@ import (
 	"github.com/nbdboot/nbdboot/protocol"
 )
 
-// send writes one whole reply (header and payload) with one writev. The
-// writer mutex keeps replies from interleaving; a failed write breaks the
-// connection, which ends the read loop.
-func (c *conn) send(bufs net.Buffers) {
+// send queues one whole reply (header and payload buffers) and returns.
+// Replies never interleave: the first goroutine to find the writer idle
+// becomes the writer and sends everything queued, its own reply and those
+// queued meanwhile, with one writev per batch, so that many small replies
+// cost few system calls. done, if not nil, runs once the reply has left
+// (or the connection broke): it returns buffers and request slots. A
+// failed write breaks the connection, which ends the read loop.
+func (c *conn) send(bufs net.Buffers, done func()) {
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
+	c.queue = append(c.queue, bufs...)
+	if done != nil {
+		c.dones = append(c.dones, done)
+	}
+	if c.writing {
+		c.wmu.Unlock()
+		return
+	}
+	c.writing = true
+	for len(c.queue) > 0 {
+		batch, dones := c.queue, c.dones
+		c.queue, c.dones = c.spareQueue[:0], c.spareDones[:0]
+		c.wmu.Unlock()
+		c.write(batch)
+		for _, d := range dones {
+			d()
+		}
+		clear(batch)
+		clear(dones)
+		c.wmu.Lock()
+		c.spareQueue, c.spareDones = batch[:0], dones[:0]
+	}
+	c.writing = false
+	c.wmu.Unlock()
+}
+
+// write sends a batch of buffers unless the connection is broken.
+func (c *conn) write(batch net.Buffers) {
 	if c.broken.Load() {
 		return
 	}
 	if t := c.srv.lim.ReplyTimeout; t > 0 {
 		c.nc.SetWriteDeadline(time.Now().Add(t))
 	}
+	bufs := batch // WriteTo consumes its receiver
 	if _, err := bufs.WriteTo(c.w); err != nil {
 		c.broken.Store(true)
 		c.log.Info("write reply failed; closing", "err", err)
@@ -28,19 +60,19 @@ func (c *conn) send(bufs net.Buffers) {
 }
 
 // replyOK answers a request without payload.
-func (c *conn) replyOK(req protocol.Request) {
-	c.send(net.Buffers{protocol.AppendSimpleReply(make([]byte, 0, protocol.SimpleReplyHeaderSize), 0, req.Cookie)})
+func (c *conn) replyOK(req protocol.Request, done func()) {
+	c.send(net.Buffers{protocol.AppendSimpleReply(make([]byte, 0, protocol.SimpleReplyHeaderSize), 0, req.Cookie)}, done)
 }
 
 // replyError answers a failed request: a simple reply, or with structured
 // replies an NBD_REPLY_TYPE_ERROR chunk for READ and BLOCK_STATUS (a READ
 // must not get a simple reply then).
-func (c *conn) replyError(req protocol.Request, errno uint32, msg string) {
+func (c *conn) replyError(req protocol.Request, errno uint32, msg string, done func()) {
 	if !c.structured || (req.Type != protocol.CmdRead && req.Type != protocol.CmdBlockStatus) {
-		c.send(net.Buffers{protocol.AppendSimpleReply(make([]byte, 0, protocol.SimpleReplyHeaderSize), errno, req.Cookie)})
+		c.send(net.Buffers{protocol.AppendSimpleReply(make([]byte, 0, protocol.SimpleReplyHeaderSize), errno, req.Cookie)}, done)
 		return
 	}
-	c.send(net.Buffers{appendErrorChunk(nil, req.Cookie, errno, msg)})
+	c.send(net.Buffers{appendErrorChunk(nil, req.Cookie, errno, msg)}, done)
 }
 
 // appendErrorChunk appends a final NBD_REPLY_TYPE_ERROR chunk: u32 error,
