@@ -70,6 +70,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}()
 	s.log.Info("serving", "addr", ln.Addr().String())
 	var err error
+	backoff := time.Duration(0)
 	for {
 		var nc net.Conn
 		nc, err = ln.Accept()
@@ -78,15 +79,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 				err = nil
 				break
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond) // e.g. EMFILE: back off
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				err = fmt.Errorf("accept on %s: %w", ln.Addr(), err)
+				s.beginShutdown()
+				break
 			}
-			err = fmt.Errorf("accept on %s: %w", ln.Addr(), err)
-			s.beginShutdown()
-			break
+			// EMFILE, ECONNABORTED and the like: keep serving.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
+			time.Sleep(backoff)
+			continue
 		}
+		backoff = 0
 		if !s.admit(nc) {
 			continue
 		}
