@@ -192,6 +192,8 @@ func TestExtents(t *testing.T) {
 			[]ext{{Length: 50, Hole: true}}},
 		{"range across the base hole", nil, 3*bs4k + 1, bs4k + 10, 10,
 			[]ext{{Length: bs4k - 1}, {Length: 11, Hole: true}}},
+		{"no-hole zeroing allocates", &op{kind: 'z', off: 4 * bs4k, n: bs4k, noHol: true}, 0, 8 * bs4k, 10,
+			[]ext{{Length: bs4k, Hole: true}, {Length: 3*bs4k + 2*bs4k}, {Length: 2 * bs4k, Hole: true}}},
 		{"zeroing the tail merges with nothing", &op{kind: 'z', off: 8 * bs4k, n: testSize - 8*bs4k}, 6 * bs4k, testSize - 6*bs4k, 10,
 			[]ext{{Length: testSize - 6*bs4k, Hole: true}}},
 	}
@@ -301,6 +303,10 @@ func TestQuota(t *testing.T) {
 		t.Fatalf("zero inside a base block: %v", err)
 	}
 	z(6*bs4k, 4*bs4k).apply(t, ov, model)
+	// Provisioned zeroes count.
+	if err := ov.Zero(6*bs4k, 2*bs4k, true, false); !errors.Is(err, ErrQuota) {
+		t.Fatalf("no-hole zero of two blocks: %v", err)
+	}
 	// Trimming frees.
 	tr(0, bs4k).apply(t, ov, model)
 	if got := ov.Allocated(); got != 2*bs4k {

@@ -25,11 +25,19 @@ func (o *Overlay) Trim(off, length int64) error {
 	return nil
 }
 
-// Zero is the server.Backend method. Whole blocks become Zero (whatever
-// noHole says: they read as zeroes, and the overlay never promised that
-// the space stays allocated); partial blocks at the edges get zeroes
-// written, which turns a Base edge block into Data (read-modify-write,
-// counted against the quota). It is always fast, so fast is ignored.
+// ErrNotFast is returned by Zero with fast set when the data file cannot
+// be zeroed without writing zeroes (nbdbackend maps it to
+// server.ErrNotFast).
+var ErrNotFast = errors.New("zeroing would not be fast")
+
+// Zero is the server.Backend method. Without noHole, whole blocks become
+// Zero: they read as zeroes and leave the data file. With noHole (the
+// client wants the range provisioned) they become Data holding zeroes,
+// allocated in the data file and counted against the quota. Partial
+// blocks at the edges get zeroes written, which turns a Base edge block
+// into Data (read-modify-write, counted against the quota). Only a
+// noHole request on a file system that can neither zero nor preallocate
+// ranges is slow; with fast it fails with ErrNotFast instead, unchanged.
 func (o *Overlay) Zero(off, length int64, noHole, fast bool) error {
 	if err := o.check("zero", off, length); err != nil {
 		return err
@@ -41,34 +49,37 @@ func (o *Overlay) Zero(off, length int64, noHole, fast bool) error {
 	b0, b1 := off>>o.shift, (end-1)>>o.shift
 	defer o.locks.lock(b0, b1, false)()
 	fb, le := o.wholeBlocks(off, end)
-	// The partial edges: [off, head) in block b0 and [tail, end) in b1.
-	type edge struct {
-		b, lo, hi int64
-	}
-	var edges []edge
-	if fb >= le {
-		// No whole block: at most two partial blocks.
-		if b0 == b1 {
-			edges = append(edges, edge{b0, off, end})
-		} else {
-			edges = append(edges, edge{b0, off, o.blockEnd(b0)}, edge{b1, b1 << o.shift, end})
-		}
-	} else {
-		if fb > b0 {
-			edges = append(edges, edge{b0, off, fb << o.shift})
-		}
-		if le <= b1 {
-			edges = append(edges, edge{b1, le << o.shift, end})
-		}
-	}
-	var fresh int64
+	edges := o.edges(off, end, fb, le)
+	var fresh, wholeFresh int64
 	for _, e := range edges {
 		if o.states.get(e.b) == StateBase {
 			fresh++
 		}
 	}
-	if err := o.reserve(fresh); err != nil {
+	if noHole {
+		for b := fb; b < le; {
+			s, n := o.states.run(b, le)
+			if s != StateData {
+				wholeFresh += n
+			}
+			b += n
+		}
+	}
+	if err := o.reserve(fresh + wholeFresh); err != nil {
 		return fmt.Errorf("zero %d bytes at offset %d: %w", length, off, err)
+	}
+	if noHole && fb < le {
+		if err := o.allocZeroes(fb, le, fast); err != nil {
+			o.dataBlocks.Add(-fresh - wholeFresh)
+			return fmt.Errorf("zero %d bytes at offset %d: %w", length, off, err)
+		}
+		for b := fb; b < le; {
+			s, n := o.states.run(b, le)
+			if s != StateData {
+				o.setRun(b, n, StateData)
+			}
+			b += n
+		}
 	}
 	for _, e := range edges {
 		var err error
@@ -88,12 +99,71 @@ func (o *Overlay) Zero(off, length int64, noHole, fast bool) error {
 			return fmt.Errorf("zero %d bytes at offset %d: block %d: %w", length, off, e.b, err)
 		}
 	}
-	if fb < le {
+	if !noHole && fb < le {
 		if err := o.zeroBlocks(fb, le); err != nil {
 			return fmt.Errorf("zero %d bytes at offset %d: %w", length, off, err)
 		}
 	}
 	return nil
+}
+
+// edge is a partial block of a zero request: bytes [lo, hi) of block b.
+type edge struct{ b, lo, hi int64 }
+
+// edges returns the partial blocks of [off, end) around the whole blocks
+// [fb, le).
+func (o *Overlay) edges(off, end, fb, le int64) []edge {
+	b0, b1 := off>>o.shift, (end-1)>>o.shift
+	var out []edge
+	switch {
+	case fb >= le && b0 == b1:
+		out = append(out, edge{b0, off, end})
+	case fb >= le:
+		// Two partial blocks and no whole one between them.
+		out = append(out, edge{b0, off, o.blockEnd(b0)}, edge{b1, b1 << o.shift, end})
+	default:
+		if fb > b0 {
+			out = append(out, edge{b0, off, fb << o.shift})
+		}
+		if le <= b1 {
+			out = append(out, edge{b1, le << o.shift, end})
+		}
+	}
+	return out
+}
+
+// allocZeroes makes blocks [fb, le) of the data file allocated zeroes:
+// FALLOC_FL_ZERO_RANGE, else a punched hole preallocated again, else
+// (unless fast) written zeroes. The caller holds their write locks.
+func (o *Overlay) allocZeroes(fb, le int64, fast bool) error {
+	start, end := fb<<o.shift, min(le<<o.shift, o.size)
+	err := unix.Fallocate(o.dfd, unix.FALLOC_FL_ZERO_RANGE|unix.FALLOC_FL_KEEP_SIZE, start, end-start)
+	if !notSupported(err) {
+		return err
+	}
+	err = unix.Fallocate(o.dfd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, start, end-start)
+	switch {
+	case err == nil:
+		err = unix.Fallocate(o.dfd, unix.FALLOC_FL_KEEP_SIZE, start, end-start)
+		if !notSupported(err) {
+			return err
+		}
+		// The range is a hole now: zeroes must be written, fast or not.
+	case !notSupported(err):
+		return err
+	case fast:
+		return ErrNotFast
+	}
+	for pos := start; pos < end; pos += o.bs {
+		if _, err := o.data.WriteAt(o.zeroes[:min(o.bs, end-pos)], pos); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func notSupported(err error) bool {
+	return errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS)
 }
 
 // wholeBlocks returns the blocks [fb, le) that lie wholly inside
@@ -112,7 +182,7 @@ func (o *Overlay) wholeBlocks(off, end int64) (fb, le int64) {
 func (o *Overlay) zeroBlocks(fb, le int64) error {
 	start, end := fb<<o.shift, min(le<<o.shift, o.size)
 	err := unix.Fallocate(o.dfd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, start, end-start)
-	if err != nil && !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
+	if err != nil && !notSupported(err) {
 		return fmt.Errorf("punch data file %s at %d+%d: %w", o.data.Name(), start, end-start, err)
 	}
 	o.dataBlocks.Add(-o.setRun(fb, le-fb, StateZero))

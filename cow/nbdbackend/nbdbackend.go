@@ -6,6 +6,7 @@
 package nbdbackend
 
 import (
+	"errors"
 	"sync"
 
 	"github.com/nbdboot/nbdboot/cow"
@@ -40,6 +41,16 @@ func (b *Backend) Extents(off, length int64, max int) ([]server.Extent, error) {
 		out[i] = server.Extent{Length: e.Length, Hole: e.Hole}
 	}
 	return out, nil
+}
+
+// Zero implements server.Backend, mapping cow.ErrNotFast to
+// server.ErrNotFast.
+func (b *Backend) Zero(off, length int64, noHole, fast bool) error {
+	err := b.Overlay.Zero(off, length, noHole, fast)
+	if errors.Is(err, cow.ErrNotFast) {
+		return server.ErrNotFast
+	}
+	return err
 }
 
 // Close implements server.Backend: it releases this connection's
