@@ -46,5 +46,11 @@ func (r *retrier) next(ctx context.Context) bool {
 	}
 }
 
-// retryWait is the wait before the coming attempt, for the log.
-func (r *retrier) retryWait() time.Duration { return r.wait }
+// left is the time until the deadline, at least a second so that a last
+// attempt is not cut short.
+func (r *retrier) left() time.Duration {
+	if d := r.deadline.Sub(r.clock.Now()); d > time.Second {
+		return d
+	}
+	return time.Second
+}

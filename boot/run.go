@@ -2,6 +2,7 @@ package boot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -130,7 +131,13 @@ func (b *booter) network(ctx context.Context) error {
 	ph := b.log.Phase("network")
 	r := newRetrier(b.env.Clock, b.cfg.retry())
 	for attempt := 1; ; attempt++ {
-		ni, err := b.env.Network.Up(ctx, b.cfg.IP)
+		actx, cancel := context.WithTimeout(ctx, r.left())
+		ni, err := b.env.Network.Up(actx, b.cfg.IP)
+		cancel()
+		var final *Error
+		if errors.As(err, &final) {
+			return err // a step's own verdict, such as a malformed ip=
+		}
 		if err == nil {
 			b.net = ni
 			ph.Done("%s %s via %s", ni.Interface, strings.Join(ni.Addrs, " "), ni.Method)

@@ -384,3 +384,16 @@ func TestUnknownFilesystem(t *testing.T) {
 		t.Fatalf("Run = %v", err)
 	}
 }
+
+func TestMalformedIPNotRetried(t *testing.T) {
+	w := newWorld()
+	w.net.err = fail("cmdline", errors.New(`ip=10.0.2.15:::255.255.255.0::eth0:bogus: unknown autoconf "bogus"`), hintCmdline)
+	_, err := Run(context.Background(), w.env)
+	var be *Error
+	if !errors.As(err, &be) || be.Phase != "cmdline" || !strings.Contains(err.Error(), "ip=") {
+		t.Fatalf("Run = %v", err)
+	}
+	if n := strings.Count(strings.Join(w.tr.list(), "\n"), "network up"); n != 1 {
+		t.Errorf("network tried %d times, want 1", n)
+	}
+}
