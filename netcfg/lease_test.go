@@ -90,3 +90,5 @@ func TestLeaseFromACK(t *testing.T) {
 		}
 	}
 }
+
+func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
