@@ -10,7 +10,8 @@
 //     it for files and block devices (pread/pwrite, fdatasync, fallocate,
 //     SEEK_DATA/SEEK_HOLE, posix_fadvise);
 //   - export.go holds the export table (Exports), which resolves the names
-//     clients ask for;
+//     clients ask for and can be updated while serving (SIGHUP): exports
+//     removed or replaced are closed when their last connection ends;
 //   - listener.go accepts connections (Server.Serve), bounds the number
 //     still negotiating and the handshake time, and drains on shutdown;
 //   - conn.go, reader.go and writer.go run one connection's transmission

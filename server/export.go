@@ -11,9 +11,13 @@ import (
 // Export is one named export and the backend that serves it.
 type Export struct {
 	Name        string
-	Description string
+	Description string // guarded by the table's lock once in a table
 	ReadOnly    bool
 	Backend     Backend
+
+	path    string // the configured path, to recognise it on Update
+	refs    int    // connections serving it; guarded by the table's lock
+	retired bool   // removed from the table: close when refs drops to 0
 }
 
 // Flags returns the transmission flags the export is offered with
@@ -45,13 +49,17 @@ func (e *Export) Info() protocol.ExportInfo {
 // table; a copy-on-write resolver can wrap it and key overlays by client.
 type Resolver interface {
 	protocol.ExportProvider
-	// Resolve returns the export to serve for a finished handshake.
-	Resolve(name string) (*Export, error)
+	// Acquire returns the export to serve after a finished handshake, and
+	// release, to call once the connection has ended.
+	Acquire(name string) (e *Export, release func(), err error)
 }
 
 // Exports is a table of exports keyed by name, safe for concurrent use.
 // The empty name resolves to the only export when there is exactly one.
+// Update replaces the table while connections go on.
 type Exports struct {
+	update sync.Mutex // serialises Update
+
 	mu     sync.RWMutex
 	byName map[string]*Export
 	order  []*Export
@@ -59,53 +67,105 @@ type Exports struct {
 
 // NewExports builds a table; names must be valid and unique.
 func NewExports(list ...*Export) (*Exports, error) {
-	t := &Exports{byName: map[string]*Export{}}
-	for _, e := range list {
-		if err := ValidateExportName(e.Name); err != nil {
-			return nil, err
-		}
-		if _, dup := t.byName[e.Name]; dup {
-			return nil, fmt.Errorf("export %q: defined twice", e.Name)
-		}
-		t.byName[e.Name] = e
-		t.order = append(t.order, e)
-	}
-	return t, nil
-}
-
-// OpenExports opens the backend of every configured export. On error the
-// ones already opened are closed and the error names the export and path.
-func OpenExports(cfgs []ExportConfig) (*Exports, error) {
-	var list []*Export
-	closeAll := func() {
-		for _, e := range list {
-			e.Backend.Close()
-		}
-	}
-	for _, ec := range cfgs {
-		if err := ec.Validate(); err != nil {
-			closeAll()
-			return nil, err
-		}
-		b, err := OpenFile(ec.Path, ec.ReadOnly)
-		if err != nil {
-			closeAll()
-			return nil, fmt.Errorf("export %q: %w", ec.Name, err)
-		}
-		list = append(list, &Export{Name: ec.Name, Description: ec.Description, ReadOnly: ec.ReadOnly, Backend: b})
-	}
-	t, err := NewExports(list...)
-	if err != nil {
-		closeAll()
+	t := &Exports{}
+	if err := t.set(list); err != nil {
 		return nil, err
 	}
 	return t, nil
 }
 
-// Resolve implements Resolver.
-func (t *Exports) Resolve(name string) (*Export, error) {
+func (t *Exports) set(list []*Export) error {
+	byName := map[string]*Export{}
+	for _, e := range list {
+		if err := ValidateExportName(e.Name); err != nil {
+			return err
+		}
+		if _, dup := byName[e.Name]; dup {
+			return fmt.Errorf("export %q: defined twice", e.Name)
+		}
+		byName[e.Name] = e
+	}
+	t.byName, t.order = byName, list
+	return nil
+}
+
+// OpenExports opens the backend of every configured export. On error the
+// ones already opened are closed and the error names the export and path.
+func OpenExports(cfgs []ExportConfig) (*Exports, error) {
+	t := &Exports{byName: map[string]*Export{}}
+	if _, _, err := t.Update(cfgs); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Update makes the table match cfgs. An export whose path and read-only
+// setting are unchanged keeps its backend (and its connections); others
+// are opened. Exports removed or replaced are closed once their last
+// connection ends. On error nothing changes.
+func (t *Exports) Update(cfgs []ExportConfig) (opened, retired []string, err error) {
+	t.update.Lock()
+	defer t.update.Unlock()
 	t.mu.RLock()
-	defer t.mu.RUnlock()
+	old := t.byName
+	t.mu.RUnlock()
+
+	list := make([]*Export, 0, len(cfgs))
+	var fresh []*Export
+	closeFresh := func() {
+		for _, e := range fresh {
+			e.Backend.Close()
+		}
+	}
+	keep := map[*Export]string{} // kept export -> its new description
+	for _, ec := range cfgs {
+		if err := ec.Validate(); err != nil {
+			closeFresh()
+			return nil, nil, err
+		}
+		if e, ok := old[ec.Name]; ok && e.path == ec.Path && e.ReadOnly == ec.ReadOnly {
+			keep[e] = ec.Description
+			list = append(list, e)
+			continue
+		}
+		b, err := OpenFile(ec.Path, ec.ReadOnly)
+		if err != nil {
+			closeFresh()
+			return nil, nil, fmt.Errorf("export %q: %w", ec.Name, err)
+		}
+		e := &Export{Name: ec.Name, Description: ec.Description, ReadOnly: ec.ReadOnly, Backend: b, path: ec.Path}
+		fresh = append(fresh, e)
+		list = append(list, e)
+		opened = append(opened, e.Name)
+	}
+
+	t.mu.Lock()
+	if err := t.set(list); err != nil {
+		t.mu.Unlock()
+		closeFresh()
+		return nil, nil, err
+	}
+	var toClose []*Export
+	for _, e := range old {
+		if desc, kept := keep[e]; kept {
+			e.Description = desc
+			continue
+		}
+		e.retired = true
+		retired = append(retired, e.Name)
+		if e.refs == 0 {
+			toClose = append(toClose, e)
+		}
+	}
+	t.mu.Unlock()
+	for _, e := range toClose {
+		e.Backend.Close()
+	}
+	return opened, retired, nil
+}
+
+// lookup finds name; the caller holds t.mu.
+func (t *Exports) lookup(name string) (*Export, error) {
 	if e, ok := t.byName[name]; ok {
 		return e, nil
 	}
@@ -115,9 +175,42 @@ func (t *Exports) Resolve(name string) (*Export, error) {
 	return nil, fmt.Errorf("export %q: %w", name, protocol.ErrUnknownExport)
 }
 
+// Resolve returns the export serving name.
+func (t *Exports) Resolve(name string) (*Export, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.lookup(name)
+}
+
+// Acquire implements Resolver: the export's backend stays open until
+// release is called, even if an Update removes the export meanwhile.
+func (t *Exports) Acquire(name string) (*Export, func(), error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, err := t.lookup(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	e.refs++
+	var once sync.Once
+	return e, func() { once.Do(func() { t.release(e) }) }, nil
+}
+
+func (t *Exports) release(e *Export) {
+	t.mu.Lock()
+	e.refs--
+	closeNow := e.retired && e.refs == 0
+	t.mu.Unlock()
+	if closeNow {
+		e.Backend.Close()
+	}
+}
+
 // Export implements protocol.ExportProvider.
 func (t *Exports) Export(name string) (protocol.ExportInfo, error) {
-	e, err := t.Resolve(name)
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	e, err := t.lookup(name)
 	if err != nil {
 		return protocol.ExportInfo{}, err
 	}
@@ -135,15 +228,17 @@ func (t *Exports) Exports() []protocol.ExportInfo {
 	return out
 }
 
-// Close closes every backend.
+// Close closes every backend in the table.
 func (t *Exports) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var errs []error
 	for _, e := range t.order {
+		e.retired = true
 		if err := e.Backend.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close export %q: %w", e.Name, err))
 		}
 	}
+	t.byName, t.order = map[string]*Export{}, nil
 	return errors.Join(errs...)
 }

@@ -2,6 +2,8 @@ package server
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -46,4 +48,77 @@ func TestExports(t *testing.T) {
 	if _, err := NewExports(&Export{Name: "a/b", Backend: newMemBackend(1)}); err == nil {
 		t.Error("name with '/' accepted")
 	}
+}
+
+func TestExportsUpdate(t *testing.T) {
+	dir := t.TempDir()
+	a, b, c := dir+"/a.img", dir+"/b.img", dir+"/c.img"
+	for _, p := range []string{a, b, c} {
+		if err := os.WriteFile(p, pattern(0, 8192), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tab, err := OpenExports([]ExportConfig{{Name: "a", Path: a}, {Name: "b", Path: b, ReadOnly: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tab.Close()
+	ea, _ := tab.Resolve("a")
+	eb, releaseB, err := tab.Acquire("b") // a connection serving b
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A bad config changes nothing.
+	if _, _, err := tab.Update([]ExportConfig{{Name: "a", Path: a}, {Name: "x", Path: dir + "/missing"}}); err == nil {
+		t.Fatal("Update with a missing path succeeded")
+	}
+	if names := exportNames(tab); names != "a,b" {
+		t.Fatalf("after failed Update: %s", names)
+	}
+
+	// a keeps its backend and gets a description, b goes, c comes.
+	opened, retired, err := tab.Update([]ExportConfig{{Name: "c", Path: c}, {Name: "a", Path: a, Description: "now described"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(opened, retired) != "[c] [b]" {
+		t.Errorf("Update opened %v retired %v", opened, retired)
+	}
+	if names := exportNames(tab); names != "c,a" {
+		t.Errorf("after Update: %s", names)
+	}
+	if e, _ := tab.Resolve("a"); e != ea || e.Info().Description != "now described" {
+		t.Errorf("export a replaced or not updated: %+v", e.Info())
+	}
+	if _, err := tab.Export("b"); !errors.Is(err, protocol.ErrUnknownExport) {
+		t.Errorf("b still offered: %v", err)
+	}
+	// b's connection still reads until it releases; then b is closed.
+	if _, err := eb.Backend.ReadAt(make([]byte, 512), 0); err != nil {
+		t.Errorf("retired export closed under its connection: %v", err)
+	}
+	releaseB()
+	releaseB() // idempotent
+	if _, err := eb.Backend.ReadAt(make([]byte, 512), 0); err == nil {
+		t.Error("retired export still open after its last connection")
+	}
+	// Changing the path or read-only setting reopens.
+	if _, _, err := tab.Update([]ExportConfig{{Name: "a", Path: a, ReadOnly: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := tab.Resolve("a"); e == ea || !e.ReadOnly {
+		t.Error("export a not reopened read-only")
+	}
+	if _, err := ea.Backend.ReadAt(make([]byte, 512), 0); err == nil {
+		t.Error("replaced export a still open")
+	}
+}
+
+func exportNames(t *Exports) string {
+	var names []string
+	for _, e := range t.Exports() {
+		names = append(names, e.Name)
+	}
+	return strings.Join(names, ",")
 }

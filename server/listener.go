@@ -149,11 +149,12 @@ func (s *Server) handle(nc net.Conn) {
 		}
 		return
 	}
-	exp, err := s.res.Resolve(sess.Export.Name)
+	exp, release, err := s.res.Acquire(sess.Export.Name)
 	if err != nil {
 		log.Warn("export vanished after handshake", "err", err)
 		return
 	}
+	defer release()
 	c := newConn(s, nc, sess, exp, log.With("export", exp.Name))
 	if !s.register(c) {
 		return
