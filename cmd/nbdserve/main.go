@@ -26,6 +26,9 @@
 //	readonly = true
 //	description = "Debian 12 root, read-only"
 //
+// SIGHUP re-reads the config file and the arguments and updates the
+// exports: new ones appear, removed ones close once their clients are
+// gone, unchanged ones keep serving; limits and -listen need a restart.
 // SIGINT or SIGTERM stop accepting, let requests in flight finish (new
 // ones get ESHUTDOWN), then exit.
 package main
@@ -36,6 +39,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -55,7 +59,9 @@ flags:
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stderr, nil); err != nil {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	if err := run(ctx, os.Args[1:], os.Stderr, nil, hup); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(2)
 		}
@@ -65,8 +71,9 @@ func main() {
 }
 
 // run parses args, opens the exports and serves until ctx is done. ready,
-// if not nil, is told the listening address.
-func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Addr)) error {
+// if not nil, is told the listening address. Each value on reload re-reads
+// the config file and arguments and updates the exports.
+func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Addr), reload <-chan os.Signal) error {
 	cfg, debug, err := parseArgs(args, stderr)
 	if err != nil {
 		return err
@@ -96,6 +103,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 	for _, ec := range cfg.Exports {
 		log.Info("export", "name", ec.Name, "path", ec.Path, "readonly", ec.ReadOnly)
 	}
+	go reloadOn(ctx, reload, args, exports, log)
 	if ready != nil {
 		ready(ln.Addr())
 	}
@@ -168,4 +176,28 @@ func parseArgs(args []string, stderr io.Writer) (server.Config, bool, error) {
 		return server.Config{}, false, err
 	}
 	return cfg, *debug, nil
+}
+
+// reloadOn updates the exports from the config file and arguments each
+// time reload delivers, until ctx is done. A bad configuration is logged
+// and the exports stay as they were; limits and the listen address need a
+// restart.
+func reloadOn(ctx context.Context, reload <-chan os.Signal, args []string, exports *server.Exports, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-reload:
+		}
+		cfg, _, err := parseArgs(args, io.Discard)
+		if err == nil {
+			var opened, retired []string
+			opened, retired, err = exports.Update(cfg.Exports)
+			if err == nil {
+				log.Info("reloaded", "opened", opened, "retired", retired, "exports", len(cfg.Exports))
+				continue
+			}
+		}
+		log.Error("reload failed; exports unchanged", "err", err)
+	}
 }

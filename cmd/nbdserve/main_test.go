@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,7 +38,7 @@ func TestRunErrors(t *testing.T) {
 		{[]string{"-nosuchflag"}, "flag provided but not defined: -nosuchflag"},
 	} {
 		var stderr bytes.Buffer
-		err := run(context.Background(), tt.args, &stderr, nil)
+		err := run(context.Background(), tt.args, &stderr, nil, nil)
 		if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 			t.Errorf("run(%q) = %v; want error containing %q", tt.args, err, tt.wantErr)
 		}
@@ -65,7 +68,7 @@ description = "from the file, with, commas"
 	var stderr bytes.Buffer
 	go func() {
 		done <- run(ctx, []string{"-config", cfg, "-listen", "127.0.0.1:0", "-state", filepath.Join(dir, "state"), "b=" + b + ",desc=scratch"},
-			&stderr, func(a net.Addr) { addrc <- a })
+			&stderr, func(a net.Addr) { addrc <- a }, nil)
 	}()
 	var addr net.Addr
 	select {
@@ -119,5 +122,81 @@ func TestExampleConfig(t *testing.T) {
 	def := server.DefaultLimits()
 	if cfg.Listen != ":10809" || cfg.Limits != def || len(cfg.Exports) != 1 || !cfg.Exports[0].ReadOnly {
 		t.Errorf("example config: %+v", cfg)
+	}
+}
+
+// logWatch is a log sink that reports lines containing a marker.
+type logWatch struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	marker string
+	seen   chan string
+}
+
+func (w *logWatch) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, l := range strings.Split(string(p), "\n") {
+		for _, m := range []string{"msg=reloaded", `msg="reload failed`} {
+			if strings.Contains(l, m) {
+				w.seen <- l
+			}
+		}
+	}
+	return w.buf.Write(p)
+}
+
+// TestReload: a reload adds and removes exports from the rewritten
+// config file; a broken file leaves them as they were.
+func TestReload(t *testing.T) {
+	dir := t.TempDir()
+	a, c := filepath.Join(dir, "a.img"), filepath.Join(dir, "c.img")
+	os.WriteFile(a, make([]byte, 1<<20), 0o644)
+	os.WriteFile(c, make([]byte, 3<<20), 0o644)
+	cfg := filepath.Join(dir, "c.toml")
+	os.WriteFile(cfg, []byte("[[export]]\nname = \"a\"\npath = \""+a+"\"\n"), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reload := make(chan os.Signal)
+	log := &logWatch{seen: make(chan string, 4)}
+	addrc, done := make(chan net.Addr, 1), make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-config", cfg, "-listen", "127.0.0.1:0"}, log, func(a net.Addr) { addrc <- a }, reload)
+	}()
+	addr := (<-addrc).String()
+	info := func(name string) (protocol.ExportInfo, error) {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		nc.SetDeadline(time.Now().Add(10 * time.Second))
+		return protocol.ClientInfo(nc, name)
+	}
+	if _, err := info("a"); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(cfg, []byte("[[export]]\nname = \"c\"\npath = \""+c+"\"\n"), 0o644)
+	reload <- syscall.SIGHUP
+	if l := <-log.seen; !strings.Contains(l, "msg=reloaded") || !strings.Contains(l, "opened=[c]") || !strings.Contains(l, "retired=[a]") {
+		t.Fatalf("reload: %s", l)
+	}
+	if e, err := info("c"); err != nil || e.Size != 3<<20 {
+		t.Errorf("export c after reload: %+v, %v", e, err)
+	}
+	if _, err := info("a"); !errors.Is(err, protocol.ErrUnknownExport) {
+		t.Errorf("export a after reload: %v", err)
+	}
+	os.WriteFile(cfg, []byte("[[export]]\nname = \n"), 0o644)
+	reload <- syscall.SIGHUP
+	if l := <-log.seen; !strings.Contains(l, "reload failed") {
+		t.Fatalf("broken reload: %s", l)
+	}
+	if _, err := info("c"); err != nil {
+		t.Errorf("export c after a failed reload: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
