@@ -17,11 +17,13 @@
 // zeroes) into the data file and applies the write to it
 // (read-modify-write), so a Data block always holds a whole block. TRIM
 // turns whole blocks into Zero and punches them out of the data file;
-// its partial edges are left alone. WRITE_ZEROES does the same for whole
-// blocks, with or without NO_HOLE (the blocks read as zeroes, which is
-// all NBD promises), and writes zeroes into partial edges (zero.go).
-// Extents (extents.go) report Data as data, Zero as a hole, and Base as
-// the base reports it (a base hole reads as zeroes).
+// its partial edges are left alone (TRIM is a hint). WRITE_ZEROES does the
+// same for whole blocks, except with NO_HOLE: then they become Data
+// holding zeroes, allocated in the data file (FALLOC_FL_ZERO_RANGE) and
+// counted against the quota, because the spec wants the range
+// provisioned. Partial edges get zeroes written (zero.go). Extents
+// (extents.go) report Data as data, Zero as a hole, and Base as the base
+// reports it (a base hole reads as zeroes).
 //
 // Requests lock the block-state words they touch (16 blocks each) through
 // 256 striped reader/writer locks, taken in ascending order (locks.go):
@@ -37,7 +39,8 @@
 //
 // # On disk
 //
-// An overlay directory holds three files (mapfile.go has the byte layouts):
+// An overlay directory holds three files (mapfile.go has the byte layouts),
+// and a meta.json when a Manager made it:
 //
 //   - data: a sparse file the size of the base; block i at offset
 //     i*BlockSize. Only Data blocks are meaningful.
@@ -84,19 +87,37 @@
 //     kernel may have dropped the dirty pages, and nothing it said about
 //     durability could be trusted.
 //
-// Hence after a crash (kill -9, or power loss) every block reads as it
-// did after the last Sync, or, for blocks changed since, as one of the
-// versions those later requests gave it (a write to a Base block since the
-// last Sync reads as the base again): never the data of another block,
-// and never bytes it never had.
+// Hence after a kill -9 of the server every block reads as it did after
+// the last Sync, or, for blocks changed since, as one of the versions
+// those later requests gave it (a write to a Base block since the last
+// Sync reads as the base again): never the data of another block, never
+// base and overlay bytes mixed in a block, never bytes it never had. After
+// a power loss the same holds, except that an unflushed write to a block
+// already in Data may be torn at sector granularity, as on any disk.
+// Blocks a crash left allocated in the data file but not in Data are
+// punched out at the next open (reclaim.go).
 //
 // # Manager
 //
 // A Manager (manager.go) keeps the overlays of several exports in a
 // state directory, STATE/EXPORT/CLIENT/ with both names escaped for the
-// file system (names.go), and hands out one shared, reference-counted
-// Overlay per export and client. Overlays of ephemeral exports are
-// dropped once their client has had no connection for a grace period;
-// persistent ones are kept. Each directory has a small meta.json with the
-// client's name, the last use and whether the overlay is persistent.
+// file system (names.go: MAC and IP addresses stay readable, '/', NUL,
+// "." and ".." are refused, long names are hashed), and hands out one
+// shared, reference-counted Overlay per export and client (Acquire). Each
+// directory has a meta.json with the original names, the last use, the
+// allocated size, the lifetime and the base's identity.
+//
+// Ephemeral overlays are dropped once their client has had no connection
+// for a grace period (60 s by default), by a timer of the injected Clock,
+// and when a Manager starts, for those idle longer than that already.
+// Persistent ones are only closed when idle. An overlay made over another
+// base (Policy.BaseID) is not served: an ephemeral one is recreated, a
+// persistent one refused. Reset and ResetAll refuse overlays whose client
+// is connected (ErrBusy): deleting a disk under a running system corrupts
+// it, and deferring to the next disconnect would do the same to a client
+// that merely reconnects after a network outage. Drops rename the
+// directory into STATE/.trash before deleting it.
+//
+// Package nbdbackend adapts an Overlay to server.Backend; package cow
+// itself does not import package server, so the server may import it.
 package cow

@@ -45,20 +45,36 @@ func (p op) apply(t testing.TB, ov *Overlay, model []byte) {
 		if err == nil && n != len(buf) {
 			t.Fatalf("write %d bytes at %d: wrote %d", p.n, p.off, n)
 		}
-		copy(model[p.off:], buf)
 	case 't':
 		err = ov.Trim(p.off, p.n)
-		// Only whole blocks are trimmed, and they read as zeroes.
-		fb, le := ov.wholeBlocks(p.off, p.off+p.n)
-		for b := fb; b < le; b++ {
-			clear(model[b*bs4k : min((b+1)*bs4k, int64(len(model)))])
-		}
 	case 'z':
 		err = ov.Zero(p.off, p.n, p.noHol, false)
-		clear(model[p.off : p.off+p.n])
 	}
 	if err != nil {
 		t.Fatalf("%c %d+%d: %v", p.kind, p.off, p.n, err)
+	}
+	p.applyModel(model)
+}
+
+// applyModel applies p to the expected image of a 4 KiB-block overlay.
+func (p op) applyModel(model []byte) {
+	switch p.kind {
+	case 'w':
+		for i := range p.n {
+			model[p.off+i] = p.fill
+		}
+	case 't':
+		// Only whole blocks are trimmed, and they read as zeroes.
+		size := int64(len(model))
+		fb, le := (p.off+bs4k-1)/bs4k, (p.off+p.n)/bs4k
+		if p.off+p.n == size {
+			le = (size + bs4k - 1) / bs4k
+		}
+		for b := fb; b < le; b++ {
+			clear(model[b*bs4k : min((b+1)*bs4k, size)])
+		}
+	case 'z':
+		clear(model[p.off : p.off+p.n])
 	}
 }
 
