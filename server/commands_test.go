@@ -127,3 +127,25 @@ func equalU32(a, b []uint32) bool {
 	}
 	return true
 }
+
+// TestMaxPayload: READ and WRITE of exactly 32 MiB are served.
+func TestMaxPayload(t *testing.T) {
+	rw := newMemBackend(protocol.MaxPayload)
+	tab, err := NewExports(&Export{Name: "big", Backend: rw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, tab, testLimits())
+	for _, structured := range []bool{false, true} {
+		c := dial(t, ts.addr, "big", structured)
+		data := bytes.Repeat([]byte{0x42}, protocol.MaxPayload)
+		if r := c.do(protocol.Request{Type: protocol.CmdWrite, Cookie: 1, Length: protocol.MaxPayload}, data); r.Errno != 0 {
+			t.Fatalf("32 MiB WRITE: errno %d", r.Errno)
+		}
+		r := c.do(protocol.Request{Type: protocol.CmdRead, Cookie: 2, Length: protocol.MaxPayload}, nil)
+		if r.Errno != 0 || !bytes.Equal(r.Data, data) {
+			t.Fatalf("32 MiB READ (structured %v): errno %d, data ok %v", structured, r.Errno, bytes.Equal(r.Data, data))
+		}
+		c.disconnect()
+	}
+}
