@@ -22,10 +22,14 @@ type Backend struct {
 
 var _ server.Backend = (*Backend)(nil)
 
-// New serves o. Close runs release (once) instead of closing the
-// overlay, which the cow.Manager owns: pass the release function that
-// Manager.Acquire returned, and Close the Backend when the connection
-// ends.
+// New serves o. Close runs release (once, if not nil) instead of closing
+// the overlay, which the cow.Manager owns. With server.Resolver's
+// Acquire, which hands the server a release function of its own, pass
+// nil here and return the Manager's release from Acquire:
+//
+//	ov, release, err := m.Acquire(export, client, nbdbackend.Base(base), policy)
+//	...
+//	return &server.Export{Name: name, Backend: nbdbackend.New(ov, nil)}, release, nil
 func New(o *cow.Overlay, release func()) *Backend {
 	return &Backend{Overlay: o, release: release}
 }
