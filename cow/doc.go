@@ -5,7 +5,7 @@
 //
 // # Overlay
 //
-// An Overlay (overlay.go) splits the export into blocks (4 KiB unless
+// An Overlay (open.go, overlay.go) splits the export into blocks (4 KiB unless
 // Options.BlockSize says otherwise) in one of three states (state.go):
 //
 //   - Base: reads come from the base image;
@@ -99,7 +99,7 @@
 //
 // # Manager
 //
-// A Manager (manager.go) keeps the overlays of several exports in a
+// A Manager (manager.go; lifetime.go, control.go) keeps the overlays of several exports in a
 // state directory, STATE/EXPORT/CLIENT/ with both names escaped for the
 // file system (names.go: MAC and IP addresses stay readable, '/', NUL,
 // "." and ".." are refused, long names are hashed), and hands out one
