@@ -93,8 +93,8 @@ func WithHostnameFunc(f func(name string) error) Option {
 // Configure brings the network up as cfg says: for every entry it picks the
 // link (named, or the first with carrier), waits for carrier, runs DHCP or
 // takes the static addresses, and applies them with Apply. Only the first
-// gateway becomes the default route. It then writes resolv.conf and sets the
-// hostname. Errors name the ip= value or the link.
+// gateway of each family becomes a default route. It then writes
+// resolv.conf and sets the hostname. Errors name the ip= value or the link.
 func Configure(ctx context.Context, cfg Config, opts ...Option) (Result, error) {
 	o := options{
 		logf:        func(string, ...any) {},
@@ -125,7 +125,7 @@ func Configure(ctx context.Context, cfg Config, opts ...Option) (Result, error) 
 		}
 		defer h.Close()
 	}
-	c := configurer{cfg: cfg, o: o, h: h, taken: taken}
+	c := configurer{cfg: cfg, o: o, h: h, taken: taken, haveRoute: map[bool]bool{}}
 	for _, e := range entries {
 		if e.Method() == MethodOff {
 			o.logf("netcfg: ip=%s: network not configured", e)
@@ -148,7 +148,7 @@ type configurer struct {
 	o         options
 	h         *netlink.Handle
 	taken     map[string]bool
-	haveRoute bool
+	haveRoute map[bool]bool // default route installed, by Is4
 	res       Result
 }
 
@@ -204,7 +204,7 @@ func (c *configurer) entry(ctx context.Context, e IPConfig) (LinkResult, error) 
 			lr.NTP = l.NTP
 		}
 	}
-	if lc.Gateway.IsValid() && c.haveRoute {
+	if lc.Gateway.IsValid() && c.haveRoute[lc.Gateway.Is4()] {
 		c.o.logf("netcfg: %s: default route exists already, ignoring gateway %s", name, lc.Gateway)
 		lc.Gateway = netip.Addr{}
 	}
@@ -213,7 +213,9 @@ func (c *configurer) entry(ctx context.Context, e IPConfig) (LinkResult, error) 
 		return LinkResult{}, err
 	}
 	c.phase("apply "+name, start)
-	c.haveRoute = c.haveRoute || lc.Gateway.IsValid()
+	if lc.Gateway.IsValid() {
+		c.haveRoute[lc.Gateway.Is4()] = true
+	}
 	lr.Addr, lr.Gateway = lc.Addr, lc.Gateway
 	c.o.logf("netcfg: %s (%s) %s %s gateway %s", name, lr.MAC, lr.Method, lr.Addr, lr.Gateway)
 	return lr, nil

@@ -3,6 +3,8 @@ package netcfg
 import (
 	"bufio"
 	"context"
+	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -210,6 +212,31 @@ func TestConfigureDHCP(t *testing.T) {
 	if renewed.Addr != l.Addr || renewed.Acquired.Before(l.Acquired) || renewed.RootPath != l.RootPath {
 		t.Errorf("renewed lease %+v, was %+v", renewed, l)
 	}
+
+	// The resident process's KeepLeases renews at T1 by the injected clock.
+	clock := &fakeClock{now: l.Acquired, waits: make(chan fakeWait)}
+	var logMu sync.Mutex
+	var keepLog []string
+	kctx, kcancel := context.WithCancel(ctx)
+	kept := make(chan error, 1)
+	go func() {
+		kept <- KeepLeases(kctx, res, DHCPConfig{}, clock, func(f string, a ...any) {
+			logMu.Lock()
+			keepLog = append(keepLog, fmt.Sprintf(f, a...))
+			logMu.Unlock()
+		})
+	}()
+	clock.expectWait(t, l.T1) // dnsmasq's T1 is about half the lease, with a random part
+	clock.nextWait(t, -1)     // the renewed lease's T1
+	kcancel()
+	if err := <-kept; !errors.Is(err, context.Canceled) {
+		t.Errorf("KeepLeases = %v", err)
+	}
+	logMu.Lock()
+	if !slices.Contains(keepLog, "dhcp on c0: renewed 10.99.0.42/24 for 1h0m0s") {
+		t.Errorf("KeepLeases log: %q", keepLog)
+	}
+	logMu.Unlock()
 
 	// Configuring again changes nothing.
 	if _, err := Configure(ctx, cfg, opts...); err != nil {

@@ -350,9 +350,12 @@ func parseNetmask(f string, client netip.Addr) (int, string) {
 	return ones, ""
 }
 
-func checkHostname(h string) string {
-	if len(h) > 64 {
-		return fmt.Sprintf("%d bytes; expected at most 64", len(h))
+func checkHostname(h string) string { return checkName(h, 64) }
+
+// checkName accepts host and domain names: letters, digits, '-', '.', '_'.
+func checkName(h string, max int) string {
+	if len(h) > max {
+		return fmt.Sprintf("%d bytes; expected at most %d", len(h), max)
 	}
 	for i := 0; i < len(h); i++ {
 		c := h[i]

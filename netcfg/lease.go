@@ -22,8 +22,8 @@ type Lease struct {
 	Router    netip.Addr   // first router of option 3; invalid if none
 	DNS       []netip.Addr // option 6
 	NTP       []netip.Addr // option 42
-	Hostname  string       // option 12
-	Domain    string       // option 15
+	Hostname  string       // option 12; "" if not a valid host name
+	Domain    string       // option 15; "" if not a valid domain name
 	RootPath  string       // option 17 (nbdroot=dhcp)
 	MTU       int          // option 26; 0 if not given
 	ServerID  netip.Addr   // option 54
@@ -73,8 +73,14 @@ func leaseFromACK(iface string, ack *dhcpv4.DHCPv4, acquired time.Time) (*Lease,
 	}
 	l.DNS = addrs4(ack.DNS())
 	l.NTP = addrs4(ack.NTPServers())
-	l.Hostname = ack.HostName()
-	l.Domain = ack.DomainName()
+	// Names go into sethostname(2) and resolv.conf: drop what is not a
+	// plain name rather than write a server's newlines there.
+	if h := ack.HostName(); checkHostname(h) == "" {
+		l.Hostname = h
+	}
+	if d := ack.DomainName(); checkName(d, 253) == "" {
+		l.Domain = d
+	}
 	l.RootPath = ack.RootPath()
 	if sid, ok := netip.AddrFromSlice(ack.ServerIdentifier().To4()); ok {
 		l.ServerID = sid

@@ -66,6 +66,13 @@ func TestLeaseFromACK(t *testing.T) {
 	if err != nil || got.Duration != Infinite || !got.Expires().IsZero() {
 		t.Errorf("infinite lease: %+v, %v", got, err)
 	}
+	// Names that are not plain names are dropped.
+	got, err = leaseFromACK("eth0", ack(t,
+		dhcpv4.WithOption(dhcpv4.OptHostName("evil\nhost")),
+		dhcpv4.WithOption(dhcpv4.OptDomainName("lab.test\nnameserver 6.6.6.6"))), now)
+	if err != nil || got.Hostname != "" || got.Domain != "" {
+		t.Errorf("bad names: %+v, %v", got, err)
+	}
 	// An MTU below 68 is ignored.
 	got, err = leaseFromACK("eth0", ack(t, dhcpv4.WithGeneric(dhcpv4.OptionInterfaceMTU, []byte{0x00, 0x10})), now)
 	if err != nil || got.MTU != 0 {

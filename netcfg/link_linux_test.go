@@ -123,3 +123,53 @@ func TestConfigureStaticFirstCarrier(t *testing.T) {
 		t.Errorf("Configure(ip=off) = %+v, %v", res, err)
 	}
 }
+
+// TestConfigureMultiple configures two ip= entries: each link gets its
+// address, only the first IPv4 gateway becomes the default route, an IPv6
+// gateway gets its own, and the DNS servers of both are merged.
+func TestConfigureMultiple(t *testing.T) {
+	if !inChild() {
+		client, peer := newNetns(t), newNetns(t)
+		for _, p := range [][2]string{{"m0", "m1"}, {"n0", "n1"}, {"o0", "o1"}} {
+			ip(t, "-n", client, "link", "add", p[0], "type", "veth", "peer", "name", p[1], "netns", peer)
+			ip(t, "-n", peer, "link", "set", p[1], "up")
+		}
+		runChild(t, client)
+		return
+	}
+	h := handle(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfgs, err := ParseIPs([]string{
+		"10.99.5.2::10.99.5.1:24::m0:off:10.99.5.53",
+		"10.99.6.2::10.99.6.1:24::n0:off:10.99.6.53",
+		"[fd99:7::2]::[fd99:7::1]:64::o0::[fd99:7::53]",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Configure(ctx, Config{IP: cfgs}, WithHandle(h), WithLogf(t.Logf), WithResolvConf(""), WithHostnameFunc(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Interface != "m0" || len(res.Links) != 3 || res.Gateway != addr("10.99.5.1") ||
+		!slices.Equal(res.DNS, []netip.Addr{addr("10.99.5.53"), addr("10.99.6.53"), addr("fd99:7::53")}) {
+		t.Errorf("Configure result %+v", res)
+	}
+	var routes []string
+	for _, line := range strings.Split(snapshot(t, h), "\n") {
+		if strings.HasPrefix(line, "route default") || strings.HasPrefix(line, "addr") && !strings.Contains(line, " lo ") {
+			routes = append(routes, line)
+		}
+	}
+	want := []string{
+		"addr m0 10.99.5.2/24 brd 10.99.5.255 flags 0x80 valid forever preferred forever",
+		"addr n0 10.99.6.2/24 brd 10.99.6.255 flags 0x80 valid forever preferred forever",
+		"addr o0 fd99:7::2/64 brd <nil> flags 0x82 valid forever preferred forever",
+		"route default dev m0 gw 10.99.5.1 src <nil> proto 3 scope 0 flags 0x0 metric 0",
+		"route default dev o0 gw fd99:7::1 src <nil> proto 3 scope 0 flags 0x0 metric 1024",
+	}
+	if !slices.Equal(routes, want) {
+		t.Errorf("addresses and default routes:\n%s\nwant:\n%s", strings.Join(routes, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -67,8 +67,11 @@ func RenewLoop(ctx context.Context, lease *Lease, rc RenewConfig) error {
 		}
 		warnedExpiry := false
 		for {
+			sent := clock.Now()
 			next, err := rc.Renew(ctx, cur)
 			if err == nil {
+				// RFC 2131 4.4.1: lease times count from the request.
+				next.Acquired = sent
 				if next.Addr != boot {
 					logf("dhcp on %s: server now offers %s; keeping boot address %s", next.Interface, next.Addr, boot)
 				} else {

@@ -39,19 +39,28 @@ func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 // the clock and fires it.
 func (c *fakeClock) expectWait(t *testing.T, want time.Duration) {
 	t.Helper()
+	w := c.nextWait(t, want)
+	c.mu.Lock()
+	c.now = c.now.Add(w.d)
+	now := c.now
+	c.mu.Unlock()
+	w.ch <- now
+}
+
+// nextWait waits for the loop's next After and checks its duration (any
+// positive one if want < 0).
+func (c *fakeClock) nextWait(t *testing.T, want time.Duration) fakeWait {
+	t.Helper()
 	select {
 	case w := <-c.waits:
-		if w.d != want {
+		if want >= 0 && w.d != want || w.d <= 0 {
 			t.Fatalf("RenewLoop waits %s, want %s", w.d, want)
 		}
-		c.mu.Lock()
-		c.now = c.now.Add(w.d)
-		now := c.now
-		c.mu.Unlock()
-		w.ch <- now
-	case <-time.After(10 * time.Second):
+		return w
+	case <-time.After(20 * time.Second):
 		t.Fatalf("RenewLoop did not wait (want %s)", want)
 	}
+	return fakeWait{}
 }
 
 type renewResult struct {

@@ -1,0 +1,37 @@
+package netcfg
+
+import (
+	"context"
+	"sync"
+)
+
+// KeepLeases is what the resident process runs after switch_root: a
+// RenewLoop for every DHCP lease in res (renewing with dc's identity), until
+// ctx is done. clock and logf may be nil (system clock, silent). It returns
+// ctx.Err(), or nil when res has no DHCP lease.
+func KeepLeases(ctx context.Context, res Result, dc DHCPConfig, clock Clock, logf func(string, ...any)) error {
+	if dc.Logf == nil {
+		dc.Logf = logf
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(res.Links))
+	for _, l := range res.Links {
+		if l.Lease == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- RenewLoop(ctx, l.Lease, RenewConfig{Renew: dc.Renewer(l.Name), Clock: clock, Logf: logf})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	var first error
+	for err := range errs {
+		if first == nil {
+			first = err
+		}
+	}
+	return first
+}
