@@ -72,3 +72,25 @@ func BenchmarkOverlay4KRandWrite(b *testing.B) { bench4K(b, true, bs4k) }
 // BenchmarkOverlay512RandWrite writes partial blocks: on the overlay's
 // Base blocks each is a read-modify-write.
 func BenchmarkOverlay512RandWrite(b *testing.B) { bench4K(b, true, 512) }
+
+// BenchmarkOverlay4KWriteFlush is a 4 KiB write then a FLUSH (what FUA
+// costs): one fdatasync on the file, two on the overlay (data, journal).
+func BenchmarkOverlay4KWriteFlush(b *testing.B) {
+	for _, name := range []string{"file", "overlay"} {
+		b.Run(name, func(b *testing.B) {
+			tg := benchTargets(b)[name]
+			sync := tg.(interface{ Sync() error })
+			r := rand.New(rand.NewPCG(1, 1))
+			buf := make([]byte, bs4k)
+			b.SetBytes(bs4k)
+			for b.Loop() {
+				if _, err := tg.WriteAt(buf, r.Int64N(benchSize/bs4k)*bs4k); err != nil {
+					b.Fatal(err)
+				}
+				if err := sync.Sync(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
