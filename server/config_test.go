@@ -40,6 +40,11 @@ description = "Debian 12, comma, and all"
 [[export]]
 name = "scratch"
 path = "/dev/sdb"
+
+[[export]]
+name = "lab"
+path = "/srv/lab.img"
+cow = "persistent"
 `)
 	got, err := LoadConfig(p)
 	if err != nil {
@@ -53,10 +58,11 @@ path = "/dev/sdb"
 		Exports: []ExportConfig{
 			{Name: "root", Path: "/srv/root.img", ReadOnly: true, Description: "Debian 12, comma, and all"},
 			{Name: "scratch", Path: "/dev/sdb"},
+			{Name: "lab", Path: "/srv/lab.img", COW: "persistent"},
 		},
 	}
 	if got.Listen != want.Listen || got.StateDir != want.StateDir || got.Limits != want.Limits ||
-		len(got.Exports) != 2 || got.Exports[0] != want.Exports[0] || got.Exports[1] != want.Exports[1] {
+		len(got.Exports) != 3 || got.Exports[0] != want.Exports[0] || got.Exports[1] != want.Exports[1] || got.Exports[2] != want.Exports[2] {
 		t.Errorf("LoadConfig =\n%+v\nwant\n%+v", got, want)
 	}
 
@@ -76,7 +82,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		name, text, wantErr string
 	}{
 		{"unknown top key", "lisen = \":1\"\n", "unknown key lisen"},
-		{"unknown export key", "[[export]]\nname=\"a\"\npath=\"/x\"\ncow=true\n", "unknown key export.cow"},
+		{"unknown export key", "[[export]]\nname=\"a\"\npath=\"/x\"\nsnapshot=true\n", "unknown key export.snapshot"},
+		{"bad cow", "[[export]]\nname=\"a\"\npath=\"/x\"\ncow=\"yes\"\n", `export #1: export "a": cow="yes", want ephemeral or persistent`},
 		{"unknown limit", "[limits]\nmax_foo = 1\n", "unknown key limits.max_foo"},
 		{"duplicate export", "[[export]]\nname=\"a\"\npath=\"/x\"\n[[export]]\nname=\"a\"\npath=\"/y\"\n", `export "a": defined twice`},
 		{"empty name", "[[export]]\npath=\"/x\"\n", "export #1: export name is empty"},

@@ -18,6 +18,8 @@
 //     phase: a reader goroutine parses requests, a goroutine per request
 //     serves it, and replies leave, possibly out of order, through one
 //     serialising writer, header and payload in one writev;
+//   - overlay.go serves NAME/CLIENT-ID of a copy-on-write export as that
+//     client's overlay from package cow;
 //   - cmd_*.go implement the commands, limits.go the buffer pool and the
 //     server-wide cap on payload bytes in flight.
 package server

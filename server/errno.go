@@ -4,6 +4,7 @@ import (
 	"errors"
 	"syscall"
 
+	"github.com/nbdboot/nbdboot/cow"
 	"github.com/nbdboot/nbdboot/protocol"
 )
 
@@ -11,6 +12,9 @@ import (
 func errnoOf(err error) uint32 {
 	if errors.Is(err, ErrNotFast) {
 		return protocol.ENOTSUP
+	}
+	if errors.Is(err, cow.ErrQuota) {
+		return protocol.ENOSPC
 	}
 	var en syscall.Errno
 	if errors.As(err, &en) {

@@ -3,8 +3,10 @@ package server
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
+	"github.com/nbdboot/nbdboot/cow"
 	"github.com/nbdboot/nbdboot/protocol"
 )
 
@@ -16,6 +18,8 @@ type Export struct {
 	Backend     Backend
 
 	path    string // the configured path, to recognise it on Update
+	cow     string // COWEphemeral or COWPersistent: serves NAME/CLIENT overlays
+	baseID  string // identifies the base's content for persistent overlays
 	refs    int    // connections serving it; guarded by the table's lock
 	retired bool   // removed from the table: close when refs drops to 0
 }
@@ -58,7 +62,8 @@ type Resolver interface {
 // The empty name resolves to the only export when there is exactly one.
 // Update replaces the table while connections go on.
 type Exports struct {
-	update sync.Mutex // serialises Update
+	update   sync.Mutex   // serialises Update
+	overlays *cow.Manager // nil: no copy-on-write exports
 
 	mu     sync.RWMutex
 	byName map[string]*Export
@@ -89,10 +94,22 @@ func (t *Exports) set(list []*Export) error {
 	return nil
 }
 
+// ExportsOption tunes OpenExports.
+type ExportsOption func(*Exports)
+
+// WithOverlays lets exports with the cow option serve per-client
+// overlays kept by m.
+func WithOverlays(m *cow.Manager) ExportsOption {
+	return func(t *Exports) { t.overlays = m }
+}
+
 // OpenExports opens the backend of every configured export. On error the
 // ones already opened are closed and the error names the export and path.
-func OpenExports(cfgs []ExportConfig) (*Exports, error) {
+func OpenExports(cfgs []ExportConfig, opts ...ExportsOption) (*Exports, error) {
 	t := &Exports{byName: map[string]*Export{}}
+	for _, o := range opts {
+		o(t)
+	}
 	if _, _, err := t.Update(cfgs); err != nil {
 		return nil, err
 	}
@@ -123,17 +140,25 @@ func (t *Exports) Update(cfgs []ExportConfig) (opened, retired []string, err err
 			closeFresh()
 			return nil, nil, err
 		}
-		if e, ok := old[ec.Name]; ok && e.path == ec.Path && e.ReadOnly == ec.ReadOnly {
+		if ec.COW != "" && t.overlays == nil {
+			closeFresh()
+			return nil, nil, fmt.Errorf("export %q: cow needs a state directory (-state DIR or state_dir)", ec.Name)
+		}
+		readOnly := ec.ReadOnly || ec.COW != ""
+		if e, ok := old[ec.Name]; ok && e.path == ec.Path && e.ReadOnly == readOnly && e.cow == ec.COW {
 			keep[e] = ec.Description
 			list = append(list, e)
 			continue
 		}
-		b, err := OpenFile(ec.Path, ec.ReadOnly)
+		b, err := OpenFile(ec.Path, readOnly)
 		if err != nil {
 			closeFresh()
 			return nil, nil, fmt.Errorf("export %q: %w", ec.Name, err)
 		}
-		e := &Export{Name: ec.Name, Description: ec.Description, ReadOnly: ec.ReadOnly, Backend: b, path: ec.Path}
+		e := &Export{Name: ec.Name, Description: ec.Description, ReadOnly: readOnly, Backend: b, path: ec.Path, cow: ec.COW}
+		if ec.COW != "" {
+			e.baseID = baseID(b)
+		}
 		fresh = append(fresh, e)
 		list = append(list, e)
 		opened = append(opened, e.Name)
@@ -175,7 +200,7 @@ func (t *Exports) lookup(name string) (*Export, error) {
 	return nil, fmt.Errorf("export %q: %w", name, protocol.ErrUnknownExport)
 }
 
-// Resolve returns the export serving name.
+// Resolve returns the export serving name (not NAME/CLIENT overlays).
 func (t *Exports) Resolve(name string) (*Export, error) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
@@ -184,7 +209,11 @@ func (t *Exports) Resolve(name string) (*Export, error) {
 
 // Acquire implements Resolver: the export's backend stays open until
 // release is called, even if an Update removes the export meanwhile.
+// NAME/CLIENT is CLIENT's overlay over copy-on-write export NAME.
 func (t *Exports) Acquire(name string) (*Export, func(), error) {
+	if base, client, ok := strings.Cut(name, "/"); ok {
+		return t.acquireOverlay(name, base, client)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e, err := t.lookup(name)
@@ -210,6 +239,9 @@ func (t *Exports) release(e *Export) {
 func (t *Exports) Export(name string) (protocol.ExportInfo, error) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
+	if base, client, ok := strings.Cut(name, "/"); ok {
+		return t.overlayInfo(name, base, client)
+	}
 	e, err := t.lookup(name)
 	if err != nil {
 		return protocol.ExportInfo{}, err

@@ -151,7 +151,7 @@ func (s *Server) handle(nc net.Conn) {
 	}
 	exp, release, err := s.res.Acquire(sess.Export.Name)
 	if err != nil {
-		log.Warn("export vanished after handshake", "err", err)
+		log.Warn("cannot serve the export negotiated", "export", sess.Export.Name, "err", err)
 		return
 	}
 	defer release()

@@ -14,15 +14,26 @@ type ExportConfig struct {
 	Path        string `toml:"path"`
 	ReadOnly    bool   `toml:"readonly"`
 	Description string `toml:"description"`
+	// COW, "ephemeral" or "persistent", gives every client its own
+	// copy-on-write overlay over the (then read-only) file, served as
+	// NAME/CLIENT-ID; plain NAME serves the file read-only.
+	COW string `toml:"cow"`
 }
 
-// ParseExportSpec parses a command-line export, NAME=PATH[,ro][,desc=TEXT].
-// Options are comma-separated keys, some with =value; an unknown key is an
-// error. TEXT cannot hold a comma (use the config file for that).
+// Copy-on-write modes.
+const (
+	COWEphemeral  = "ephemeral"
+	COWPersistent = "persistent"
+)
+
+// ParseExportSpec parses a command-line export,
+// NAME=PATH[,ro][,cow[=persistent|ephemeral]][,desc=TEXT]. Options are
+// comma-separated keys, some with =value; an unknown key is an error.
+// TEXT cannot hold a comma (use the config file for that).
 func ParseExportSpec(s string) (ExportConfig, error) {
 	name, rest, ok := strings.Cut(s, "=")
 	if !ok {
-		return ExportConfig{}, fmt.Errorf("export %q: want NAME=PATH[,ro][,desc=TEXT]", s)
+		return ExportConfig{}, fmt.Errorf("export %q: want NAME=PATH[,ro][,cow[=persistent]][,desc=TEXT]", s)
 	}
 	fields := strings.Split(rest, ",")
 	ec := ExportConfig{Name: name, Path: fields[0]}
@@ -44,8 +55,16 @@ func ParseExportSpec(s string) (ExportConfig, error) {
 				return ExportConfig{}, fmt.Errorf("export %q: option desc needs a value (desc=TEXT)", name)
 			}
 			ec.Description = val
+		case "cow":
+			ec.COW = COWEphemeral
+			if hasVal {
+				ec.COW = val
+				if val == "" {
+					return ExportConfig{}, fmt.Errorf("export %q: cow=%q, want %s or %s", name, val, COWEphemeral, COWPersistent)
+				}
+			}
 		default:
-			return ExportConfig{}, fmt.Errorf("export %q: unknown option %q (known: ro, desc=TEXT)", name, opt)
+			return ExportConfig{}, fmt.Errorf("export %q: unknown option %q (known: ro, cow[=persistent], desc=TEXT)", name, opt)
 		}
 	}
 	if err := ec.Validate(); err != nil {
@@ -61,6 +80,14 @@ func (ec ExportConfig) Validate() error {
 	}
 	if ec.Path == "" {
 		return fmt.Errorf("export %q: empty path", ec.Name)
+	}
+	switch ec.COW {
+	case "", COWEphemeral, COWPersistent:
+	default:
+		return fmt.Errorf("export %q: cow=%q, want %s or %s", ec.Name, ec.COW, COWEphemeral, COWPersistent)
+	}
+	if ec.COW != "" && ec.ReadOnly {
+		return fmt.Errorf("export %q: cow and ro exclude each other (cow exports are read-only, their overlays writable)", ec.Name)
 	}
 	if len(ec.Description) > protocol.MaxStringLen || strings.ContainsRune(ec.Description, 0) {
 		return fmt.Errorf("export %q: description longer than %d bytes or holding NUL", ec.Name, protocol.MaxStringLen)

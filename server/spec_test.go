@@ -18,13 +18,19 @@ func TestParseExportSpec(t *testing.T) {
 		{in: "d=/x,desc=", want: ExportConfig{Name: "d", Path: "/x"}},
 		{in: "d=rel/path.img", want: ExportConfig{Name: "d", Path: "rel/path.img"}},
 
-		{in: "root", wantErr: `export "root": want NAME=PATH[,ro][,desc=TEXT]`},
+		{in: "root", wantErr: `export "root": want NAME=PATH[,ro][,cow[=persistent]][,desc=TEXT]`},
 		{in: "=/srv/x", wantErr: `export name is empty`},
 		{in: "root=", wantErr: `export "root": empty path`},
 		{in: "root=,ro", wantErr: `export "root": empty path`},
-		{in: "root=/x,rw", wantErr: `export "root": unknown option "rw" (known: ro, desc=TEXT)`},
-		{in: "root=/x,cow", wantErr: `export "root": unknown option "cow" (known: ro, desc=TEXT)`},
-		{in: "root=/x,", wantErr: `export "root": unknown option "" (known: ro, desc=TEXT)`},
+		{in: "root=/x,rw", wantErr: `export "root": unknown option "rw" (known: ro, cow[=persistent], desc=TEXT)`},
+		{in: "lab=/x,cow", want: ExportConfig{Name: "lab", Path: "/x", COW: "ephemeral"}},
+		{in: "lab=/x,cow=persistent,desc=room 2", want: ExportConfig{Name: "lab", Path: "/x", COW: "persistent", Description: "room 2"}},
+		{in: "lab=/x,cow=ephemeral", want: ExportConfig{Name: "lab", Path: "/x", COW: "ephemeral"}},
+		{in: "lab=/x,cow=forever", wantErr: `export "lab": cow="forever", want ephemeral or persistent`},
+		{in: "lab=/x,cow=", wantErr: `export "lab": cow="", want ephemeral or persistent`},
+		{in: "lab=/x,cow,ro", wantErr: `export "lab": cow and ro exclude each other`},
+		{in: "root=/x,snapshot", wantErr: `export "root": unknown option "snapshot" (known: ro, cow[=persistent], desc=TEXT)`},
+		{in: "root=/x,", wantErr: `export "root": unknown option "" (known: ro, cow[=persistent], desc=TEXT)`},
 		{in: "root=/x,ro=1", wantErr: `export "root": option ro takes no value`},
 		{in: "root=/x,desc", wantErr: `export "root": option desc needs a value (desc=TEXT)`},
 		{in: "root=/x,ro,ro", wantErr: `export "root": option "ro" given twice`},
@@ -62,6 +68,9 @@ func FuzzExportSpec(f *testing.F) {
 		out := ec.Name + "=" + ec.Path
 		if ec.ReadOnly {
 			out += ",ro"
+		}
+		if ec.COW != "" {
+			out += ",cow=" + ec.COW
 		}
 		if ec.Description != "" {
 			out += ",desc=" + ec.Description

@@ -1,11 +1,18 @@
 // Command nbdserve serves files and block devices over NBD.
 //
-//	nbdserve [-listen ADDR] [-config FILE] [-state DIR] NAME=PATH[,ro][,desc=TEXT] ...
+//	nbdserve [-listen ADDR] [-config FILE] [-state DIR] NAME=PATH[,ro][,cow[=persistent]][,desc=TEXT] ...
 //
 // Exports come from the arguments and from the [[export]] tables of the
 // TOML config file; flags given explicitly override the file. An export
-// argument's options are comma-separated: ro (read-only) and desc=TEXT;
-// any other key is an error. The config file, with every key (also in
+// argument's options are comma-separated: ro (read-only), desc=TEXT, and
+// cow or cow=persistent; any other key is an error.
+//
+// A cow export serves its file read-only as NAME, and as NAME/CLIENT-ID
+// gives each client its own writable copy-on-write overlay, kept in the
+// state directory (-state, required) and shared by all of the client's
+// connections: an ephemeral one is dropped a minute after the client's
+// last connection ends, a persistent one kept until reset, across
+// restarts. The config file, with every key (also in
 // nbdserve.example.toml, which a test loads):
 //
 //	listen = ":10809"
@@ -26,6 +33,11 @@
 //	readonly = true
 //	description = "Debian 12 root, read-only"
 //
+//	[[export]]
+//	name = "lab"                # clients ask for lab/CLIENT-ID
+//	path = "/srv/nbd/lab.img"
+//	cow = "persistent"          # or "ephemeral"
+//
 // SIGHUP re-reads the config file and the arguments and updates the
 // exports: new ones appear, removed ones close once their clients are
 // gone, unchanged ones keep serving; limits and -listen need a restart.
@@ -45,13 +57,15 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/nbdboot/nbdboot/cow"
 	"github.com/nbdboot/nbdboot/server"
 )
 
-const usage = `usage: nbdserve [flags] NAME=PATH[,ro][,desc=TEXT] ...
+const usage = `usage: nbdserve [flags] NAME=PATH[,ro][,cow[=persistent]][,desc=TEXT] ...
 
 Serves each PATH (a regular file or a block device) as export NAME.
-Options: ro (read-only), desc=TEXT (description shown by NBD_OPT_LIST).
+Options: ro (read-only), desc=TEXT (description shown by NBD_OPT_LIST),
+cow (NAME/CLIENT-ID is CLIENT-ID's own copy-on-write overlay; needs -state).
 
 flags:
 `
@@ -81,17 +95,21 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 	if len(cfg.Exports) == 0 {
 		return fmt.Errorf("no exports: give NAME=PATH arguments or [[export]] in -config")
 	}
+	log := server.NewLogger(stderr, debug)
+	var opts []server.ExportsOption
 	if cfg.StateDir != "" {
-		if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		overlays, err := cow.NewManager(cow.Config{Dir: cfg.StateDir, Log: log})
+		if err != nil {
 			return fmt.Errorf("state directory: %w", err)
 		}
+		defer overlays.Close()
+		opts = append(opts, server.WithOverlays(overlays))
 	}
-	exports, err := server.OpenExports(cfg.Exports)
+	exports, err := server.OpenExports(cfg.Exports, opts...)
 	if err != nil {
 		return err
 	}
 	defer exports.Close()
-	log := server.NewLogger(stderr, debug)
 	srv, err := server.New(exports, cfg.Limits, log)
 	if err != nil {
 		return err

@@ -1,0 +1,116 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/nbdboot/nbdboot/cow"
+	"github.com/nbdboot/nbdboot/protocol"
+)
+
+// Copy-on-write exports: NAME/CLIENT is client CLIENT's overlay over the
+// read-only file of export NAME (option cow), kept by a cow.Manager under
+// the state directory and shared by all of that client's connections.
+
+// maxClientID bounds the CLIENT part of NAME/CLIENT.
+const maxClientID = cow.MaxClientLen
+
+// cowExport finds the copy-on-write export base and checks client; the
+// caller holds t.mu.
+func (t *Exports) cowExport(name, base, client string) (*Export, error) {
+	e, ok := t.byName[base]
+	switch {
+	case !ok || e.cow == "" || t.overlays == nil:
+		return nil, fmt.Errorf("export %q: %q is not a copy-on-write export: %w", name, base, protocol.ErrUnknownExport)
+	case client == "" || len(client) > maxClientID:
+		return nil, fmt.Errorf("export %q: client ID must be 1 to %d bytes: %w", name, maxClientID, protocol.ErrUnknownExport)
+	case client == "." || client == ".." || strings.ContainsAny(client, "/\x00"):
+		return nil, fmt.Errorf("export %q: client ID %q: not allowed: %w", name, client, protocol.ErrUnknownExport)
+	}
+	return e, nil
+}
+
+// overlayInfo describes NAME/CLIENT: the base's size, writable.
+func (t *Exports) overlayInfo(name, base, client string) (protocol.ExportInfo, error) {
+	e, err := t.cowExport(name, base, client)
+	if err != nil {
+		return protocol.ExportInfo{}, err
+	}
+	info := (&Export{Name: name, Description: e.Description, Backend: e.Backend}).Info()
+	return info, nil
+}
+
+// acquireOverlay opens (or shares) client's overlay over export base.
+func (t *Exports) acquireOverlay(name, base, client string) (*Export, func(), error) {
+	t.mu.Lock()
+	e, err := t.cowExport(name, base, client)
+	if err != nil {
+		t.mu.Unlock()
+		return nil, nil, err
+	}
+	e.refs++ // the base stays open while the overlay is served
+	t.mu.Unlock()
+	policy := cow.Policy{Persistent: e.cow == COWPersistent, BaseID: e.baseID}
+	ov, releaseOverlay, err := t.overlays.Acquire(base, client, cowBase{e.Backend}, policy)
+	if err != nil {
+		t.release(e)
+		return nil, nil, fmt.Errorf("export %q: %w", name, err)
+	}
+	release := func() {
+		releaseOverlay()
+		t.release(e)
+	}
+	return &Export{Name: name, Description: e.Description, Backend: overlayBackend{ov}}, release, nil
+}
+
+// baseID identifies a base's content by path, size and modification time.
+func baseID(b *FileBackend) string {
+	id := fmt.Sprintf("%s size=%d", b.f.Name(), b.Size())
+	if st, err := os.Stat(b.f.Name()); err == nil {
+		id += fmt.Sprintf(" mtime=%d", st.ModTime().UnixNano())
+	}
+	return id
+}
+
+// overlayBackend serves a cow.Overlay as a Backend. Close does nothing:
+// the Manager owns the overlay and the release function gives it back.
+type overlayBackend struct{ *cow.Overlay }
+
+func (b overlayBackend) Extents(off, length int64, max int) ([]Extent, error) {
+	exts, err := b.Overlay.Extents(off, length, max)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Extent, len(exts))
+	for i, e := range exts {
+		out[i] = Extent{Length: e.Length, Hole: e.Hole}
+	}
+	return out, nil
+}
+
+func (b overlayBackend) Zero(off, length int64, noHole, fast bool) error {
+	err := b.Overlay.Zero(off, length, noHole, fast)
+	if errors.Is(err, cow.ErrNotFast) {
+		return fmt.Errorf("%w: %w", ErrNotFast, err)
+	}
+	return err
+}
+
+func (b overlayBackend) Close() error { return nil }
+
+// cowBase lets a Backend be an overlay's base, holes included.
+type cowBase struct{ Backend }
+
+func (b cowBase) Extents(off, length int64, max int) ([]cow.Extent, error) {
+	exts, err := b.Backend.Extents(off, length, max)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]cow.Extent, len(exts))
+	for i, e := range exts {
+		out[i] = cow.Extent{Length: e.Length, Hole: e.Hole}
+	}
+	return out, nil
+}
