@@ -329,3 +329,26 @@ func TestNbdClientList(t *testing.T) {
 		t.Errorf("nbd-client -l:\n%s", out)
 	}
 }
+
+// TestCOWWithClients: nbdcopy writes a client's overlay with four
+// connections, reads it back, and qemu-img finds the base unchanged and
+// another client's view equal to it.
+func TestCOWWithClients(t *testing.T) {
+	ts, base, _ := cowServer(t, COWEphemeral)
+	dir := t.TempDir()
+	src := make([]byte, 4*mib)
+	rand.Read(src[:3*mib])
+	srcPath, backPath := filepath.Join(dir, "src.img"), filepath.Join(dir, "back.img")
+	os.WriteFile(srcPath, src, 0o644)
+	runTool(t, "nbdcopy", "--connections=4", srcPath, ts.uri("lab/pc1"))
+	runTool(t, "nbdcopy", ts.uri("lab/pc1"), backPath)
+	if got, _ := os.ReadFile(backPath); !bytes.Equal(got, src) {
+		t.Fatal("lab/pc1 does not hold what nbdcopy wrote")
+	}
+	if out := runTool(t, "qemu-img", "compare", "-f", "raw", "-F", "raw", base, ts.uri("lab/pc2")); !strings.Contains(out, "identical") {
+		t.Errorf("lab/pc2 differs from the base: %s", out)
+	}
+	if out := runTool(t, "qemu-img", "compare", "-f", "raw", "-F", "raw", srcPath, ts.uri("lab/pc1")); !strings.Contains(out, "identical") {
+		t.Errorf("lab/pc1 differs from the source: %s", out)
+	}
+}
