@@ -15,7 +15,7 @@ import (
 
 func handle(t *testing.T) *netlink.Handle {
 	t.Helper()
-	h, err := netlink.NewHandle()
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		t.Fatal(err)
 	}

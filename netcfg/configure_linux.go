@@ -73,8 +73,9 @@ type options struct {
 // Option changes how Configure works.
 type Option func(*options)
 
-// WithHandle makes Configure use h for every netlink call. Link updates are
-// still watched in the calling thread's network namespace.
+// WithHandle makes Configure use h for every netlink call (the default is
+// a NETLINK_ROUTE-only handle of its own). Link updates are still watched in
+// the calling thread's network namespace, so h must be in that namespace.
 func WithHandle(h *netlink.Handle) Option { return func(o *options) { o.handle = h } }
 
 // WithLogf sends Configure's log lines to f.
@@ -120,7 +121,9 @@ func Configure(ctx context.Context, cfg Config, opts ...Option) (Result, error) 
 	h := o.handle
 	if h == nil {
 		var err error
-		if h, err = netlink.NewHandle(); err != nil {
+		// Only rtnetlink: asking for every family fails where xfrm_user
+		// is a module that is not loaded (EPROTONOSUPPORT).
+		if h, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
 			return Result{}, fmt.Errorf("open netlink: %w", err)
 		}
 		defer h.Close()

@@ -24,7 +24,13 @@
 // Without a device the kernel's rule applies: every broadcast-capable,
 // non-loopback link is brought up and the first one with carrier is used.
 //
-// # Applying
+// # Configuring
+//
+// [Configure] is what the init calls: it picks the link, waits for carrier
+// (subscribed to link updates, with a deadline), runs DHCP or takes the
+// static values, applies them, writes resolv.conf and sets the hostname, and
+// returns a [Result] with the addresses, gateway, DNS, root path (DHCP option
+// 17, for nbdroot=dhcp), hostname and per-phase timings.
 //
 // Links, addresses and routes are set over netlink on an explicit
 // *netlink.Handle with the idempotent Replace calls, so applying the same
@@ -41,7 +47,8 @@
 //     renewal fails;
 //   - [RenewLoop] keeps renewing the lease from the resident process (at T1,
 //     retrying until T2 and past expiry, driven by an injected [Clock]) so the
-//     server's lease table keeps the address reserved for this client.
+//     server's lease table keeps the address reserved for this client;
+//     [KeepLeases] runs it for every DHCP link of a [Result].
 //
 // A renewal never removes or changes the installed address: if the server
 // hands out a different address or refuses (NAK) the loop reports it and

@@ -148,7 +148,8 @@ func TestConfigureMultiple(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Configure(ctx, Config{IP: cfgs}, WithHandle(h), WithLogf(t.Logf), WithResolvConf(""), WithHostnameFunc(nil))
+	// Without WithHandle: Configure opens its own rtnetlink handle.
+	res, err := Configure(ctx, Config{IP: cfgs}, WithLogf(t.Logf), WithResolvConf(""), WithHostnameFunc(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
