@@ -97,7 +97,7 @@ func TestRenewLoop(t *testing.T) {
 			MinRetry: time.Minute,
 		})
 	}()
-	renewOnce := func(want *Lease, r renewResult) {
+	renewCall := func(want *Lease) {
 		t.Helper()
 		select {
 		case cur := <-calls:
@@ -107,6 +107,10 @@ func TestRenewLoop(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("RenewLoop did not call Renew")
 		}
+	}
+	renewOnce := func(want *Lease, r renewResult) {
+		t.Helper()
+		renewCall(want)
 		results <- r
 	}
 	fail := renewResult{err: errors.New("no response")}
@@ -142,8 +146,10 @@ func TestRenewLoop(t *testing.T) {
 	clock.expectWait(t, 5*time.Minute) // the new lease's T1
 	renewOnce(next, fail)
 	clock.expectWait(t, 90*time.Second)
+	// Cancelled while Renew runs: the loop returns ctx.Err().
+	renewCall(next)
 	cancel()
-	renewOnce(next, renewResult{err: context.Canceled})
+	results <- renewResult{err: context.Canceled}
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("RenewLoop returned %v, want context.Canceled", err)
 	}
