@@ -133,6 +133,11 @@ func startDnsmasq(t *testing.T, ns string) *lineLog {
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()
+		if t.Failed() {
+			log.mu.Lock()
+			t.Logf("dnsmasq:\n%s", strings.Join(log.lines, "\n"))
+			log.mu.Unlock()
+		}
 	})
 	log.wait(t, 20*time.Second, "DHCP, IP range 10.99.0.50")
 	return log
