@@ -59,6 +59,7 @@ const (
 	MethodRARP                 // RARP: parsed but not supported
 )
 
+// String returns off, static, dhcp or rarp.
 func (m Method) String() string {
 	switch m {
 	case MethodOff:

@@ -42,6 +42,7 @@ func (l *Lease) Expires() time.Time {
 	return l.Acquired.Add(l.Duration)
 }
 
+// String summarises the lease for log lines.
 func (l *Lease) String() string {
 	return fmt.Sprintf("%s on %s from %s (router %s, lease %s)", l.Addr, l.Interface, l.ServerID, l.Router, l.Duration)
 }

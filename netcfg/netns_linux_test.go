@@ -55,7 +55,7 @@ func runChild(t *testing.T, ns string, env ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("ip", "netns", "exec", ns, exe, "-test.run=^"+t.Name()+"$", "-test.v", "-test.count=1")
+	cmd := exec.Command("ip", "netns", "exec", ns, exe, "-test.run=^"+t.Name()+"$", "-test.v", "-test.count=1", "-test.timeout=2m")
 	cmd.Env = append(append(os.Environ(), childEnv+"=1"), env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
