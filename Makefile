@@ -35,6 +35,11 @@ images: deps
 initramfs: kernel
 	@$(GO) run ./cmd/nbdboot initramfs -o $(BUILD)/initramfs.cpio.gz -kmod $(BUILD)/kernel/root -cache $(BUILD)/cache -reuse
 
+# Boots a diskless qemu guest from nbdserve on loopback, console live;
+# exits 0 once the guest reached its root's init and powered off.
+demo: deps build kernel images initramfs
+	@scripts/demo.sh
+
 FUZZTIME ?= 5s
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
