@@ -1,0 +1,53 @@
+// Command testinit is a minimal /init for the harness's smoke test: it
+// prints a marker with the kernel's uptime and powers the machine off. With
+// testinit.echo on the kernel command line it first echoes one console line
+// back ("NBDBOOT-VM-ECHO line").
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "testinit: %v\n", err)
+	}
+	unix.Sync()
+	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF); err != nil {
+		fmt.Fprintf(os.Stderr, "testinit: power off: %v\n", err)
+	}
+	select {} // PID 1 must not exit
+}
+
+func run() error {
+	if err := os.MkdirAll("/proc", 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount("proc", "/proc", "proc", 0, ""); err != nil {
+		return fmt.Errorf("mount /proc: %w", err)
+	}
+	up, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		return err
+	}
+	fields := strings.Fields(string(up))
+	fmt.Printf("NBDBOOT-VM-SMOKE ok pid=%d uptime=%s\n", os.Getpid(), fields[0])
+	cmdline, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return err
+	}
+	if slices.Contains(strings.Fields(string(cmdline)), "testinit.echo") {
+		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+		if err != nil {
+			return fmt.Errorf("read console: %w", err)
+		}
+		fmt.Printf("NBDBOOT-VM-ECHO %s\n", strings.TrimSpace(line))
+	}
+	return nil
+}
