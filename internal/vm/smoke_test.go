@@ -10,12 +10,15 @@ import (
 	"github.com/nbdboot/nbdboot/initramfs"
 )
 
-// smokeInitramfs builds an initramfs whose /init is ./testinit.
-func smokeInitramfs(t *testing.T) string {
+// smokeInitramfs builds an initramfs whose /init is ./testinit, with
+// modules from kernelRoot if given.
+func smokeInitramfs(t *testing.T, kernelRoot string, modules ...string) string {
 	t.Helper()
 	c := initramfs.Config{
 		Output:      filepath.Join(t.TempDir(), "smoke.cpio.gz"),
 		Init:        "github.com/nbdboot/nbdboot/internal/vm/testinit",
+		KernelRoot:  kernelRoot,
+		Modules:     modules,
 		Compression: initramfs.Gzip,
 	}
 	if _, err := initramfs.Build(context.Background(), c); err != nil {
@@ -30,7 +33,7 @@ func TestSmoke(t *testing.T) {
 	kernel := Kernel(t)
 	m := Start(t, Options{
 		Kernel:    kernel,
-		Initramfs: smokeInitramfs(t),
+		Initramfs: smokeInitramfs(t, ""),
 		Cmdline:   "quiet testinit.echo",
 		NICs:      []NIC{{User: &UserNet{}}},
 	})

@@ -1,7 +1,10 @@
 // Command testinit is a minimal /init for the harness's smoke test: it
 // prints a marker with the kernel's uptime and powers the machine off. With
 // testinit.echo on the kernel command line it first echoes one console line
-// back ("NBDBOOT-VM-ECHO line").
+// back ("NBDBOOT-VM-ECHO line"). With testinit.net=IP:PORT it loads the
+// virtio-net driver, configures eth0 as 10.0.2.15/24 (qemu user
+// networking), connects to IP:PORT and prints the first line it reads
+// ("NBDBOOT-VM-NET line"), twice, over two connections.
 package main
 
 import (
@@ -42,7 +45,15 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if slices.Contains(strings.Fields(string(cmdline)), "testinit.echo") {
+	args := strings.Fields(string(cmdline))
+	for _, a := range args {
+		if addr, ok := strings.CutPrefix(a, "testinit.net="); ok {
+			if err := netCheck(addr); err != nil {
+				return err
+			}
+		}
+	}
+	if slices.Contains(args, "testinit.echo") {
 		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
 		if err != nil {
 			return fmt.Errorf("read console: %w", err)
