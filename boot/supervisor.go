@@ -36,7 +36,9 @@ func (s ExecSupervisor) Start(statePath string) error {
 		Path:        exe,
 		Args:        []string{SupervisorArgv0, SupervisorMode, statePath},
 		Dir:         "/",
-		Env:         append([]string(nil), initEnv...),
+		// Libraries linked into the binary may create a cache directory
+		// under $HOME at start; the new root may be read-only.
+		Env:         append(append([]string(nil), initEnv...), "XDG_CACHE_HOME="+RunDir+"/cache"),
 		Stdout:      s.Console,
 		Stderr:      s.Console,
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},

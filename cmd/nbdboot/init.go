@@ -23,7 +23,7 @@ func runInit(args []string) error {
 		ResolveRootPath: cmdline.ResolveRootPath,
 		FS:              boot.OSFS{},
 		Modules:         &boot.KernelModules{},
-		Network:         unavailable{},
+		Network:         boot.NetcfgNetwork{Log: log},
 		Dialer:          boot.NewDialer(),
 		Negotiate:       boot.Negotiate,
 		Device:          boot.NetlinkDevice{Sys: nbdnl.DefaultSys()},
@@ -69,11 +69,4 @@ func runSupervise(args []string) error {
 	}
 	s := &boot.Supervisor{State: st, Log: log, Watch: boot.NetlinkWatch}
 	return s.Run(context.Background())
-}
-
-// unavailable stands in for a step whose package has not landed yet.
-type unavailable struct{}
-
-func (unavailable) Up(ctx context.Context, ip []string) (boot.NetInfo, error) {
-	return boot.NetInfo{}, errors.New("network configuration not wired yet")
 }
