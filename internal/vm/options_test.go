@@ -1,0 +1,68 @@
+package vm
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestQemuArgs(t *testing.T) {
+	args, err := qemuArgs(Options{
+		Kernel:    "/k/vmlinux",
+		Initramfs: "/k/initrd",
+		Cmdline:   "ip=dhcp",
+		NICs: []NIC{
+			{User: &UserNet{Forwards: []Forward{{Guest: "10.0.2.100:10809", Host: "127.0.0.1:4000"}}}},
+			{Tap: "tap7", Model: "e1000", MAC: "52:54:00:aa:bb:cc"},
+		},
+		Args: []string{"-smp", "2"},
+	}, "/usr/bin/socat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.Join(args, " ")
+	for _, want := range []string{
+		"-accel tcg",
+		"-m 256M",
+		"-no-reboot",
+		"-kernel /k/vmlinux",
+		"-initrd /k/initrd",
+		"-append console=ttyS0 panic=-1 ip=dhcp",
+		"-chardev socket,id=qmp,fd=3,server=on,wait=off",
+		"-netdev user,id=net0,restrict=on,guestfwd=tcp:10.0.2.100:10809-cmd:/usr/bin/socat - TCP:127.0.0.1:4000",
+		"-device virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56,id=nic0,romfile=",
+		"-netdev tap,id=net1,ifname=tap7,script=no,downscript=no",
+		"-device e1000,netdev=net1,mac=52:54:00:aa:bb:cc,id=nic1,romfile=",
+	} {
+		if !strings.Contains(line, want) {
+			t.Errorf("qemu args lack %q:\n%s", want, line)
+		}
+	}
+	if !slices.Equal(args[len(args)-2:], []string{"-smp", "2"}) {
+		t.Errorf("extra args not last: %q", args)
+	}
+}
+
+func TestQemuArgsErrors(t *testing.T) {
+	user := func(f Forward) NIC { return NIC{User: &UserNet{Forwards: []Forward{f}}} }
+	tests := []struct {
+		name string
+		o    Options
+	}{
+		{"no kernel", Options{}},
+		{"NIC without backend", Options{Kernel: "k", NICs: []NIC{{}}}},
+		{"NIC with both", Options{Kernel: "k", NICs: []NIC{{User: &UserNet{}, Tap: "tap0"}}}},
+		{"bad MAC", Options{Kernel: "k", NICs: []NIC{{User: &UserNet{}, MAC: "52:54"}}}},
+		{"tap name with comma", Options{Kernel: "k", NICs: []NIC{{Tap: "tap0,script=/x"}}}},
+		{"forward to another machine", Options{Kernel: "k", NICs: []NIC{user(Forward{Guest: "10.0.2.100:1", Host: "192.0.2.1:10809"})}}},
+		{"forward guest not IPv4", Options{Kernel: "k", NICs: []NIC{user(Forward{Guest: "guest:1", Host: "127.0.0.1:1"})}}},
+		{"forward without port", Options{Kernel: "k", NICs: []NIC{user(Forward{Guest: "10.0.2.100:1", Host: "127.0.0.1"})}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if args, err := qemuArgs(tt.o, "socat"); err == nil {
+				t.Fatalf("qemuArgs accepted %+v: %q", tt.o, args)
+			}
+		})
+	}
+}
