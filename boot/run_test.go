@@ -397,3 +397,15 @@ func TestMalformedIPNotRetried(t *testing.T) {
 		t.Errorf("network tried %d times, want 1", n)
 	}
 }
+
+func TestWaitRandomBeforeNetwork(t *testing.T) {
+	w := newWorld()
+	w.env.WaitRandom = func() error { w.tr.add("getrandom"); return nil }
+	if _, err := Run(context.Background(), w.env); !errors.Is(err, errExeced) {
+		t.Fatalf("Run = %v", err)
+	}
+	wantOrder(t, w.tr.list(), "cmdline", "network up")
+	if i, j := indexOf(w.tr.list(), "getrandom"), indexOf(w.tr.list(), "network up"); i < 0 || i > j {
+		t.Errorf("getrandom at %d, network at %d", i, j)
+	}
+}
