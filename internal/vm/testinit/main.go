@@ -4,7 +4,9 @@
 // back ("NBDBOOT-VM-ECHO line"). With testinit.net=IP:PORT it loads the
 // virtio-net driver, configures eth0 as 10.0.2.15/24 (qemu user
 // networking), connects to IP:PORT and prints the first line it reads
-// ("NBDBOOT-VM-NET line"), twice, over two connections.
+// ("NBDBOOT-VM-NET line"), twice, over two connections. With
+// testinit.root=vda (or vda1) it mounts that ext4 virtio disk and switches
+// root to its /sbin/init (scripts/root-init.sh in the test images).
 package main
 
 import (
@@ -51,6 +53,11 @@ func run() error {
 			if err := netCheck(addr); err != nil {
 				return err
 			}
+		}
+	}
+	for _, a := range args {
+		if dev, ok := strings.CutPrefix(a, "testinit.root="); ok {
+			return switchRoot(dev)
 		}
 	}
 	if slices.Contains(args, "testinit.echo") {
