@@ -1,0 +1,226 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nbdboot/nbdboot/internal/testutil"
+	"github.com/nbdboot/nbdboot/internal/vm"
+)
+
+// Where the guest reaches the server: the guestfwd relay's address inside
+// qemu's user network, and the server's export name.
+const (
+	guestServer = "10.0.2.100:10809"
+	exportName  = "root"
+)
+
+// Deadlines. TCG on two busy cores is slow and noisy: these are generous
+// bounds for a hung boot, not performance assertions.
+const (
+	bootTimeout  = 150 * time.Second // qemu start to the root's init
+	stepTimeout  = 60 * time.Second  // from one console marker to the next
+	exitTimeout  = 60 * time.Second  // from the last marker to qemu's exit
+	serverWait   = 15 * time.Second  // for the server log to show a connection
+	maxBootsOnce = 2                 // qemu guests at once (2 cores)
+)
+
+// bootSlots bounds the guests running at once, whatever -parallel says.
+var bootSlots = make(chan struct{}, maxBootsOnce)
+
+// acquireBoot waits for a boot slot (released when the test ends, after
+// its qemu is gone: cleanups run last-in first-out).
+func acquireBoot(t *testing.T) {
+	t.Helper()
+	select {
+	case bootSlots <- struct{}{}:
+	case <-t.Context().Done():
+		t.Fatal("test ended waiting for a boot slot")
+	}
+	t.Cleanup(func() { <-bootSlots })
+}
+
+// requireBootTools checks the host tools the boots use besides qemu and
+// socat (checked by vm.Start).
+func requireBootTools(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("boots a VM (skipped under -short)")
+	}
+	testutil.RequireTool(t, "debugfs")
+}
+
+// newID is a fresh nbdtest.id: the test's name and a random suffix, so a
+// value found in the image can only come from this boot.
+func newID(t *testing.T) string {
+	var b [4]byte
+	rand.Read(b[:])
+	name := regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-")
+	return strings.Trim(name, "-") + "-" + hex.EncodeToString(b[:])
+}
+
+// relay is the guest's network card: qemu user networking, restrict=on,
+// with guestServer relayed to the server's loopback address.
+func relay(hostAddr string) []vm.NIC {
+	return []vm.NIC{{User: &vm.UserNet{Forwards: []vm.Forward{{Guest: guestServer, Host: hostAddr}}}}}
+}
+
+// bootCase is one successful boot: an image served as exportName, a
+// command line, and what the root's init must report.
+type bootCase struct {
+	image   string // under build/images
+	offset  int64  // of the ext4 filesystem in the image (partition 1)
+	cmdline string // nbdboot's part; the test adds rw and nbdtest.id
+	rootDev string // the root device the root's init must report
+	conns   int    // connections the server must see
+	// lateServer starts the server only after the guest failed to connect.
+	lateServer bool
+}
+
+// runBoot boots c and checks the whole path: the guest reaches its root's
+// init on the expected device, writes its id, powers off (qemu exits 0),
+// the server saw the expected connections, and the write is in the image.
+func runBoot(t *testing.T, c bootCase) {
+	requireBootTools(t)
+	acquireBoot(t)
+	img := vm.CopyImage(t, c.image)
+	id := newID(t)
+	addr := "127.0.0.1:0"
+	var srv *nbdServer
+	if c.lateServer {
+		addr = reservePort(t)
+	} else {
+		srv = startServer(t, addr, map[string]string{exportName: img})
+		addr = srv.Addr
+	}
+	cmdline := fmt.Sprintf("quiet %s rw nbdtest.id=%s", c.cmdline, id)
+	m := vm.Start(t, vm.Options{Cmdline: cmdline, NICs: relay(addr)})
+	if c.lateServer {
+		m.ExpectLine(`nbdboot: .*connect: no server answered yet`, bootTimeout)
+		t.Logf("after %v: the guest failed to connect; starting the server on %s", m.Since().Round(time.Millisecond), addr)
+		srv = startServer(t, addr, map[string]string{exportName: img})
+	}
+	sw := m.ExpectLine(`nbdboot: .*switch_root: .* on (/dev/nbd[0-9]+)`, bootTimeout)
+	root := m.ExpectLine(`NBDBOOT-ROOT-INIT ok id=`+regexp.QuoteMeta(id)+` mode=write root=(\S+) (\S+) (\S+)`, stepTimeout)
+	qemuToRoot := m.Since()
+	if root[1] != c.rootDev || root[2] != "ext4" || !hasOpt(root[3], "rw") {
+		t.Errorf("root's init reports root %s %s %s; want %s ext4 rw", root[1], root[2], root[3], c.rootDev)
+	}
+	if want := strings.TrimSuffix(c.rootDev, "p1"); sw[1] != want {
+		t.Errorf("nbdboot attached %s, want %s", sw[1], want)
+	}
+	m.ExpectLine(`NBDBOOT-ROOT-WROTE id=`+regexp.QuoteMeta(id)+` value=`+vm.RootValue(id), stepTimeout)
+	checkConns(t, srv, c.conns)
+	m.WaitExit(exitTimeout)
+	if err := srv.Stop(); err != nil {
+		t.Error(err)
+	}
+	checkWritten(t, img, c.offset, id)
+	logTimings(t, m, qemuToRoot)
+}
+
+// checkConns asserts the server saw exactly want connections.
+func checkConns(t *testing.T, srv *nbdServer, want int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), serverWait)
+	defer cancel()
+	if err := srv.Log.WaitCount(ctx, logConnected, want); err != nil {
+		t.Errorf("server: %v; log:\n%s", err, srv.Log.Tail(20))
+	}
+	if got := srv.Log.Count(logConnected); got != want {
+		t.Errorf("server saw %d connections, want %d; log:\n%s", got, want, srv.Log.Tail(20))
+	}
+}
+
+func hasOpt(opts, o string) bool {
+	for _, x := range strings.Split(opts, ",") {
+		if x == o {
+			return true
+		}
+	}
+	return false
+}
+
+// logTimings prints (never asserts) the boot's timings and sizes.
+func logTimings(t *testing.T, m *vm.Machine, qemuToRoot time.Duration) {
+	t.Helper()
+	lines, err := readLines(m.ConsolePath())
+	if err != nil {
+		t.Logf("timings: %v", err)
+		return
+	}
+	tm := parseTimings(lines)
+	tm.QemuToRoot = qemuToRoot
+	if fi, err := os.Stat(vm.Initramfs(t)); err == nil {
+		tm.InitramfsSize = fi.Size()
+	}
+	t.Logf("timings: %s", tm)
+}
+
+// TestBootStaticIP: a static ip= in the kernel's syntax, the dracut form
+// of nbdroot=, the whole device as root.
+func TestBootStaticIP(t *testing.T) {
+	t.Parallel()
+	runBoot(t, bootCase{
+		image:   "root.ext4",
+		cmdline: "ip=10.0.2.15::10.0.2.2:255.255.255.0:guest:eth0:off nbdroot=nbd:10.0.2.100:10809/root:ext4",
+		rootDev: "/dev/nbd0",
+		conns:   1,
+	})
+}
+
+// TestBootDHCP: ip=dhcp from qemu's DHCP server, the URI form of nbdroot=.
+func TestBootDHCP(t *testing.T) {
+	t.Parallel()
+	runBoot(t, bootCase{
+		image:   "root.ext4",
+		cmdline: "ip=dhcp nbdroot=nbd://10.0.2.100:10809/root",
+		rootDev: "/dev/nbd0",
+		conns:   1,
+	})
+}
+
+// TestBootPartition: the root is partition 1 of an MBR disk image.
+func TestBootPartition(t *testing.T) {
+	t.Parallel()
+	runBoot(t, bootCase{
+		image:   "root-part.img",
+		offset:  1 << 20,
+		cmdline: "ip=dhcp root=/dev/nbd0p1 nbdroot=nbd:10.0.2.100:10809/root",
+		rootDev: "/dev/nbd0p1",
+		conns:   1,
+	})
+}
+
+// TestBootMultiConn: two connections to a server advertising
+// CAN_MULTI_CONN; the server must see both.
+func TestBootMultiConn(t *testing.T) {
+	t.Parallel()
+	runBoot(t, bootCase{
+		image:   "root.ext4",
+		cmdline: "ip=dhcp nbdroot=nbd://10.0.2.100:10809/root nbdboot.connections=2",
+		rootDev: "/dev/nbd0",
+		conns:   2,
+	})
+}
+
+// TestBootServerLate: the server is down when the guest first connects
+// and starts only once the console shows the failed attempt; the boot
+// retries and succeeds.
+func TestBootServerLate(t *testing.T) {
+	t.Parallel()
+	runBoot(t, bootCase{
+		image:      "root.ext4",
+		cmdline:    "ip=dhcp nbdroot=nbd://10.0.2.100:10809/root nbdboot.retry=120",
+		rootDev:    "/dev/nbd0",
+		conns:      1,
+		lateServer: true,
+	})
+}

@@ -1,0 +1,101 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/nbdboot/nbdboot/server"
+)
+
+// nbdServer is an in-process nbdserve on 127.0.0.1: the exports are the
+// test's image copies, its log goes to a lineLog the test can wait on.
+type nbdServer struct {
+	Addr string // 127.0.0.1:PORT
+	Log  *lineLog
+
+	exports *server.Exports
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+// Server log messages the tests count (server/conn.go).
+const (
+	logConnected = "msg=connected"
+)
+
+// reservePort returns a free loopback address for a server that starts
+// later (the relay is given its address before anything listens there).
+func reservePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("reserve a loopback port: %v", err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// startServer serves exports (name → image path) on addr ("127.0.0.1:0"
+// for any port) until the test ends.
+func startServer(t *testing.T, addr string, exports map[string]string) *nbdServer {
+	t.Helper()
+	var cfgs []server.ExportConfig
+	for name, path := range exports {
+		cfgs = append(cfgs, server.ExportConfig{Name: name, Path: path})
+	}
+	table, err := server.OpenExports(cfgs)
+	if err != nil {
+		t.Fatalf("open exports: %v", err)
+	}
+	s := &nbdServer{Log: newLineLog(), exports: table, done: make(chan error, 1)}
+	lim := server.DefaultLimits()
+	lim.ShutdownGrace = time.Second
+	srv, err := server.New(table, lim, server.NewLogger(s.Log, false))
+	if err != nil {
+		table.Close()
+		t.Fatalf("new server: %v", err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		table.Close()
+		t.Fatalf("listen on %s: %v", addr, err)
+	}
+	s.Addr = ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	go func() { s.done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Errorf("nbdserve: %v", err)
+		}
+	})
+	return s
+}
+
+// Stop shuts the server down, waits for it and closes the images, so
+// that the host sees everything the guest wrote. Stopping twice is fine.
+func (s *nbdServer) Stop() error {
+	if s.cancel == nil {
+		return nil
+	}
+	s.cancel()
+	s.cancel = nil
+	var err error
+	select {
+	case err = <-s.done:
+	case <-time.After(30 * time.Second):
+		err = errors.New("did not stop within 30s")
+	}
+	if cerr := s.exports.Close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	if err != nil {
+		return fmt.Errorf("stop server on %s: %w; log:\n%s", s.Addr, err, s.Log.Tail(20))
+	}
+	return nil
+}
