@@ -25,6 +25,12 @@ func NewLogger(w io.Writer, clock Clock) *Logger {
 	return &Logger{w: w, clock: clock, start: clock.Now()}
 }
 
+// NewLoggerSince logs to w, measuring from start (the supervisor goes on
+// with PID 1's timeline).
+func NewLoggerSince(w io.Writer, clock Clock, start time.Time) *Logger {
+	return &Logger{w: w, clock: clock, start: start}
+}
+
 // SetDebug turns the debug lines on or off (nbdboot.debug).
 func (l *Logger) SetDebug(on bool) {
 	l.mu.Lock()

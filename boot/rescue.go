@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 // Main runs the boot and never returns: on success the Switcher executes
@@ -27,8 +28,10 @@ func Rescue(ctx context.Context, env *Env, cfg *Config, err error) {
 		block(ctx, env.Log, err)
 		return
 	}
+	pause := time.Duration(0)
 	for ctx.Err() == nil {
 		env.Log.Printf("rescue: starting a shell on the console; fix the problem, then reboot (or exit to restart the shell)")
+		started := env.Clock.Now()
 		serr := env.Shell.Run(ctx, err.Error())
 		if errors.Is(serr, ErrNoShell) {
 			env.Log.Printf("rescue: %v", serr)
@@ -39,7 +42,34 @@ func Rescue(ctx context.Context, env *Env, cfg *Config, err error) {
 			env.Log.Printf("rescue: shell: %v", serr)
 		}
 		report(env.Log, err)
+		pause = shellPause(pause, env.Clock.Now().Sub(started))
+		if pause > 0 {
+			select {
+			case <-ctx.Done():
+			case <-env.Clock.After(pause):
+			}
+		}
 	}
+}
+
+// A shell that exits at once (no console input) is restarted after a
+// pause growing from 1s to 30s, so that it does not flood the console.
+const (
+	shortShell    = 2 * time.Second
+	shellPauseMin = time.Second
+	shellPauseMax = 30 * time.Second
+)
+
+// shellPause is the pause before the next shell after one that ran for
+// ran, given the previous pause.
+func shellPause(prev, ran time.Duration) time.Duration {
+	if ran >= shortShell {
+		return 0
+	}
+	if prev == 0 {
+		return shellPauseMin
+	}
+	return min(2*prev, shellPauseMax)
 }
 
 // report prints the error and its hint.

@@ -213,8 +213,20 @@ func (b *booter) state(idx uint32, t Target, exp Export, conns int) State {
 		Servers: b.cfg.Servers, Target: t, BackendID: t.URI(), ClientID: b.cfg.ClientID,
 		Connections: conns, Size: exp.Size, BlockSize: blockSize(exp, b.cfg.BlockSize),
 		ServerFlags: uint64(exp.Flags), Timeout: b.cfg.Timeout, DeadConn: b.cfg.DeadConn,
-		Interface: b.net.Interface, Debug: b.cfg.Debug,
+		Interface: b.net.Interface, Debug: b.cfg.Debug, InitStart: b.initStart(),
 	}
+}
+
+// initStart is the kernel uptime when the logger started (0 if unknown).
+func (b *booter) initStart() time.Duration {
+	if b.env.Uptime == nil {
+		return 0
+	}
+	up, err := b.env.Uptime()
+	if err != nil {
+		return 0
+	}
+	return up - b.log.Since()
 }
 
 // initEnv is the environment init gets: what the kernel gives, no more.

@@ -409,3 +409,33 @@ func TestWaitRandomBeforeNetwork(t *testing.T) {
 		t.Errorf("getrandom at %d, network at %d", i, j)
 	}
 }
+
+// A shell that exits at once is restarted with growing pauses.
+func TestRescueShellRestartPauses(t *testing.T) {
+	w := newWorld()
+	ctx, cancel := context.WithCancel(context.Background())
+	runs := 0
+	w.env.Shell = shellFunc(func(ctx context.Context, reason string) error {
+		if runs++; runs == 5 {
+			cancel()
+		}
+		return nil
+	})
+	start := w.clock.Now()
+	Rescue(ctx, w.env, nil, errors.New("boom"))
+	// Pauses of 1, 2, 4, 8 and 16 seconds after the five runs (the fake
+	// clock moves when a pause is asked for).
+	if runs != 5 || w.clock.Now().Sub(start) != 31*time.Second {
+		t.Errorf("%d runs over %s of fake time", runs, w.clock.Now().Sub(start))
+	}
+	if got := shellPause(16*time.Second, 0); got != 30*time.Second {
+		t.Errorf("pause after 16s = %s, want the 30s cap", got)
+	}
+	if got := shellPause(8*time.Second, time.Minute); got != 0 {
+		t.Errorf("pause after a long session = %s", got)
+	}
+}
+
+type shellFunc func(ctx context.Context, reason string) error
+
+func (f shellFunc) Run(ctx context.Context, reason string) error { return f(ctx, reason) }

@@ -28,6 +28,9 @@ type State struct {
 	DeadConn    time.Duration `json:"dead_conn_timeout_ns"`
 	Interface   string        `json:"interface,omitempty"`
 	Debug       bool          `json:"debug,omitempty"`
+	// InitStart is the kernel uptime when /init started, so that the
+	// supervisor's log goes on with the same timeline.
+	InitStart time.Duration `json:"init_start_uptime_ns,omitempty"`
 }
 
 // MarshalState encodes the state file.

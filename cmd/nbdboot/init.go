@@ -62,7 +62,11 @@ func runSupervise(args []string) error {
 	if err != nil {
 		return err
 	}
-	log := boot.NewLogger(os.Stdout, boot.SystemClock{})
+	clock := boot.SystemClock{}
+	log := boot.NewLogger(os.Stdout, clock)
+	if up, err := boot.Uptime(); err == nil && st.InitStart > 0 {
+		log = boot.NewLoggerSince(os.Stdout, clock, clock.Now().Add(st.InitStart-up))
+	}
 	log.SetDebug(st.Debug)
 	// The root's storage must not be the OOM killer's first victim.
 	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("-1000"), 0); err != nil {
