@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -107,14 +108,15 @@ func runBoot(t *testing.T, c bootCase) {
 		t.Logf("after %v: the guest failed to connect; starting the server on %s", m.Since().Round(time.Millisecond), addr)
 		srv = startServer(t, addr, map[string]string{exportName: img})
 	}
-	sw := m.ExpectLine(`nbdboot: .*switch_root: .* on (/dev/nbd[0-9]+)`, bootTimeout)
+	att := m.ExpectLine(`nbdboot: .*attach: \S+ on (/dev/nbd[0-9]+), ([0-9]+) connection`, bootTimeout)
+	if want := strings.TrimSuffix(c.rootDev, "p1"); att[1] != want || att[2] != strconv.Itoa(c.conns) {
+		t.Errorf("nbdboot attached %s with %s connection(s), want %s with %d", att[1], att[2], want, c.conns)
+	}
+	m.ExpectLine(`nbdboot: .*switch_root: .* on `+regexp.QuoteMeta(att[1]), stepTimeout)
 	root := m.ExpectLine(`NBDBOOT-ROOT-INIT ok id=`+regexp.QuoteMeta(id)+` mode=write root=(\S+) (\S+) (\S+)`, stepTimeout)
 	qemuToRoot := m.Since()
 	if root[1] != c.rootDev || root[2] != "ext4" || !hasOpt(root[3], "rw") {
 		t.Errorf("root's init reports root %s %s %s; want %s ext4 rw", root[1], root[2], root[3], c.rootDev)
-	}
-	if want := strings.TrimSuffix(c.rootDev, "p1"); sw[1] != want {
-		t.Errorf("nbdboot attached %s, want %s", sw[1], want)
 	}
 	m.ExpectLine(`NBDBOOT-ROOT-WROTE id=`+regexp.QuoteMeta(id)+` value=`+vm.RootValue(id), stepTimeout)
 	checkConns(t, srv, c.conns)
