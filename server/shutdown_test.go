@@ -25,7 +25,7 @@ func TestShutdownDrain(t *testing.T) {
 	}
 	begun := make(chan struct{})
 	lim := testLimits()
-	lim.ShutdownGrace = 100 * time.Millisecond
+	lim.ShutdownGrace = 2 * time.Second // long enough that the check below cannot race it
 	ts := startServer(t, tab, lim, func(s *Server) { s.onShutdown = func() { close(begun) } })
 	c := dial(t, ts.addr, "mem", true)
 	idle := dial(t, ts.addr, "mem", false)
