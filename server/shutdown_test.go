@@ -101,7 +101,7 @@ func TestShutdownDuringHandshake(t *testing.T) {
 func TestHandshakeDeadline(t *testing.T) {
 	tab, _, _ := memExports(t, memSize)
 	lim := testLimits()
-	lim.HandshakeTimeout = 200 * time.Millisecond
+	lim.HandshakeTimeout = time.Second
 	ts := startServer(t, tab, lim)
 	c := dialRaw(t, ts.addr)
 	if _, err := io.ReadFull(c.br, make([]byte, protocol.ServerGreetingSize)); err != nil {
