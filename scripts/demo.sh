@@ -116,7 +116,7 @@ while IFS= read -r line; do
 		kill "$qemu_pid" 2>/dev/null || true
 		;;
 	esac
-done <"$work/console.fifo"
+done < <(sed -u 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g' "$work/console.fifo") # no terminal resets from the firmware
 status=0
 wait "$qemu_pid" || status=$?
 qemu_pid=
