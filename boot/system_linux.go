@@ -18,14 +18,30 @@ type OSFS struct{}
 // MkdirAll creates a directory and its parents.
 func (OSFS) MkdirAll(path string, perm os.FileMode) error { return os.MkdirAll(path, perm) }
 
-// Mount mounts; a target that already holds the same kind of mount
-// (EBUSY) counts as mounted, so the early mounts are idempotent.
+// Mount mounts. The pseudo filesystems are not stacked: a target that is
+// already a mount point of the same type counts as mounted, as does EBUSY
+// on a mount point, so the early mounts are idempotent.
 func (OSFS) Mount(source, target, fstype string, flags uintptr, data string) error {
+	if magic, ok := pseudoMagic[fstype]; ok && isMountPoint(target) {
+		var fs unix.Statfs_t
+		if unix.Statfs(target, &fs) == nil && fs.Type == magic {
+			return nil
+		}
+	}
 	err := unix.Mount(source, target, fstype, flags, data)
 	if errors.Is(err, unix.EBUSY) && isMountPoint(target) {
 		return nil
 	}
 	return err
+}
+
+// pseudoMagic maps the early mounts' types to their statfs magic.
+var pseudoMagic = map[string]int64{
+	"proc":     unix.PROC_SUPER_MAGIC,
+	"sysfs":    unix.SYSFS_MAGIC,
+	"devtmpfs": unix.TMPFS_MAGIC,
+	"devpts":   unix.DEVPTS_SUPER_MAGIC,
+	"tmpfs":    unix.TMPFS_MAGIC,
 }
 
 // WriteFile writes a file.
