@@ -33,9 +33,9 @@ func (s ExecSupervisor) Start(statePath string) error {
 		exe = "/proc/self/exe"
 	}
 	cmd := &exec.Cmd{
-		Path:        exe,
-		Args:        []string{SupervisorArgv0, SupervisorMode, statePath},
-		Dir:         "/",
+		Path: exe,
+		Args: []string{SupervisorArgv0, SupervisorMode, statePath},
+		Dir:  "/",
 		// Libraries linked into the binary may create a cache directory
 		// under $HOME at start; the new root may be read-only.
 		Env:         append(append([]string(nil), initEnv...), "XDG_CACHE_HOME="+RunDir+"/cache"),
