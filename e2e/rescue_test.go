@@ -14,10 +14,11 @@ const (
 	rescuePoweroff = "/bbin/poweroff\n"
 )
 
-// runRescue boots a command line that must fail: the console must show a
-// FAILED line matching failRE, then the rescue shell, which must run a
-// command typed on the serial console.
-func runRescue(t *testing.T, cmdline, failRE string, serve bool) {
+// runRescue boots a command line that must fail: the console must show
+// lines matching each of before, in order, then a FAILED line matching
+// failRE, then the rescue shell, which must run a command typed on the
+// serial console and power the guest off.
+func runRescue(t *testing.T, cmdline string, before []string, failRE string, serve bool) {
 	requireBootTools(t)
 	acquireBoot(t)
 	addr := reservePort(t)
@@ -25,6 +26,9 @@ func runRescue(t *testing.T, cmdline, failRE string, serve bool) {
 		addr = startServer(t, "127.0.0.1:0", map[string]string{exportName: vm.CopyImage(t, "root.ext4")}).Addr
 	}
 	m := vm.Start(t, vm.Options{Cmdline: "quiet " + cmdline, NICs: relay(addr)})
+	for _, re := range before {
+		m.ExpectLine(re, bootTimeout)
+	}
 	fail := m.ExpectLine(`nbdboot: .*FAILED: `+failRE+`.*`, bootTimeout)
 	t.Logf("console: %s", fail[0])
 	m.ExpectLine(`nbdboot: .*rescue: starting a shell`, stepTimeout)
@@ -49,6 +53,7 @@ func runRescue(t *testing.T, cmdline, failRE string, serve bool) {
 func TestBootWrongExport(t *testing.T) {
 	t.Parallel()
 	runRescue(t, "ip=dhcp nbdroot=nbd://10.0.2.100:10809/nosuch nbdboot.retry=3",
+		[]string{`nbdboot: .*connect: no server answered yet .*"nosuch".*retrying`},
 		`connect: .*"nosuch"`, true)
 }
 
@@ -56,5 +61,5 @@ func TestBootWrongExport(t *testing.T) {
 // the parameter, then the rescue shell instead of a kernel panic.
 func TestBootMalformedNBDRoot(t *testing.T) {
 	t.Parallel()
-	runRescue(t, "ip=dhcp nbdroot=nbd:10.0.2.100:99999/root", `cmdline: .*nbdroot=`, false)
+	runRescue(t, "ip=dhcp nbdroot=nbd:10.0.2.100:99999/root", nil, `cmdline: .*nbdroot=`, false)
 }
