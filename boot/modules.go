@@ -10,7 +10,8 @@ import (
 // once /proc is mounted.
 type KernelModules struct {
 	Options kmod.Options
-	Sysfs   string // "" means /sys
+	Sysfs   string  // "" means /sys
+	Log     *Logger // nil: no per-module timings under nbdboot.debug
 
 	once   sync.Once
 	loader *kmod.Loader
@@ -41,5 +42,21 @@ func (m *KernelModules) LoadForDevices() ([]string, error) {
 	if sys == "" {
 		sys = "/sys"
 	}
-	return l.LoadForDevices(sys)
+	mods, err := l.LoadForDevices(sys)
+	m.debugTimings(l)
+	return mods, err
+}
+
+// debugTimings logs each insertion under nbdboot.debug.
+func (m *KernelModules) debugTimings(l *kmod.Loader) {
+	if m.Log == nil {
+		return
+	}
+	for _, t := range l.Timings() {
+		if t.Err != nil {
+			m.Log.Debugf("modules: %s (%s): %v", t.Module, t.File, t.Err)
+			continue
+		}
+		m.Log.Debugf("modules: %s %.3fs", t.Module, t.Took.Seconds())
+	}
 }

@@ -33,7 +33,7 @@ func (s RootSwitcher) Switch(spec SwitchSpec) error {
 		return err
 	}
 	if spec.Init != "" && init != spec.Init {
-		s.Log.Printf("switch_root: init=%s not found in the new root; using %s", spec.Init, init)
+		s.Log.Printf("switch_root: %s is not an executable in the new root; using %s", spec.Init, init)
 	}
 	if err := s.moveSpecialMounts(spec.NewRoot); err != nil {
 		return err

@@ -22,7 +22,7 @@ func runInit(args []string) error {
 		Parse:           cmdline.Parse,
 		ResolveRootPath: cmdline.ResolveRootPath,
 		FS:              boot.OSFS{},
-		Modules:         &boot.KernelModules{},
+		Modules:         &boot.KernelModules{Log: log},
 		Network:         boot.NetcfgNetwork{Log: log},
 		Dialer:          boot.NewDialer(),
 		Negotiate:       boot.Negotiate,
