@@ -1,7 +1,6 @@
 package vm
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"regexp"
@@ -17,6 +16,7 @@ var panicRE = regexp.MustCompile(`Kernel panic - not syncing`)
 type console struct {
 	mu      sync.Mutex
 	lines   []string
+	partial string        // output after the last newline (a prompt)
 	cursor  int           // lines before cursor were consumed by expect
 	changed chan struct{} // closed and replaced on every new line or at EOF
 	eof     bool
@@ -28,29 +28,52 @@ func newConsole() *console { return &console{changed: make(chan struct{})} }
 // run reads r until EOF, copying everything to raw and each line to live
 // (when not nil).
 func (c *console) run(r io.Reader, raw io.Writer, live func(string)) {
-	br := bufio.NewReader(io.TeeReader(r, raw))
+	buf := make([]byte, 4096)
 	for {
-		line, err := br.ReadString('\n')
-		if line != "" && (err == nil || err == io.EOF) {
-			line = strings.TrimRight(line, "\r\n")
-			if live != nil {
-				live(line)
-			}
-			c.mu.Lock()
-			c.lines = append(c.lines, line)
-			if c.panic == "" && panicRE.MatchString(line) {
-				c.panic = line
-			}
-			c.notifyLocked()
-			c.mu.Unlock()
+		n, err := r.Read(buf)
+		if n > 0 {
+			raw.Write(buf[:n])
+			c.add(string(buf[:n]), live)
 		}
 		if err != nil {
 			c.mu.Lock()
+			if c.partial != "" {
+				c.addLineLocked(c.partial, live)
+				c.partial = ""
+			}
 			c.eof = true
 			c.notifyLocked()
 			c.mu.Unlock()
 			return
 		}
+	}
+}
+
+// add splits output into lines, keeping an unterminated rest as partial.
+func (c *console) add(s string, live func(string)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s = c.partial + s
+	for {
+		i := strings.IndexByte(s, '\n')
+		if i < 0 {
+			break
+		}
+		c.addLineLocked(s[:i], live)
+		s = s[i+1:]
+	}
+	c.partial = s
+	c.notifyLocked()
+}
+
+func (c *console) addLineLocked(line string, live func(string)) {
+	line = strings.TrimRight(line, "\r")
+	if live != nil {
+		live(line)
+	}
+	c.lines = append(c.lines, line)
+	if c.panic == "" && panicRE.MatchString(line) {
+		c.panic = line
 	}
 }
 
@@ -61,7 +84,9 @@ func (c *console) notifyLocked() {
 
 // expect waits until a line after the cursor matches re, moves the cursor
 // past it and returns the submatches. Lines are consumed only by a match,
-// as in expect(1): on a timeout the next expect sees them again.
+// as in expect(1): on a timeout the next expect sees them again. The
+// unterminated last line (a shell prompt) is matched too; once matched it
+// is consumed when it completes.
 func (c *console) expect(re *regexp.Regexp, timeout time.Duration) ([]string, error) {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
@@ -73,6 +98,13 @@ func (c *console) expect(re *regexp.Regexp, timeout time.Duration) ([]string, er
 		for ; next < len(c.lines); next++ {
 			if m := re.FindStringSubmatch(c.lines[next]); m != nil {
 				c.cursor = next + 1
+				c.mu.Unlock()
+				return m, nil
+			}
+		}
+		if p := strings.TrimRight(c.partial, "\r"); p != "" && next == len(c.lines) {
+			if m := re.FindStringSubmatch(p); m != nil {
+				c.cursor = len(c.lines) + 1
 				c.mu.Unlock()
 				return m, nil
 			}

@@ -59,3 +59,25 @@ func TestConsoleEOF(t *testing.T) {
 		t.Fatalf("expect of the last unterminated line = %q, %v", m, err)
 	}
 }
+
+func TestConsolePrompt(t *testing.T) {
+	r, w := io.Pipe()
+	c := newConsole()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.run(r, io.Discard, nil)
+	}()
+	io.WriteString(w, "Booting from ROM..$ ")
+	if _, err := c.expect(regexp.MustCompile(`\$ $`), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// The prompt line, once complete, is consumed: the next expect sees
+	// only what follows.
+	io.WriteString(w, "echo hi\r\nhi\r\n$ ")
+	if m, err := c.expect(regexp.MustCompile(`^(echo )?hi$`), 5*time.Second); err != nil || m[0] != "hi" {
+		t.Fatalf("expect after a prompt = %q, %v; want the output line", m, err)
+	}
+	w.Close()
+	<-done
+}
