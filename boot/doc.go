@@ -7,9 +7,9 @@
 //
 // Every step goes through an interface held in Env, so the whole sequence
 // runs in unit tests with fakes and a fake clock. The real implementations
-// live in this package (the Linux system calls: mounts, switch_root, the
-// rescue shell, the supervisor) or are adapted from the project's other
-// packages by cmd/nbdboot.
+// live in this package too: the Linux system calls (mounts, switch_root,
+// the rescue shell, the supervisor) and adapters of the project's bootcfg,
+// kmod, netcfg, protocol and nbdnl packages; cmd/nbdboot wires them.
 //
 // On any failure PID 1 must not return (a returning PID 1 panics the
 // kernel): Main prints what failed and what to check, then runs the rescue
