@@ -14,6 +14,7 @@ import (
 
 	"github.com/nbdboot/nbdboot/internal/testutil"
 	"github.com/nbdboot/nbdboot/internal/vm"
+	"github.com/nbdboot/nbdboot/server"
 )
 
 // Where the guest reaches the server: the guestfwd relay's address inside
@@ -79,26 +80,34 @@ type bootCase struct {
 	image   string // under build/images
 	offset  int64  // of the ext4 filesystem in the image (partition 1)
 	cmdline string // nbdboot's part; the test adds rw and nbdtest.id
-	rootDev string // the root device the root's init must report
+	device  string // the nbd device nbdboot must attach
+	rootDev string // the root's source the root's init must report
+	fstype  string // the root's filesystem type it must report
 	conns   int    // connections the server must see
+	// readOnly serves the image read-only: the guest's write must land
+	// in its overlay, and the image must not change.
+	readOnly bool
 	// lateServer starts the server only after the guest failed to connect.
 	lateServer bool
 }
 
-// runBoot boots c and checks the whole path: the guest reaches its root's
-// init on the expected device, writes its id, powers off (qemu exits 0),
-// the server saw the expected connections, and the write is in the image.
+// runBoot boots c and checks the whole path: nbdboot attaches the device
+// with the expected connections, the guest reaches its root's init on the
+// expected root, writes its id, powers off (qemu exits 0), the server saw
+// the expected connections, and the write is in the image (or, read-only,
+// the image is unchanged).
 func runBoot(t *testing.T, c bootCase) {
 	requireBootTools(t)
 	acquireBoot(t)
 	img := vm.CopyImage(t, c.image)
+	export := server.ExportConfig{Name: exportName, Path: img, ReadOnly: c.readOnly}
 	id := newID(t)
 	addr := "127.0.0.1:0"
 	var srv *nbdServer
 	if c.lateServer {
 		addr = reservePort(t)
 	} else {
-		srv = startServer(t, addr, map[string]string{exportName: img})
+		srv = startServer(t, addr, export)
 		addr = srv.Addr
 	}
 	cmdline := fmt.Sprintf("quiet %s rw nbdtest.id=%s", c.cmdline, id)
@@ -106,17 +115,17 @@ func runBoot(t *testing.T, c bootCase) {
 	if c.lateServer {
 		m.ExpectLine(`nbdboot: .*connect: no server answered yet`, bootTimeout)
 		t.Logf("after %v: the guest failed to connect; starting the server on %s", m.Since().Round(time.Millisecond), addr)
-		srv = startServer(t, addr, map[string]string{exportName: img})
+		srv = startServer(t, addr, export)
 	}
 	att := m.ExpectLine(`nbdboot: .*attach: \S+ on (/dev/nbd[0-9]+), ([0-9]+) connection`, bootTimeout)
-	if want := strings.TrimSuffix(c.rootDev, "p1"); att[1] != want || att[2] != strconv.Itoa(c.conns) {
-		t.Errorf("nbdboot attached %s with %s connection(s), want %s with %d", att[1], att[2], want, c.conns)
+	if att[1] != c.device || att[2] != strconv.Itoa(c.conns) {
+		t.Errorf("nbdboot attached %s with %s connection(s), want %s with %d", att[1], att[2], c.device, c.conns)
 	}
 	m.ExpectLine(`nbdboot: .*switch_root: .* on `+regexp.QuoteMeta(att[1]), stepTimeout)
 	root := m.ExpectLine(`NBDBOOT-ROOT-INIT ok id=`+regexp.QuoteMeta(id)+` mode=write root=(\S+) (\S+) (\S+)`, stepTimeout)
 	qemuToRoot := m.Since()
-	if root[1] != c.rootDev || root[2] != "ext4" || !hasOpt(root[3], "rw") {
-		t.Errorf("root's init reports root %s %s %s; want %s ext4 rw", root[1], root[2], root[3], c.rootDev)
+	if root[1] != c.rootDev || root[2] != c.fstype || !hasOpt(root[3], "rw") {
+		t.Errorf("root's init reports root %s %s %s; want %s %s rw", root[1], root[2], root[3], c.rootDev, c.fstype)
 	}
 	m.ExpectLine(`NBDBOOT-ROOT-WROTE id=`+regexp.QuoteMeta(id)+` value=`+vm.RootValue(id), stepTimeout)
 	checkConns(t, srv, c.conns)
@@ -124,7 +133,11 @@ func runBoot(t *testing.T, c bootCase) {
 	if err := srv.Stop(); err != nil {
 		t.Error(err)
 	}
-	checkWritten(t, img, c.offset, id)
+	if c.readOnly {
+		checkUnchanged(t, img, vm.Image(t, c.image))
+	} else {
+		checkWritten(t, img, c.offset, id)
+	}
 	logTimings(t, m, qemuToRoot)
 }
 
@@ -173,7 +186,9 @@ func TestBootStaticIP(t *testing.T) {
 	runBoot(t, bootCase{
 		image:   "root.ext4",
 		cmdline: "ip=10.0.2.15::10.0.2.2:255.255.255.0:guest:eth0:off nbdroot=nbd:10.0.2.100:10809/root:ext4",
+		device:  "/dev/nbd0",
 		rootDev: "/dev/nbd0",
+		fstype:  "ext4",
 		conns:   1,
 	})
 }
@@ -184,7 +199,9 @@ func TestBootDHCP(t *testing.T) {
 	runBoot(t, bootCase{
 		image:   "root.ext4",
 		cmdline: "ip=dhcp nbdroot=nbd://10.0.2.100:10809/root",
+		device:  "/dev/nbd0",
 		rootDev: "/dev/nbd0",
+		fstype:  "ext4",
 		conns:   1,
 	})
 }
@@ -196,7 +213,9 @@ func TestBootPartition(t *testing.T) {
 		image:   "root-part.img",
 		offset:  1 << 20,
 		cmdline: "ip=dhcp root=/dev/nbd0p1 nbdroot=nbd:10.0.2.100:10809/root",
+		device:  "/dev/nbd0",
 		rootDev: "/dev/nbd0p1",
+		fstype:  "ext4",
 		conns:   1,
 	})
 }
@@ -208,7 +227,9 @@ func TestBootMultiConn(t *testing.T) {
 	runBoot(t, bootCase{
 		image:   "root.ext4",
 		cmdline: "ip=dhcp nbdroot=nbd://10.0.2.100:10809/root nbdboot.connections=2",
+		device:  "/dev/nbd0",
 		rootDev: "/dev/nbd0",
+		fstype:  "ext4",
 		conns:   2,
 	})
 }
@@ -221,8 +242,26 @@ func TestBootServerLate(t *testing.T) {
 	runBoot(t, bootCase{
 		image:      "root.ext4",
 		cmdline:    "ip=dhcp nbdroot=nbd://10.0.2.100:10809/root nbdboot.retry=120",
+		device:     "/dev/nbd0",
 		rootDev:    "/dev/nbd0",
+		fstype:     "ext4",
 		conns:      1,
 		lateServer: true,
+	})
+}
+
+// TestBootSquashfsOverlay: a read-only squashfs export under a tmpfs
+// overlay (nbdboot.overlay=tmpfs): the guest's root is writable, its
+// write stays in memory, and the server's image does not change.
+func TestBootSquashfsOverlay(t *testing.T) {
+	t.Parallel()
+	runBoot(t, bootCase{
+		image:    "root.squashfs",
+		cmdline:  "ip=dhcp nbdroot=nbd://10.0.2.100:10809/root nbdboot.overlay=tmpfs",
+		device:   "/dev/nbd0",
+		rootDev:  "overlay",
+		fstype:   "overlay",
+		conns:    1,
+		readOnly: true,
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/nbdboot/nbdboot/internal/vm"
+	"github.com/nbdboot/nbdboot/server"
 )
 
 // What the tests type into the rescue shell: the console echoes the
@@ -23,7 +24,7 @@ func runRescue(t *testing.T, cmdline string, before []string, failRE string, ser
 	acquireBoot(t)
 	addr := reservePort(t)
 	if serve {
-		addr = startServer(t, "127.0.0.1:0", map[string]string{exportName: vm.CopyImage(t, "root.ext4")}).Addr
+		addr = startServer(t, "127.0.0.1:0", server.ExportConfig{Name: exportName, Path: vm.CopyImage(t, "root.ext4")}).Addr
 	}
 	m := vm.Start(t, vm.Options{Cmdline: "quiet " + cmdline, NICs: relay(addr)})
 	for _, re := range before {

@@ -40,15 +40,11 @@ func reservePort(t *testing.T) string {
 	return addr
 }
 
-// startServer serves exports (name → image path) on addr ("127.0.0.1:0"
-// for any port) until the test ends.
-func startServer(t *testing.T, addr string, exports map[string]string) *nbdServer {
+// startServer serves exports on addr ("127.0.0.1:0" for any port) until
+// the test ends.
+func startServer(t *testing.T, addr string, exports ...server.ExportConfig) *nbdServer {
 	t.Helper()
-	var cfgs []server.ExportConfig
-	for name, path := range exports {
-		cfgs = append(cfgs, server.ExportConfig{Name: name, Path: path})
-	}
-	table, err := server.OpenExports(cfgs)
+	table, err := server.OpenExports(exports)
 	if err != nil {
 		t.Fatalf("open exports: %v", err)
 	}

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -51,6 +53,23 @@ func checkWritten(t *testing.T, image string, off int64, id string) {
 
 // TestWrittenFile pins the file the root's init writes, as the shell
 // computes it: printf 'nbdboot:%s' abc | sha256sum | cut -c1-16.
+// checkUnchanged asserts that a read-only export's image still equals
+// the build's.
+func checkUnchanged(t *testing.T, image, orig string) {
+	t.Helper()
+	a, err := os.ReadFile(image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Errorf("read-only export %s changed (differs from %s)", image, orig)
+	}
+}
+
 func TestWrittenFile(t *testing.T) {
 	if got, want := writtenFile("abc"), "id=abc\nvalue=1b17e1d0548daf39\n"; got != want {
 		t.Errorf("writtenFile(abc) = %q, want %q", got, want)
