@@ -14,6 +14,14 @@
 //	m.ExpectLine(`NBDBOOT-ROOT-INIT ok`, 60*time.Second)
 //	if code := m.WaitExit(30 * time.Second); code != 0 { ... }
 //
+// Guests reach servers on this machine through qemu user networking
+// (restrict=on, a socat relay per guest connection: reconnects and several
+// connections work) or through tap devices in a network namespace the
+// test creates (Options.NetNS runs qemu inside it). Monitor runs human
+// monitor commands over QMP, e.g. "set_link net0 off".
+//
 // qemu's output stays out of the test log unless the test fails (or
-// NBDBOOT_CONSOLE=1 streams it live). Cleanup kills qemu.
+// NBDBOOT_CONSOLE=1 streams it live). Cleanup kills qemu; qemu also dies
+// with the test process (Pdeathsig, tied to the starting OS thread: do not
+// call Start from a goroutine that locked its thread and then exits).
 package vm

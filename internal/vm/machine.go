@@ -68,6 +68,11 @@ func Start(t testing.TB, o Options) *Machine {
 		readDone: make(chan struct{}),
 		exited:   make(chan struct{}),
 	}
+	if o.NetNS != "" {
+		ip := testutil.RequireTool(t, "ip")
+		args = append([]string{"netns", "exec", o.NetNS, qemu}, args...)
+		qemu = ip
+	}
 	if err := m.start(qemu, args); err != nil {
 		t.Fatalf("start qemu: %v", err)
 	}

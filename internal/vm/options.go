@@ -22,6 +22,9 @@ type Options struct {
 	NICs []NIC
 	// Args are extra qemu arguments, appended last.
 	Args []string
+	// NetNS runs qemu inside this network namespace (`ip netns exec`),
+	// where a lab's tap devices live.
+	NetNS string
 }
 
 // NIC is a guest network card on qemu user networking or on a tap device.
