@@ -8,6 +8,7 @@
 # The .deb is cached in CACHE (default OUT/../cache). Quiet and quick when up to date.
 # Usage: scripts/fetch-kernel.sh OUT_DIR
 set -euo pipefail
+export PATH="$PATH:/usr/sbin:/sbin"
 out=${1:?usage: fetch-kernel.sh OUT_DIR}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$out"
@@ -16,7 +17,15 @@ cache=${CACHE:-$(dirname "$out")/cache}
 mkdir -p "$cache"
 
 # linux-image-amd64 depends on the current linux-image-X.Y.Z-N-amd64.
-pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+current() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'; }
+pkg=$(current)
+if [ -z "$pkg" ]; then
+	# A fresh system may have no package lists yet.
+	SUDO=
+	[ "$(id -u)" -eq 0 ] || SUDO=sudo
+	$SUDO apt-get update -qq >/dev/null 2>&1 || true
+	pkg=$(current)
+fi
 if [ -z "$pkg" ]; then
 	echo "fetch-kernel: apt-cache knows no linux-image-amd64 (run apt-get update)" >&2
 	exit 1

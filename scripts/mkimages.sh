@@ -7,6 +7,7 @@
 # beyond owning the files. Quiet, and a no-op when the inputs are unchanged.
 # Usage: scripts/mkimages.sh OUT_DIR
 set -euo pipefail
+export PATH="$PATH:/usr/sbin:/sbin"
 out=${1:?usage: mkimages.sh OUT_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 busybox=${BUSYBOX:-/bin/busybox}
