@@ -96,12 +96,14 @@ say "console follows ---------------------------------------------------------"
 # qemu's console comes through a fifo to the terminal and console.log;
 # the time the root's init marker shows up is recorded. A failed boot
 # ends in nbdboot's rescue shell: qemu is stopped there, the reason shown.
+# The relay runs with -lf /dev/null: slirp makes the guest's connection
+# the command's stderr too, so socat must not log into it.
 mkfifo "$work/console.fifo"
 start=$(date +%s.%N)
 timeout --kill-after=5 "$timeout_s" "$qemu" -accel tcg -M pc -m 256M \
 	-nodefaults -nographic -no-reboot -serial stdio -monitor none \
 	-kernel "$kernel" -initrd "$initramfs" -append "$cmdline" \
-	-netdev "user,id=net0,restrict=on,guestfwd=tcp:$guest_server-cmd:socat - TCP:$addr" \
+	-netdev "user,id=net0,restrict=on,guestfwd=tcp:$guest_server-cmd:socat -lf /dev/null - TCP:$addr" \
 	-device virtio-net-pci,netdev=net0,romfile= </dev/null >"$work/console.fifo" 2>"$work/qemu.err" &
 qemu_pid=$!
 rescue=
