@@ -22,6 +22,7 @@ import (
 // Machine is a running qemu guest.
 type Machine struct {
 	t       testing.TB
+	name    string
 	cmd     *exec.Cmd
 	stdin   io.WriteCloser
 	con     *console
@@ -60,8 +61,13 @@ func Start(t testing.TB, o Options) *Machine {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	name := o.Name
+	if name == "" {
+		name = "qemu"
+	}
 	m := &Machine{
 		t:        t,
+		name:     name,
 		con:      newConsole(),
 		qmpPath:  filepath.Join(dir, "qmp.sock"),
 		logPath:  filepath.Join(dir, "console.log"),
@@ -118,7 +124,7 @@ func (m *Machine) start(qemu string, args []string) error {
 	}
 	var live func(string)
 	if os.Getenv("NBDBOOT_CONSOLE") == "1" {
-		live = func(l string) { m.t.Logf("console: %s", l) }
+		live = func(l string) { m.t.Logf("%s console: %s", m.name, l) }
 	}
 	go func() {
 		defer close(m.readDone)
@@ -155,7 +161,7 @@ func (m *Machine) ExpectLine(pattern string, timeout time.Duration) []string {
 	m.t.Helper()
 	match, err := m.Expect(pattern, timeout)
 	if err != nil {
-		m.t.Fatalf("after %v: %v", m.Since().Round(time.Millisecond), err)
+		m.t.Fatalf("%s after %v: %v", m.name, m.Since().Round(time.Millisecond), err)
 	}
 	return match
 }
@@ -239,9 +245,9 @@ func (m *Machine) cleanup() {
 		return
 	}
 	lines := m.con.tail(consoleTailLines)
-	m.t.Logf("qemu console (%d lines):\n%s", len(lines), strings.Join(lines, "\n"))
+	m.t.Logf("%s console (%d lines):\n%s", m.name, len(lines), strings.Join(lines, "\n"))
 	if s := strings.TrimSpace(m.stderr.String()); s != "" {
-		m.t.Logf("qemu stderr:\n%s", s)
+		m.t.Logf("%s stderr:\n%s", m.name, s)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 // Options configure a guest. The zero value boots Kernel and Initramfs with
 // 256 MiB and no network.
 type Options struct {
+	// Name labels the guest in the test log (several guests in a lab).
+	Name string
 	// Kernel and Initramfs default to the shared build outputs.
 	Kernel    string
 	Initramfs string
