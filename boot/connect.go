@@ -7,6 +7,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/nbdboot/nbdboot/protocol"
 )
 
 // attemptTimeout bounds one dial plus handshake.
@@ -15,8 +17,14 @@ const attemptTimeout = 10 * time.Second
 // flagCanMultiConn is NBD_FLAG_CAN_MULTI_CONN.
 const flagCanMultiConn = 1 << 8
 
+// ClientIDNone is the nbdboot.clientid= value that sends no client id:
+// the export is asked for by its plain name.
+const ClientIDNone = "none"
+
 // session is the result of connecting: the server that answered, its
-// export, and the negotiated connections.
+// export, and the negotiated connections. target.Export is the name
+// actually negotiated (NAME/CLIENT-ID, or NAME after a fallback): the
+// supervisor reconnects with it, so a client keeps its overlay.
 type session struct {
 	target Target
 	export Export
@@ -35,11 +43,13 @@ func (s *session) close() {
 func (b *booter) connect(ctx context.Context, targets []Target) (*session, error) {
 	ph := b.log.Phase("connect")
 	r := newRetrier(b.env.Clock, b.cfg.retry())
+	nm := b.newNamer()
 	errs := make([]string, len(targets))
 	for attempt := 1; ; attempt++ {
 		for i, t := range targets {
-			conn, exp, err := b.dialNegotiate(ctx, t)
+			conn, exp, name, err := b.dialNegotiate(ctx, t, nm)
 			if err == nil {
+				t.Export = name
 				s := &session{target: t, export: exp, conns: []net.Conn{conn}}
 				ph.Done("%s: %d bytes, flags %#04x (attempt %d)", t, exp.Size, exp.Flags, attempt)
 				b.extraConns(ctx, s)
@@ -58,22 +68,40 @@ func (b *booter) connect(ctx context.Context, targets []Target) (*session, error
 	}
 }
 
-// dialNegotiate opens one connection and runs the handshake on it.
-func (b *booter) dialNegotiate(ctx context.Context, t Target) (net.Conn, Export, error) {
+// dialNegotiate negotiates t's export under the name nm gives it
+// (NAME/CLIENT-ID); when the server does not know that name, it falls
+// back to the plain NAME on a new connection, and nm remembers to ask
+// that server for the plain name from then on. It returns the name
+// negotiated.
+func (b *booter) dialNegotiate(ctx context.Context, t Target, nm *exportNamer) (net.Conn, Export, string, error) {
+	name := nm.name(t)
+	conn, exp, err := b.dialNegotiateName(ctx, t, name)
+	if err == nil || name == t.Export || !errors.Is(err, protocol.ErrUnknownExport) {
+		return conn, exp, name, err
+	}
+	nm.fallBack(t)
+	b.log.Printf("connect: %s does not know export %q (%v); falling back to the plain export %q, without a per-client overlay on the server",
+		t.Addr(), name, errors.Unwrap(err), t.Export)
+	conn, exp, err = b.dialNegotiateName(ctx, t, t.Export)
+	return conn, exp, t.Export, err
+}
+
+// dialNegotiateName opens one connection and negotiates export name on it.
+func (b *booter) dialNegotiateName(ctx context.Context, t Target, name string) (net.Conn, Export, error) {
 	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
 	conn, err := b.env.Dialer.DialContext(ctx, "tcp", t.Addr())
 	if err != nil {
 		return nil, Export{}, fmt.Errorf("dial %s: %w", t.Addr(), err)
 	}
-	exp, err := b.env.Negotiate(ctx, conn, NegotiateRequest{Export: t.Export, ClientID: b.cfg.ClientID})
+	exp, err := b.env.Negotiate(ctx, conn, NegotiateRequest{Export: name, ClientID: clientIDOf(name, t.Export)})
 	if err != nil {
 		conn.Close()
-		return nil, Export{}, fmt.Errorf("negotiate export %q: %w", t.Export, err)
+		return nil, Export{}, fmt.Errorf("negotiate export %q: %w", name, err)
 	}
 	if exp.Size == 0 {
 		conn.Close()
-		return nil, Export{}, fmt.Errorf("export %q has size 0", t.Export)
+		return nil, Export{}, fmt.Errorf("export %q has size 0", name)
 	}
 	return conn, exp, nil
 }
@@ -88,15 +116,16 @@ func wantConns(configured int, flags uint16) int {
 	return configured
 }
 
-// extraConns opens the additional connections of a multi-conn session.
-// One that fails leaves the session with fewer connections, not none.
+// extraConns opens the additional connections of a multi-conn session,
+// under the export name the first one negotiated. One that fails leaves
+// the session with fewer connections, not none.
 func (b *booter) extraConns(ctx context.Context, s *session) {
 	n := wantConns(b.cfg.Connections, s.export.Flags)
 	if b.cfg.Connections > 1 && n == 1 {
 		b.log.Printf("connect: server does not advertise CAN_MULTI_CONN; using 1 connection, not %d", b.cfg.Connections)
 	}
 	for len(s.conns) < n {
-		conn, exp, err := b.dialNegotiate(ctx, s.target)
+		conn, exp, err := b.dialNegotiateName(ctx, s.target, s.target.Export)
 		if err == nil && (exp.Size != s.export.Size || exp.Flags != s.export.Flags) {
 			conn.Close()
 			err = errors.New("export changed between connections")
