@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -13,8 +14,11 @@ import (
 type Config struct {
 	// Listen is the TCP address to serve on.
 	Listen string `toml:"listen"`
-	// StateDir holds per-client state (reserved for copy-on-write overlays).
+	// StateDir holds the copy-on-write overlays, STATE/EXPORT/CLIENT/.
 	StateDir string `toml:"state_dir"`
+	// ControlSocket is the unix socket of the control interface (list
+	// and reset overlays); empty means STATE/control.sock.
+	ControlSocket string `toml:"control_socket"`
 	Limits   Limits `toml:"limits"`
 	// Exports, in the order given; names are unique.
 	Exports []ExportConfig `toml:"export"`
@@ -41,9 +45,31 @@ type Limits struct {
 	ShutdownGrace time.Duration `toml:"shutdown_grace"`
 }
 
+// DefaultStateDir is where overlays live unless configured otherwise.
+const DefaultStateDir = "/var/lib/nbdserve"
+
+// ControlPath is the control socket's path: ControlSocket, or
+// control.sock in the state directory.
+func (c Config) ControlPath() string {
+	if c.ControlSocket != "" {
+		return c.ControlSocket
+	}
+	return filepath.Join(c.StateDir, "control.sock")
+}
+
+// HasCOW reports whether an export serves copy-on-write overlays.
+func (c Config) HasCOW() bool {
+	for _, ec := range c.Exports {
+		if ec.COW != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // DefaultConfig returns the configuration used when nothing is given.
 func DefaultConfig() Config {
-	return Config{Listen: ":10809", Limits: DefaultLimits()}
+	return Config{Listen: ":10809", StateDir: DefaultStateDir, Limits: DefaultLimits()}
 }
 
 // DefaultLimits returns the default limits.
@@ -83,6 +109,9 @@ func LoadConfig(path string) (Config, error) {
 func (c Config) Validate() error {
 	if c.Listen == "" {
 		return fmt.Errorf("listen: empty address")
+	}
+	if c.StateDir == "" && c.HasCOW() {
+		return fmt.Errorf("state_dir: empty, but cow exports need one")
 	}
 	if err := c.Limits.Validate(); err != nil {
 		return err

@@ -3,6 +3,9 @@ package server
 import (
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"strings"
 	"sync"
 
@@ -20,6 +23,9 @@ type Export struct {
 	path    string // the configured path, to recognise it on Update
 	cow     string // COWEphemeral or COWPersistent: serves NAME/CLIENT overlays
 	baseID  string // identifies the base's content for persistent overlays
+	grace   Duration
+	quota   Size   // grace and quota: guarded by the table's lock
+	client  string // an overlay's client ID (identity for the fence)
 	refs    int    // connections serving it; guarded by the table's lock
 	retired bool   // removed from the table: close when refs drops to 0
 }
@@ -49,13 +55,14 @@ func (e *Export) Info() protocol.ExportInfo {
 	}
 }
 
-// Resolver finds the export a client asked for. Exports is the plain
-// table; a copy-on-write resolver can wrap it and key overlays by client.
+// Resolver finds the export a client asked for. Exports is the table,
+// copy-on-write overlays included.
 type Resolver interface {
 	protocol.ExportProvider
-	// Acquire returns the export to serve after a finished handshake, and
-	// release, to call once the connection has ended.
-	Acquire(name string) (e *Export, release func(), err error)
+	// AcquireFrom returns the export to serve to the client at peer after
+	// a finished handshake, and release, to call once the connection has
+	// ended.
+	AcquireFrom(name string, peer net.Addr) (e *Export, release func(), err error)
 }
 
 // Exports is a table of exports keyed by name, safe for concurrent use.
@@ -64,6 +71,7 @@ type Resolver interface {
 type Exports struct {
 	update   sync.Mutex   // serialises Update
 	overlays *cow.Manager // nil: no copy-on-write exports
+	log      *slog.Logger
 
 	mu     sync.RWMutex
 	byName map[string]*Export
@@ -103,12 +111,20 @@ func WithOverlays(m *cow.Manager) ExportsOption {
 	return func(t *Exports) { t.overlays = m }
 }
 
+// WithLog sets the logger for overlay events such as a full quota.
+func WithLog(log *slog.Logger) ExportsOption {
+	return func(t *Exports) { t.log = log }
+}
+
 // OpenExports opens the backend of every configured export. On error the
 // ones already opened are closed and the error names the export and path.
 func OpenExports(cfgs []ExportConfig, opts ...ExportsOption) (*Exports, error) {
 	t := &Exports{byName: map[string]*Export{}}
 	for _, o := range opts {
 		o(t)
+	}
+	if t.log == nil {
+		t.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if _, _, err := t.Update(cfgs); err != nil {
 		return nil, err
@@ -134,7 +150,7 @@ func (t *Exports) Update(cfgs []ExportConfig) (opened, retired []string, err err
 			e.Backend.Close()
 		}
 	}
-	keep := map[*Export]string{} // kept export -> its new description
+	keep := map[*Export]ExportConfig{} // kept export -> its new settings
 	for _, ec := range cfgs {
 		if err := ec.Validate(); err != nil {
 			closeFresh()
@@ -142,11 +158,11 @@ func (t *Exports) Update(cfgs []ExportConfig) (opened, retired []string, err err
 		}
 		if ec.COW != "" && t.overlays == nil {
 			closeFresh()
-			return nil, nil, fmt.Errorf("export %q: cow needs a state directory (-state DIR or state_dir)", ec.Name)
+			return nil, nil, fmt.Errorf("export %q: cow needs the state directory, opened at start (restart nbdserve)", ec.Name)
 		}
 		readOnly := ec.ReadOnly || ec.COW != ""
 		if e, ok := old[ec.Name]; ok && e.path == ec.Path && e.ReadOnly == readOnly && e.cow == ec.COW {
-			keep[e] = ec.Description
+			keep[e] = ec
 			list = append(list, e)
 			continue
 		}
@@ -155,7 +171,8 @@ func (t *Exports) Update(cfgs []ExportConfig) (opened, retired []string, err err
 			closeFresh()
 			return nil, nil, fmt.Errorf("export %q: %w", ec.Name, err)
 		}
-		e := &Export{Name: ec.Name, Description: ec.Description, ReadOnly: readOnly, Backend: b, path: ec.Path, cow: ec.COW}
+		e := &Export{Name: ec.Name, Description: ec.Description, ReadOnly: readOnly, Backend: b, path: ec.Path,
+			cow: ec.COW, grace: ec.Grace, quota: ec.Quota}
 		if ec.COW != "" {
 			e.baseID = baseID(b)
 		}
@@ -172,8 +189,8 @@ func (t *Exports) Update(cfgs []ExportConfig) (opened, retired []string, err err
 	}
 	var toClose []*Export
 	for _, e := range old {
-		if desc, kept := keep[e]; kept {
-			e.Description = desc
+		if ec, kept := keep[e]; kept {
+			e.Description, e.grace, e.quota = ec.Description, ec.Grace, ec.Quota
 			continue
 		}
 		e.retired = true
@@ -207,20 +224,36 @@ func (t *Exports) Resolve(name string) (*Export, error) {
 	return t.lookup(name)
 }
 
-// Acquire implements Resolver: the export's backend stays open until
-// release is called, even if an Update removes the export meanwhile.
-// NAME/CLIENT is CLIENT's overlay over copy-on-write export NAME.
+// Acquire is AcquireFrom without a peer address: plain NAME of a
+// copy-on-write export then serves the base, read-only.
 func (t *Exports) Acquire(name string) (*Export, func(), error) {
+	return t.AcquireFrom(name, nil)
+}
+
+// AcquireFrom implements Resolver: the export's backend stays open until
+// release is called, even if an Update removes the export meanwhile.
+// NAME/CLIENT is CLIENT's overlay over copy-on-write export NAME, and
+// plain NAME the overlay of peer's IP address.
+func (t *Exports) AcquireFrom(name string, peer net.Addr) (*Export, func(), error) {
 	if base, client, ok := strings.Cut(name, "/"); ok {
 		return t.acquireOverlay(name, base, client)
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	e, err := t.lookup(name)
 	if err != nil {
+		t.mu.Unlock()
 		return nil, nil, err
 	}
+	if e.cow != "" && peer != nil {
+		t.mu.Unlock()
+		ip, err := peerIP(peer)
+		if err != nil {
+			return nil, nil, fmt.Errorf("export %q: %w", name, err)
+		}
+		return t.acquireOverlay(e.Name, e.Name, ip)
+	}
 	e.refs++
+	t.mu.Unlock()
 	var once sync.Once
 	return e, func() { once.Do(func() { t.release(e) }) }, nil
 }
@@ -246,6 +279,9 @@ func (t *Exports) Export(name string) (protocol.ExportInfo, error) {
 	if err != nil {
 		return protocol.ExportInfo{}, err
 	}
+	if e.cow != "" {
+		return e.overlayInfo(e.Name), nil
+	}
 	return e.Info(), nil
 }
 
@@ -255,6 +291,10 @@ func (t *Exports) Exports() []protocol.ExportInfo {
 	defer t.mu.RUnlock()
 	out := make([]protocol.ExportInfo, len(t.order))
 	for i, e := range t.order {
+		if e.cow != "" {
+			out[i] = e.overlayInfo(e.Name)
+			continue
+		}
 		out[i] = e.Info()
 	}
 	return out

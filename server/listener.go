@@ -19,6 +19,8 @@ type Server struct {
 	lim Limits
 	log *slog.Logger
 	sem *byteSem
+	// fence orders the changes of a client's old and new connections.
+	fence *fence
 	// negotiating holds a token per connection still in the handshake.
 	negotiating chan struct{}
 
@@ -47,6 +49,7 @@ func New(r Resolver, lim Limits, log *slog.Logger) (*Server, error) {
 		lim:         lim,
 		log:         log,
 		sem:         newByteSem(lim.MaxBufferBytes),
+		fence:       newFence(lim, log),
 		negotiating: make(chan struct{}, lim.MaxNegotiating),
 		conns:       map[*conn]struct{}{},
 		hs:          map[net.Conn]struct{}{},
@@ -149,12 +152,17 @@ func (s *Server) handle(nc net.Conn) {
 		}
 		return
 	}
-	exp, release, err := s.res.Acquire(sess.Export.Name)
+	exp, release, err := s.res.AcquireFrom(sess.Export.Name, nc.RemoteAddr())
 	if err != nil {
 		log.Warn("cannot serve the export negotiated", "export", sess.Export.Name, "err", err)
 		return
 	}
 	defer release()
+	if !exp.ReadOnly {
+		be, leave := s.fence.enter(identity(exp, nc.RemoteAddr()), exp.Backend, func() { nc.Close() })
+		defer leave()
+		exp = &Export{Name: exp.Name, Description: exp.Description, Backend: be, client: exp.client}
+	}
 	c := newConn(s, nc, sess, exp, log.With("export", exp.Name))
 	if !s.register(c) {
 		return

@@ -3,8 +3,13 @@ package server
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/nbdboot/nbdboot/cow"
 	"github.com/nbdboot/nbdboot/protocol"
@@ -38,8 +43,22 @@ func (t *Exports) overlayInfo(name, base, client string) (protocol.ExportInfo, e
 	if err != nil {
 		return protocol.ExportInfo{}, err
 	}
-	info := (&Export{Name: name, Description: e.Description, Backend: e.Backend}).Info()
-	return info, nil
+	return e.overlayInfo(name), nil
+}
+
+// overlayInfo describes an overlay of copy-on-write export e as name.
+func (e *Export) overlayInfo(name string) protocol.ExportInfo {
+	return (&Export{Name: name, Description: e.Description, Backend: e.Backend}).Info()
+}
+
+// peerIP is the overlay client ID of a plain NAME connection: the peer's
+// IP address without port (IPv4-mapped IPv6 addresses as IPv4).
+func peerIP(peer net.Addr) (string, error) {
+	ap, err := netip.ParseAddrPort(peer.String())
+	if err != nil {
+		return "", fmt.Errorf("client address %q: %w", peer, err)
+	}
+	return ap.Addr().Unmap().WithZone("").String(), nil
 }
 
 // acquireOverlay opens (or shares) client's overlay over export base.
@@ -51,8 +70,9 @@ func (t *Exports) acquireOverlay(name, base, client string) (*Export, func(), er
 		return nil, nil, err
 	}
 	e.refs++ // the base stays open while the overlay is served
+	policy := cow.Policy{Persistent: e.cow == COWPersistent, BaseID: e.baseID,
+		Grace: time.Duration(e.grace), Options: cow.Options{Quota: int64(e.quota)}}
 	t.mu.Unlock()
-	policy := cow.Policy{Persistent: e.cow == COWPersistent, BaseID: e.baseID}
 	ov, releaseOverlay, err := t.overlays.Acquire(base, client, cowBase{e.Backend}, policy)
 	if err != nil {
 		t.release(e)
@@ -62,7 +82,8 @@ func (t *Exports) acquireOverlay(name, base, client string) (*Export, func(), er
 		releaseOverlay()
 		t.release(e)
 	}
-	return &Export{Name: name, Description: e.Description, Backend: overlayBackend{ov}}, release, nil
+	be := &overlayBackend{Overlay: ov, log: t.log.With("export", base, "client", client), quota: int64(policy.Quota)}
+	return &Export{Name: name, Description: e.Description, Backend: be, client: base + "/" + client}, release, nil
 }
 
 // baseID identifies a base's content by path, size and modification time.
@@ -76,9 +97,35 @@ func baseID(b *FileBackend) string {
 
 // overlayBackend serves a cow.Overlay as a Backend. Close does nothing:
 // the Manager owns the overlay and the release function gives it back.
-type overlayBackend struct{ *cow.Overlay }
+// A write refused for the quota is logged once, until a write succeeds.
+type overlayBackend struct {
+	*cow.Overlay
+	log    *slog.Logger
+	quota  int64
+	atFull atomic.Bool
+}
 
-func (b overlayBackend) Extents(off, length int64, max int) ([]Extent, error) {
+func (b *overlayBackend) WriteAt(p []byte, off int64) (int, error) {
+	n, err := b.Overlay.WriteAt(p, off)
+	b.noteQuota(err)
+	return n, err
+}
+
+// noteQuota logs the first write refused for the quota.
+func (b *overlayBackend) noteQuota(err error) {
+	switch {
+	case err == nil:
+		if b.atFull.Load() {
+			b.atFull.Store(false)
+		}
+	case errors.Is(err, cow.ErrQuota):
+		if !b.atFull.Swap(true) {
+			b.log.Warn("overlay quota reached: writes get ENOSPC", "quota", b.quota, "allocated", b.Allocated(), "err", err)
+		}
+	}
+}
+
+func (b *overlayBackend) Extents(off, length int64, max int) ([]Extent, error) {
 	exts, err := b.Overlay.Extents(off, length, max)
 	if err != nil {
 		return nil, err
@@ -90,15 +137,16 @@ func (b overlayBackend) Extents(off, length int64, max int) ([]Extent, error) {
 	return out, nil
 }
 
-func (b overlayBackend) Zero(off, length int64, noHole, fast bool) error {
+func (b *overlayBackend) Zero(off, length int64, noHole, fast bool) error {
 	err := b.Overlay.Zero(off, length, noHole, fast)
+	b.noteQuota(err)
 	if errors.Is(err, cow.ErrNotFast) {
 		return fmt.Errorf("%w: %w", ErrNotFast, err)
 	}
 	return err
 }
 
-func (b overlayBackend) Close() error { return nil }
+func (b *overlayBackend) Close() error { return nil }
 
 // cowBase lets a Backend be an overlay's base, holes included.
 type cowBase struct{ Backend }

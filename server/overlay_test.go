@@ -70,13 +70,16 @@ func TestCOWExport(t *testing.T) {
 		}
 		c.disconnect()
 	}
-	// Plain "lab" is the read-only base.
+	// Plain "lab" is the overlay of the client's IP address.
 	ro := dial(t, ts.addr, "lab", false)
-	if ro.neg.Flags&protocol.FlagReadOnly == 0 {
-		t.Error("plain lab is not read-only")
+	if ro.neg.Flags&protocol.FlagReadOnly != 0 {
+		t.Error("plain lab is read-only, want the writable overlay of 127.0.0.1")
 	}
-	if r := ro.do(protocol.Request{Type: protocol.CmdWrite, Cookie: 5, Length: 1}, []byte{1}); r.Errno != protocol.EPERM {
-		t.Errorf("WRITE to plain lab: errno %d, want EPERM", r.Errno)
+	if r := ro.do(protocol.Request{Type: protocol.CmdWrite, Cookie: 5, Length: 1}, []byte{1}); r.Errno != 0 {
+		t.Errorf("WRITE to plain lab: errno %d", r.Errno)
+	}
+	if ip := dial(t, ts.addr, "lab/127.0.0.1", false); !bytes.Equal(ip.do(protocol.Request{Type: protocol.CmdRead, Cookie: 6, Length: 1}, nil).Data, []byte{1}) {
+		t.Error("lab/127.0.0.1 does not see the write to plain lab")
 	}
 	ro.disconnect()
 	again.disconnect()
@@ -113,7 +116,7 @@ func TestCOWNeedsStateDir(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "b.img")
 	os.WriteFile(path, make([]byte, 4096), 0o644)
 	_, err := OpenExports([]ExportConfig{{Name: "lab", Path: path, COW: COWEphemeral}})
-	if err == nil || err.Error() != `export "lab": cow needs a state directory (-state DIR or state_dir)` {
+	if err == nil || err.Error() != `export "lab": cow needs the state directory, opened at start (restart nbdserve)` {
 		t.Errorf("OpenExports: %v", err)
 	}
 }

@@ -2,7 +2,9 @@ package server
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nbdboot/nbdboot/protocol"
 )
@@ -15,10 +17,74 @@ type ExportConfig struct {
 	ReadOnly    bool   `toml:"readonly"`
 	Description string `toml:"description"`
 	// COW, "ephemeral" or "persistent", gives every client its own
-	// copy-on-write overlay over the (then read-only) file, served as
-	// NAME/CLIENT-ID; plain NAME serves the file read-only.
+	// copy-on-write overlay over the (then read-only) file: NAME/CLIENT-ID
+	// is CLIENT-ID's, plain NAME the one of the client's IP address.
 	COW string `toml:"cow"`
+	// Grace is how long an ephemeral overlay outlives its client's last
+	// connection (0: the state directory's default, 60 s). cow only.
+	Grace Duration `toml:"grace"`
+	// Quota caps the bytes each overlay holds (0: no cap); a write past
+	// it gets ENOSPC. cow only.
+	Quota Size `toml:"quota"`
 }
+
+// Duration is a time.Duration written as "90s" or "10m" in TOML.
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText formats d as a Go duration.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// Size is a byte count written with an optional K, M, G or T suffix
+// (powers of 1024): "512M", "2G", "4096".
+type Size int64
+
+// ParseSize parses a byte count with an optional K, M, G or T suffix.
+func ParseSize(s string) (Size, error) {
+	num, shift := s, 0
+	if n := len(s); n > 0 {
+		switch s[n-1] {
+		case 'k', 'K':
+			shift = 10
+		case 'm', 'M':
+			shift = 20
+		case 'g', 'G':
+			shift = 30
+		case 't', 'T':
+			shift = 40
+		}
+		if shift != 0 {
+			num = s[:n-1]
+		}
+	}
+	v, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || v < 0 || v > (1<<62)>>shift {
+		return 0, fmt.Errorf("size %q: want a non-negative count of bytes with an optional K, M, G or T suffix", s)
+	}
+	return Size(v << shift), nil
+}
+
+// UnmarshalText parses a size such as "2G".
+func (z *Size) UnmarshalText(b []byte) error {
+	v, err := ParseSize(string(b))
+	if err != nil {
+		return err
+	}
+	*z = v
+	return nil
+}
+
+// MarshalText formats z in bytes.
+func (z Size) MarshalText() ([]byte, error) { return []byte(strconv.FormatInt(int64(z), 10)), nil }
 
 // Copy-on-write modes.
 const (
@@ -27,13 +93,13 @@ const (
 )
 
 // ParseExportSpec parses a command-line export,
-// NAME=PATH[,ro][,cow[=persistent|ephemeral]][,desc=TEXT]. Options are
+// NAME=PATH[,ro][,cow[=persistent|ephemeral]][,grace=DURATION][,quota=SIZE][,desc=TEXT]. Options are
 // comma-separated keys, some with =value; an unknown key is an error.
 // TEXT cannot hold a comma (use the config file for that).
 func ParseExportSpec(s string) (ExportConfig, error) {
 	name, rest, ok := strings.Cut(s, "=")
 	if !ok {
-		return ExportConfig{}, fmt.Errorf("export %q: want NAME=PATH[,ro][,cow[=persistent]][,desc=TEXT]", s)
+		return ExportConfig{}, fmt.Errorf("export %q: want NAME=PATH[,ro][,cow[=persistent]][,grace=DURATION][,quota=SIZE][,desc=TEXT]", s)
 	}
 	fields := strings.Split(rest, ",")
 	ec := ExportConfig{Name: name, Path: fields[0]}
@@ -63,8 +129,16 @@ func ParseExportSpec(s string) (ExportConfig, error) {
 					return ExportConfig{}, fmt.Errorf("export %q: cow=%q, want %s or %s", name, val, COWEphemeral, COWPersistent)
 				}
 			}
+		case "grace":
+			if err := (&ec.Grace).UnmarshalText([]byte(val)); err != nil || !hasVal {
+				return ExportConfig{}, fmt.Errorf("export %q: option grace=%q: want a duration such as 90s or 10m", name, val)
+			}
+		case "quota":
+			if err := (&ec.Quota).UnmarshalText([]byte(val)); err != nil || !hasVal {
+				return ExportConfig{}, fmt.Errorf("export %q: option quota=%q: want a size such as 512M or 2G", name, val)
+			}
 		default:
-			return ExportConfig{}, fmt.Errorf("export %q: unknown option %q (known: ro, cow[=persistent], desc=TEXT)", name, opt)
+			return ExportConfig{}, fmt.Errorf("export %q: unknown option %q (known: ro, cow[=persistent], grace=DURATION, quota=SIZE, desc=TEXT)", name, opt)
 		}
 	}
 	if err := ec.Validate(); err != nil {
@@ -85,6 +159,12 @@ func (ec ExportConfig) Validate() error {
 	case "", COWEphemeral, COWPersistent:
 	default:
 		return fmt.Errorf("export %q: cow=%q, want %s or %s", ec.Name, ec.COW, COWEphemeral, COWPersistent)
+	}
+	if ec.COW == "" && (ec.Grace != 0 || ec.Quota != 0) {
+		return fmt.Errorf("export %q: grace and quota apply to cow exports only", ec.Name)
+	}
+	if ec.Grace < 0 || ec.Quota < 0 || (ec.Quota > 0 && ec.Quota < 4096) {
+		return fmt.Errorf("export %q: grace must be >= 0, quota 0 or at least 4K", ec.Name)
 	}
 	if ec.COW != "" && ec.ReadOnly {
 		return fmt.Errorf("export %q: cow and ro exclude each other (cow exports are read-only, their overlays writable)", ec.Name)

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseExportSpec(t *testing.T) {
@@ -18,19 +20,26 @@ func TestParseExportSpec(t *testing.T) {
 		{in: "d=/x,desc=", want: ExportConfig{Name: "d", Path: "/x"}},
 		{in: "d=rel/path.img", want: ExportConfig{Name: "d", Path: "rel/path.img"}},
 
-		{in: "root", wantErr: `export "root": want NAME=PATH[,ro][,cow[=persistent]][,desc=TEXT]`},
+		{in: "root", wantErr: `export "root": want NAME=PATH[,ro][,cow[=persistent]][,grace=DURATION][,quota=SIZE][,desc=TEXT]`},
 		{in: "=/srv/x", wantErr: `export name is empty`},
 		{in: "root=", wantErr: `export "root": empty path`},
 		{in: "root=,ro", wantErr: `export "root": empty path`},
-		{in: "root=/x,rw", wantErr: `export "root": unknown option "rw" (known: ro, cow[=persistent], desc=TEXT)`},
+		{in: "root=/x,rw", wantErr: `export "root": unknown option "rw" (known: ro, cow[=persistent], grace=DURATION, quota=SIZE, desc=TEXT)`},
 		{in: "lab=/x,cow", want: ExportConfig{Name: "lab", Path: "/x", COW: "ephemeral"}},
 		{in: "lab=/x,cow=persistent,desc=room 2", want: ExportConfig{Name: "lab", Path: "/x", COW: "persistent", Description: "room 2"}},
 		{in: "lab=/x,cow=ephemeral", want: ExportConfig{Name: "lab", Path: "/x", COW: "ephemeral"}},
+		{in: "lab=/x,cow,grace=10m,quota=512M", want: ExportConfig{Name: "lab", Path: "/x", COW: "ephemeral", Grace: Duration(10 * time.Minute), Quota: 512 << 20}},
+		{in: "lab=/x,cow=persistent,quota=2G", want: ExportConfig{Name: "lab", Path: "/x", COW: "persistent", Quota: 2 << 30}},
+		{in: "lab=/x,cow,grace=soon", wantErr: `export "lab": option grace="soon": want a duration such as 90s or 10m`},
+		{in: "lab=/x,cow,quota=2X", wantErr: `export "lab": option quota="2X": want a size such as 512M or 2G`},
+		{in: "lab=/x,cow,quota", wantErr: `export "lab": option quota="": want a size such as 512M or 2G`},
+		{in: "lab=/x,cow,quota=100", wantErr: `export "lab": grace must be >= 0, quota 0 or at least 4K`},
+		{in: "lab=/x,quota=1G", wantErr: `export "lab": grace and quota apply to cow exports only`},
 		{in: "lab=/x,cow=forever", wantErr: `export "lab": cow="forever", want ephemeral or persistent`},
 		{in: "lab=/x,cow=", wantErr: `export "lab": cow="", want ephemeral or persistent`},
 		{in: "lab=/x,cow,ro", wantErr: `export "lab": cow and ro exclude each other`},
-		{in: "root=/x,snapshot", wantErr: `export "root": unknown option "snapshot" (known: ro, cow[=persistent], desc=TEXT)`},
-		{in: "root=/x,", wantErr: `export "root": unknown option "" (known: ro, cow[=persistent], desc=TEXT)`},
+		{in: "root=/x,snapshot", wantErr: `export "root": unknown option "snapshot" (known: ro, cow[=persistent], grace=DURATION, quota=SIZE, desc=TEXT)`},
+		{in: "root=/x,", wantErr: `export "root": unknown option "" (known: ro, cow[=persistent], grace=DURATION, quota=SIZE, desc=TEXT)`},
 		{in: "root=/x,ro=1", wantErr: `export "root": option ro takes no value`},
 		{in: "root=/x,desc", wantErr: `export "root": option desc needs a value (desc=TEXT)`},
 		{in: "root=/x,ro,ro", wantErr: `export "root": option "ro" given twice`},
@@ -54,7 +63,7 @@ func TestParseExportSpec(t *testing.T) {
 // FuzzExportSpec checks that a parsed spec is valid and survives being
 // formatted back and parsed again.
 func FuzzExportSpec(f *testing.F) {
-	for _, s := range []string{"root=/srv/root.img", "r=/x,ro", "d=/dev/sdb,desc=spare", "x", "a=b,c=d", "=,,"} {
+	for _, s := range []string{"root=/srv/root.img", "r=/x,ro", "d=/dev/sdb,desc=spare", "x", "a=b,c=d", "=,,", "l=/x,cow,grace=90s,quota=4K"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -71,6 +80,12 @@ func FuzzExportSpec(f *testing.F) {
 		}
 		if ec.COW != "" {
 			out += ",cow=" + ec.COW
+		}
+		if ec.Grace != 0 {
+			out += ",grace=" + time.Duration(ec.Grace).String()
+		}
+		if ec.Quota != 0 {
+			out += ",quota=" + strconv.FormatInt(int64(ec.Quota), 10)
 		}
 		if ec.Description != "" {
 			out += ",desc=" + ec.Description

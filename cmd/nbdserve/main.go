@@ -1,22 +1,41 @@
 // Command nbdserve serves files and block devices over NBD.
 //
-//	nbdserve [-listen ADDR] [-config FILE] [-state DIR] NAME=PATH[,ro][,cow[=persistent]][,desc=TEXT] ...
+//	nbdserve [-listen ADDR] [-config FILE] [-state DIR] [-control PATH] NAME=PATH[,ro][,cow[=persistent]][,grace=DURATION][,quota=SIZE][,desc=TEXT] ...
+//	nbdserve overlays [-control PATH | -state DIR | -config FILE]
+//	nbdserve reset [-control PATH | -state DIR | -config FILE] EXPORT [CLIENT]
 //
 // Exports come from the arguments and from the [[export]] tables of the
 // TOML config file; flags given explicitly override the file. An export
 // argument's options are comma-separated: ro (read-only), desc=TEXT, and
 // cow or cow=persistent; any other key is an error.
 //
-// A cow export serves its file read-only as NAME, and as NAME/CLIENT-ID
-// gives each client its own writable copy-on-write overlay, kept in the
-// state directory (-state, required) and shared by all of the client's
-// connections: an ephemeral one is dropped a minute after the client's
-// last connection ends, a persistent one kept until reset, across
-// restarts. The config file, with every key (also in
-// nbdserve.example.toml, which a test loads):
+// A cow export serves its file read-only as the base of one writable
+// copy-on-write overlay per client: NAME/CLIENT-ID is CLIENT-ID's (nbdboot
+// sends its MAC address), plain NAME the overlay of the client's IP
+// address. Overlays live in the state directory (-state, default
+// /var/lib/nbdserve) and are shared by all of the client's connections:
+// an ephemeral one is dropped once the client has been gone for the
+// grace period (grace=DURATION, default 60s), a persistent one kept until
+// reset, across restarts. quota=SIZE (K, M, G suffixes) caps each
+// overlay; writes past it get ENOSPC and a log line. NBD_OPT_LIST shows
+// the bases only.
+//
+// The control socket (-control, default STATE/control.sock, mode 0600)
+// serves `nbdserve overlays`, which lists overlays with their size, last
+// use, connections and lifetime, and `nbdserve reset EXPORT [CLIENT]`,
+// which deletes one client's overlay or all of an export's (not while
+// the client is connected).
+//
+// A new connection of a client waits until the changes its other
+// connections had begun have completed (see package server), so a write
+// the kernel resends after a timeout never lands before the old copy.
+//
+// The config file, with every key (also in nbdserve.example.toml, which
+// a test loads):
 //
 //	listen = ":10809"
 //	state_dir = "/var/lib/nbdserve"
+//	control_socket = "/var/lib/nbdserve/control.sock"
 //
 //	[limits]
 //	handshake_timeout = "10s"   # whole negotiation
@@ -37,6 +56,13 @@
 //	name = "lab"                # clients ask for lab/CLIENT-ID
 //	path = "/srv/nbd/lab.img"
 //	cow = "persistent"          # or "ephemeral"
+//	quota = "2G"                # per overlay; K, M, G suffixes
+//
+//	[[export]]
+//	name = "class"              # plain "class": overlay keyed by IP
+//	path = "/srv/nbd/class.img"
+//	cow = "ephemeral"
+//	grace = "10m"               # drop the overlay 10 min after the client left
 //
 // SIGHUP re-reads the config file and the arguments and updates the
 // exports: new ones appear, removed ones close once their clients are
@@ -61,11 +87,15 @@ import (
 	"github.com/nbdboot/nbdboot/server"
 )
 
-const usage = `usage: nbdserve [flags] NAME=PATH[,ro][,cow[=persistent]][,desc=TEXT] ...
+const usage = `usage: nbdserve [flags] NAME=PATH[,ro][,cow[=persistent]][,grace=DURATION][,quota=SIZE][,desc=TEXT] ...
+       nbdserve overlays|reset ...   (see nbdserve overlays -h)
 
 Serves each PATH (a regular file or a block device) as export NAME.
 Options: ro (read-only), desc=TEXT (description shown by NBD_OPT_LIST),
-cow (NAME/CLIENT-ID is CLIENT-ID's own copy-on-write overlay; needs -state).
+cow[=persistent] (NAME/CLIENT-ID is CLIENT-ID's own copy-on-write overlay,
+plain NAME the one of the client's IP address; kept under -state),
+grace=DURATION (ephemeral overlay kept after the client left, default 60s),
+quota=SIZE (bytes per overlay, K/M/G suffixes).
 
 flags:
 `
@@ -75,7 +105,13 @@ func main() {
 	defer stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	if err := run(ctx, os.Args[1:], os.Stderr, nil, hup); err != nil {
+	var err error
+	if args := os.Args[1:]; len(args) > 0 && (args[0] == "overlays" || args[0] == "reset") {
+		err = runControl(ctx, args[0], args[1:], os.Stdout, os.Stderr)
+	} else {
+		err = run(ctx, args, os.Stderr, nil, hup)
+	}
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(2)
 		}
@@ -96,14 +132,25 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 		return fmt.Errorf("no exports: give NAME=PATH arguments or [[export]] in -config")
 	}
 	log := server.NewLogger(stderr, debug)
-	var opts []server.ExportsOption
-	if cfg.StateDir != "" {
+	opts := []server.ExportsOption{server.WithLog(log)}
+	if cfg.HasCOW() || cfg.StateDir != server.DefaultStateDir {
 		overlays, err := cow.NewManager(cow.Config{Dir: cfg.StateDir, Log: log})
 		if err != nil {
 			return fmt.Errorf("state directory: %w", err)
 		}
 		defer overlays.Close()
 		opts = append(opts, server.WithOverlays(overlays))
+		cln, err := server.ListenControl(cfg.ControlPath())
+		if err != nil {
+			return err
+		}
+		cctx, stopControl := context.WithCancel(ctx)
+		controlDone := make(chan error, 1)
+		go func() { controlDone <- server.ServeControl(cctx, cln, overlays, log) }()
+		defer func() {
+			stopControl()
+			<-controlDone
+		}()
 	}
 	exports, err := server.OpenExports(cfg.Exports, opts...)
 	if err != nil {
@@ -141,7 +188,8 @@ func parseArgs(args []string, stderr io.Writer) (server.Config, bool, error) {
 	var (
 		configPath   = fs.String("config", "", "TOML config `file`")
 		listen       = fs.String("listen", def.Listen, "TCP `address` to listen on")
-		state        = fs.String("state", "", "state `directory` (per-client data)")
+		state        = fs.String("state", def.StateDir, "state `directory` (copy-on-write overlays)")
+		control      = fs.String("control", "", "control socket `path` (default: STATE/control.sock)")
 		hsTimeout    = fs.Duration("handshake-timeout", def.Limits.HandshakeTimeout, "time allowed for a client's negotiation")
 		maxNeg       = fs.Int("max-negotiating", def.Limits.MaxNegotiating, "connections allowed in negotiation at once")
 		maxConns     = fs.Int("max-connections", def.Limits.MaxConnections, "connections allowed at once (0: no limit)")
@@ -167,6 +215,8 @@ func parseArgs(args []string, stderr io.Writer) (server.Config, bool, error) {
 			cfg.Listen = *listen
 		case "state":
 			cfg.StateDir = *state
+		case "control":
+			cfg.ControlSocket = *control
 		case "handshake-timeout":
 			cfg.Limits.HandshakeTimeout = *hsTimeout
 		case "max-negotiating":

@@ -30,8 +30,8 @@ func TestRunErrors(t *testing.T) {
 		{nil, "no exports: give NAME=PATH arguments or [[export]] in -config"},
 		{[]string{"a=" + filepath.Join(dir, "missing.img")}, `export "a": open ` + filepath.Join(dir, "missing.img") + ": no such file or directory"},
 		{[]string{"a=" + img, "a=" + img}, `export "a": defined twice`},
-		{[]string{"a=" + img + ",rw"}, `export "a": unknown option "rw" (known: ro, cow[=persistent], desc=TEXT)`},
-		{[]string{"noequals"}, `export "noequals": want NAME=PATH[,ro][,cow[=persistent]][,desc=TEXT]`},
+		{[]string{"a=" + img + ",rw"}, `export "a": unknown option "rw" (known: ro, cow[=persistent], grace=DURATION, quota=SIZE, desc=TEXT)`},
+		{[]string{"noequals"}, `export "noequals": want NAME=PATH[,ro][,cow[=persistent]][,grace=DURATION][,quota=SIZE][,desc=TEXT]`},
 		{[]string{"-config", cfg}, "config " + cfg + ": unknown key export.bogus"},
 		{[]string{"-max-inflight", "0", "a=" + img}, "limits.max_inflight: 0, want >= 1"},
 		{[]string{"-listen", "127.0.0.1:99999", "a=" + img}, "listen: "},
@@ -120,7 +120,8 @@ func TestExampleConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	def := server.DefaultLimits()
-	if cfg.Listen != ":10809" || cfg.Limits != def || len(cfg.Exports) != 2 || !cfg.Exports[0].ReadOnly || cfg.Exports[1].COW != "persistent" {
+	if cfg.Listen != ":10809" || cfg.Limits != def || len(cfg.Exports) != 3 || !cfg.Exports[0].ReadOnly || cfg.Exports[1].COW != "persistent" ||
+		cfg.Exports[1].Quota != 2<<30 || cfg.Exports[2].Grace != server.Duration(10*time.Minute) || cfg.ControlPath() != "/var/lib/nbdserve/control.sock" {
 		t.Errorf("example config: %+v", cfg)
 	}
 }
