@@ -37,8 +37,8 @@ func TestImages(t *testing.T) {
 
 	m = bootRoot(t, initrd, part, "vda1", "nbdtest.id=img3 nbdtest.mode=loop nbdtest.loops=2")
 	m.ExpectLine(`^NBDBOOT-ROOT-INIT ok id=img3 mode=loop root=/dev/vda1 ext4`, 60*time.Second)
-	m.ExpectLine(`^NBDBOOT-ROOT-LOOP 2 ok$`, 60*time.Second)
-	m.ExpectLine(`^NBDBOOT-ROOT-LOOP-DONE ok$`, 30*time.Second)
+	m.ExpectLine(`^NBDBOOT-ROOT-LOOP 2 ok( |$)`, 60*time.Second)
+	m.ExpectLine(`^NBDBOOT-ROOT-LOOP-DONE ok( |$)`, 30*time.Second)
 	m.WaitExit(30 * time.Second)
 }
 

@@ -5,18 +5,15 @@ import (
 	"encoding/hex"
 )
 
-// The test root filesystems' /sbin/init (scripts/root-init.sh) reads
-// nbdtest.id=ID, nbdtest.mode=write|loop|check|shell and nbdtest.loops=N
-// from the kernel command line and prints, one per line:
+// The test root filesystems' /sbin/init is scripts/root-init.sh; its
+// header lists the kernel parameters it reads (nbdtest.id=, nbdtest.mode=,
+// nbdtest.loops=) and the console markers it prints, among them:
 //
 //	NBDBOOT-ROOT-INIT ok id=ID mode=MODE root=DEV FSTYPE OPTIONS
-//	NBDBOOT-ROOT-WROTE id=ID value=VALUE      (write: /written-by-guest)
-//	NBDBOOT-ROOT-LOOP N ok|FAIL               (loop, each round)
-//	NBDBOOT-ROOT-LOOP-DONE ok|FAIL            (loop)
-//	NBDBOOT-ROOT-CHECK id=ID value=VALUE |none (check: an earlier boot's file)
-//	NBDBOOT-ROOT-ERROR message
+//	NBDBOOT-ROOT-WROTE id=ID value=VALUE
+//	NBDBOOT-ROOT-CHECK id=ID value=VALUE
 //
-// then syncs and powers off.
+// It syncs and powers off when done.
 
 // RootValue is the value the test root's init writes to /written-by-guest
 // for nbdtest.id=id: the first 16 hex digits of sha256("nbdboot:"+id).
