@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ type nbdServer struct {
 	Log  *lineLog
 
 	exports *server.Exports
+	ln      *dropListener
 	cancel  context.CancelFunc
 	done    chan error
 }
@@ -62,9 +64,10 @@ func startServer(t *testing.T, addr string, exports ...server.ExportConfig) *nbd
 		t.Fatalf("listen on %s: %v", addr, err)
 	}
 	s.Addr = ln.Addr().String()
+	s.ln = &dropListener{Listener: ln}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	go func() { s.done <- srv.Serve(ctx, ln) }()
+	go func() { s.done <- srv.Serve(ctx, s.ln) }()
 	t.Cleanup(func() {
 		if err := s.Stop(); err != nil {
 			t.Errorf("nbdserve: %v", err)
@@ -94,4 +97,39 @@ func (s *nbdServer) Stop() error {
 		return fmt.Errorf("stop server on %s: %w; log:\n%s", s.Addr, err, s.Log.Tail(20))
 	}
 	return nil
+}
+
+// Crash drops every connection at once, without a reply to the requests
+// in flight (as a server that died would), then stops the server.
+func (s *nbdServer) Crash() error {
+	s.ln.DropAll()
+	return s.Stop()
+}
+
+// dropListener remembers the connections it accepted so that a test can
+// close them all at once.
+type dropListener struct {
+	net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (l *dropListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mu.Lock()
+		l.conns = append(l.conns, c)
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+// DropAll closes every accepted connection.
+func (l *dropListener) DropAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.conns {
+		c.Close()
+	}
+	l.conns = nil
 }
