@@ -27,6 +27,9 @@ type State struct {
 	Timeout     time.Duration `json:"timeout_ns"`
 	DeadConn    time.Duration `json:"dead_conn_timeout_ns"`
 	Interface   string        `json:"interface,omitempty"`
+	// Overlay is nbdboot.overlay ("" or "tmpfs"): with a client-side
+	// overlay the device is only read, which allows failover.
+	Overlay string `json:"overlay,omitempty"`
 	Debug       bool          `json:"debug,omitempty"`
 	// InitStart is the kernel uptime when /init started, so that the
 	// supervisor's log goes on with the same timeline.
