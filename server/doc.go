@@ -19,7 +19,34 @@
 //     serves it, and replies leave, possibly out of order, through one
 //     serialising writer, header and payload in one writev;
 //   - overlay.go serves NAME/CLIENT-ID of a copy-on-write export as that
-//     client's overlay from package cow;
+//     client's overlay from package cow, and plain NAME as the overlay of
+//     the client's IP address; control.go is the unix-socket control
+//     interface that lists and resets overlays;
+//   - fence.go orders a client's old and new connections (below);
 //   - cmd_*.go implement the commands, limits.go the buffer pool and the
 //     server-wide cap on payload bytes in flight.
+//
+// # Fencing a client's old connections
+//
+// A client's identity is its overlay (EXPORT/CLIENT-ID) on a copy-on-write
+// export, else the export's name and the client's IP address. When a new
+// connection of a writable export has finished its handshake, before its
+// first request is read, it waits until every WRITE, TRIM, WRITE_ZEROES
+// and FLUSH that the same identity's other connections had begun on the
+// backend has completed (at most the reply timeout, capped at 10 s). So
+// the kernel's resend of a timed-out write on its new socket is applied
+// after the old copy. An old connection with such a change outstanding
+// longer than the reply timeout, or still busy when the wait ends, is
+// closed, and any change it begins afterwards fails with EIO.
+//
+// What the fence cannot see: a request the old connection has received
+// but not yet handed to the backend (its goroutine not yet scheduled, or
+// a WRITE whose payload is still arriving), and requests still in the
+// network or the socket buffers of a connection the server does not know
+// is dead. Those can land after the new connection's writes. The Linux
+// client shuts its old socket down when it reconnects, so such bytes
+// mostly meet a closed connection; TCP keepalive (Go's 15 s default)
+// reaps peers that vanished. Closing that window for good needs the
+// request reader to count requests as they arrive, a hook the fence can
+// take (fenceMember.begin/end around the whole request).
 package server

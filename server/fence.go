@@ -115,6 +115,7 @@ func (f *fence) fenceOthers(id string, others []*fenceMember) {
 		if !oldest.IsZero() && now.Sub(oldest) > f.stale {
 			f.log.Warn("fence: closing a connection with a change outstanding too long", "identity", id, "age", now.Sub(oldest))
 			o.close()
+			continue // its stuck change may yet land: see doc.go
 		}
 		if !o.busyBefore(seq) {
 			continue
@@ -208,9 +209,12 @@ func (m *fenceMember) waitBefore(seq uint64, deadline time.Time) bool {
 // close refuses the connection's further changes and closes it.
 func (m *fenceMember) close() {
 	m.mu.Lock()
+	was := m.dead
 	m.dead = true
 	m.mu.Unlock()
-	m.kill()
+	if !was {
+		m.kill()
+	}
 }
 
 func (m *fenceMember) WriteAt(p []byte, off int64) (int, error) {
