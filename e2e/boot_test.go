@@ -265,3 +265,18 @@ func TestBootSquashfsOverlay(t *testing.T) {
 		readOnly: true,
 	})
 }
+
+// TestBootInitramfsToolsForm: Debian initramfs-tools' nbdroot=HOST,EXPORT,nbdX
+// naming the device; the root is attached on /dev/nbd1, not the first
+// free device.
+func TestBootInitramfsToolsForm(t *testing.T) {
+	t.Parallel()
+	runBoot(t, bootCase{
+		image:   "root.ext4",
+		cmdline: "ip=dhcp nbdroot=10.0.2.100,root,nbd1 root=/dev/nbd1",
+		device:  "/dev/nbd1",
+		rootDev: "/dev/nbd1",
+		fstype:  "ext4",
+		conns:   1,
+	})
+}
