@@ -19,7 +19,7 @@ type Config struct {
 	// ControlSocket is the unix socket of the control interface (list
 	// and reset overlays); empty means STATE/control.sock.
 	ControlSocket string `toml:"control_socket"`
-	Limits   Limits `toml:"limits"`
+	Limits        Limits `toml:"limits"`
 	// Exports, in the order given; names are unique.
 	Exports []ExportConfig `toml:"export"`
 }

@@ -32,8 +32,9 @@ type Server struct {
 	wg       sync.WaitGroup
 
 	// onShutdown, if set (tests), runs once shutdown has been begun on
-	// every connection; onConnDone after a connection in transmission ended.
-	onShutdown, onConnDone func()
+	// every connection; onConnDone after a connection in transmission
+	// ended; onReleased once its export was released after that.
+	onShutdown, onConnDone, onReleased func()
 }
 
 // New returns a server for the exports of r. A nil logger discards logs.
@@ -157,7 +158,12 @@ func (s *Server) handle(nc net.Conn) {
 		log.Warn("cannot serve the export negotiated", "export", sess.Export.Name, "err", err)
 		return
 	}
-	defer release()
+	defer func() {
+		release()
+		if s.onReleased != nil {
+			s.onReleased()
+		}
+	}()
 	if !exp.ReadOnly {
 		be, leave := s.fence.enter(identity(exp, nc.RemoteAddr()), exp.Backend, func() { nc.Close() })
 		defer leave()
