@@ -7,26 +7,44 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
+
+// waitLine reads lines until one contains want.
+func waitLine(t *testing.T, lines lineWriter, want string) string {
+	t.Helper()
+	for l := range lines {
+		if strings.Contains(l, want) {
+			return l
+		}
+	}
+	t.Fatalf("no line with %q", want)
+	return ""
+}
 
 func TestSupervisorLinkDead(t *testing.T) {
 	lines := make(lineWriter, 100)
 	events := make(chan LinkDead)
 	reconnected := make(chan State, 1)
+	clock := newFakeClock()
 	s := &Supervisor{
-		State: State{Index: 1, Device: "/dev/nbd1", BackendID: "nbd://h:10809/root", Connections: 1},
-		Log:   NewLogger(lines, newFakeClock()),
+		State: State{Index: 1, Device: "/dev/nbd1", Target: Target{Host: "a", Export: "root"},
+			BackendID: "nbd://a:10809/root", Connections: 1},
+		Log:   NewLogger(lines, clock),
+		Clock: clock,
 		Watch: func(ctx context.Context) (<-chan LinkDead, error) { return events, nil },
-		Reconnect: func(ctx context.Context, st State) error {
-			reconnected <- st
-			return nil
+		Reconnect: func(ctx context.Context, st *State) (Recovery, error) {
+			prev := st.Target
+			st.Target = Target{Host: "b", Export: "root"}
+			reconnected <- *st
+			return Recovery{Target: st.Target, Previous: prev, Attempts: 2, Sockets: 1}, nil
 		},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Run(ctx) }()
-	if l := <-lines; !strings.Contains(l, "supervisor: resident for /dev/nbd1") {
+	if l := <-lines; !strings.Contains(l, "supervisor: resident for /dev/nbd1") || !strings.Contains(l, "no failover (one server)") {
 		t.Errorf("first line %q", l)
 	}
 	events <- LinkDead{Index: 0} // another device: ignored
@@ -34,15 +52,21 @@ func TestSupervisorLinkDead(t *testing.T) {
 	if st := <-reconnected; st.Device != "/dev/nbd1" {
 		t.Errorf("reconnected %+v", st)
 	}
+	waitLine(t, lines, "connection to nbd://a:10809/root lost (LINK_DEAD)")
+	waitLine(t, lines, "reconnected to nbd://b:10809/root")
+	waitLine(t, lines, "failover: now served by nbd://b:10809/root instead of nbd://a:10809/root")
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run = %v", err)
+	}
+	if s.State.Target.Host != "b" {
+		t.Errorf("state target after the reconnect = %v", s.State.Target)
 	}
 }
 
 func TestSupervisorWithoutWatch(t *testing.T) {
 	var buf bytes.Buffer
-	s := &Supervisor{State: State{Device: "/dev/nbd0"}, Log: NewLogger(&buf, newFakeClock()),
+	s := &Supervisor{State: State{Device: "/dev/nbd0"}, Log: NewLogger(&buf, newFakeClock()), Clock: newFakeClock(),
 		Watch: func(ctx context.Context) (<-chan LinkDead, error) { return nil, errors.New("no nbd family") }}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -51,6 +75,48 @@ func TestSupervisorWithoutWatch(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "LINK_DEAD subscription: no nbd family") {
 		t.Errorf("log:\n%s", buf.String())
+	}
+}
+
+// A read that stays unanswered makes the supervisor reconnect without a
+// LINK_DEAD (a lost notification); after the reconnect the next read
+// answers and the supervisor logs that I/O resumed.
+func TestSupervisorWatchdog(t *testing.T) {
+	lines := make(lineWriter, 1000)
+	clock := newFakeClock()
+	stuck := make(chan struct{})
+	reconnects := make(chan struct{}, 100)
+	var once sync.Once
+	s := &Supervisor{
+		State: State{Index: 0, Device: "/dev/nbd0", Target: Target{Host: "a", Export: "root"}, Connections: 1},
+		Log:   NewLogger(lines, clock), Clock: clock,
+		Probe: func(ctx context.Context) error {
+			select {
+			case <-stuck: // closed by the reconnect
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		},
+		Reconnect: func(ctx context.Context, st *State) (Recovery, error) {
+			reconnects <- struct{}{}
+			once.Do(func() { close(stuck) })
+			return Recovery{Target: st.Target, Previous: st.Target, Attempts: 1, Sockets: 1}, nil
+		},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	waitLine(t, lines, "lost (a read unanswered for 15s without LINK_DEAD)")
+	waitLine(t, lines, "I/O resumed")
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	// The fake clock jumps at every wait, so later reads may be reported
+	// too; at least the stuck one must have caused a reconnect.
+	if len(reconnects) == 0 {
+		t.Error("no reconnect")
 	}
 }
 

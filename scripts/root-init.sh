@@ -5,15 +5,19 @@
 #   nbdtest.id=ID      echoed in the markers and written to /written-by-guest
 #   nbdtest.mode=MODE  what to do (default write):
 #     write  write /written-by-guest, sync, power off
-#     loop   nbdtest.loops=N rounds (default 10) of write, sync, drop caches,
-#            read back and compare a checksum; power off
+#     loop   nbdtest.loops=N rounds (default 10) of write, fsync, drop caches,
+#            read back and compare a checksum; power off. nbdtest.loops=0
+#            loops until a line arrives on the console (a test acting in the
+#            middle: it types "stop"). At the end it checks that / is still
+#            rw and that the kernel logged no I/O or filesystem error.
 #     check  print /written-by-guest as left by an earlier boot; power off
 #     shell  an interactive shell on the console; power off when it exits
 # Markers on the console (tests wait for them):
 #   NBDBOOT-ROOT-INIT ok id=ID mode=MODE root=DEV FSTYPE OPTIONS
 #   NBDBOOT-ROOT-WROTE id=ID value=VALUE        (mode write)
-#   NBDBOOT-ROOT-LOOP N ok|FAIL                 (mode loop, each round)
-#   NBDBOOT-ROOT-LOOP-DONE ok|FAIL              (mode loop)
+#   NBDBOOT-ROOT-LOOP N ok|FAIL [why]           (mode loop, each round)
+#   NBDBOOT-ROOT-LOOP-DONE ok|FAIL rounds=N errors=E root=rw|ro   (mode loop)
+#   NBDBOOT-ROOT-DMESG line                     (mode loop, kernel errors)
 #   NBDBOOT-ROOT-CHECK id=ID value=VALUE|none   (mode check)
 #   NBDBOOT-ROOT-ERROR message
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
@@ -46,25 +50,63 @@ mode_write() {
 	fi
 }
 
-mode_loop() {
-	i=1 result=ok
-	while [ "$i" -le "$loops" ]; do
-		dd if=/dev/urandom of=/loop.bin bs=64k count=16 2>/dev/null
-		want=$(sha256sum </loop.bin)
-		sync
+# loop_round N: one round; prints its marker, returns 1 on an error.
+loop_round() {
+	why=
+	if ! dd if=/dev/urandom of=/loop.bin bs=64k count=16 2>/dev/null; then
+		why="write failed"
+	elif ! want=$(sha256sum </loop.bin); then
+		why="checksum of the written file failed"
+	elif ! sync /loop.bin; then
+		why="fsync failed"
+	else
 		echo 3 >/proc/sys/vm/drop_caches
-		got=$(sha256sum </loop.bin)
-		if [ "$got" = "$want" ]; then
-			echo "NBDBOOT-ROOT-LOOP $i ok"
-		else
-			echo "NBDBOOT-ROOT-LOOP $i FAIL"
-			result=FAIL
+		if ! got=$(sha256sum </loop.bin); then
+			why="read back failed"
+		elif [ "$got" != "$want" ]; then
+			why="checksum mismatch"
 		fi
+	fi
+	if [ -n "$why" ]; then
+		echo "NBDBOOT-ROOT-LOOP $1 FAIL $why"
+		return 1
+	fi
+	echo "NBDBOOT-ROOT-LOOP $1 ok"
+}
+
+# kernel_errors prints what the kernel logged about failed I/O or a
+# filesystem gone read-only (nbdboot's own lines excluded).
+kernel_errors() {
+	dmesg | grep -i 'I/O error\|EXT4-fs error\|read-only\|Aborting journal' | grep -v 'nbdboot:'
+}
+
+mode_loop() {
+	i=1 errors=0
+	stop=/run/nbdtest-stop
+	rm -f "$stop"
+	if [ "$loops" = 0 ]; then
+		{ read -r _ && : >"$stop"; } </dev/console &
+	fi
+	while :; do
+		if [ "$loops" = 0 ]; then
+			[ -e "$stop" ] && break
+		elif [ "$i" -gt "$loops" ]; then
+			break
+		fi
+		loop_round "$i" || errors=$((errors + 1))
 		i=$((i + 1))
 	done
 	rm -f /loop.bin
-	sync
-	echo "NBDBOOT-ROOT-LOOP-DONE $result"
+	sync || errors=$((errors + 1))
+	opts=$(awk '$2 == "/" { o = $4 } END { print o }' /proc/mounts)
+	rootmode=${opts%%,*}
+	kerr=$(kernel_errors)
+	result=ok
+	if [ "$errors" != 0 ] || [ "$rootmode" != rw ] || [ -n "$kerr" ]; then
+		result=FAIL
+		echo "$kerr" | while read -r l; do [ -n "$l" ] && echo "NBDBOOT-ROOT-DMESG $l"; done
+	fi
+	echo "NBDBOOT-ROOT-LOOP-DONE $result rounds=$((i - 1)) errors=$errors root=$rootmode"
 }
 
 mode_check() {

@@ -13,6 +13,8 @@ package main
 import (
 	"fmt"
 	"os"
+
+	"github.com/nbdboot/nbdboot/boot"
 )
 
 const usage = `usage:
@@ -47,6 +49,8 @@ func run(args []string) error {
 		return runDetach(rest)
 	case "list":
 		return runList(rest)
+	case boot.SupervisorMode: // "@nbdboot supervise STATE", started by PID 1
+		return runSupervise(rest)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 		return nil
