@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -38,8 +39,8 @@ func TestBootServerRestart(t *testing.T) {
 	}
 	t.Logf("after %v: the link is dead; restarting the server on %s", m.Since().Round(time.Millisecond), addr)
 	srv = startServer(t, addr, export)
-	done := m.ExpectLine(`NBDBOOT-ROOT-LOOP-DONE (ok|FAIL)`, bootTimeout)
-	if done[1] != "ok" {
+	done := m.ExpectLine(`NBDBOOT-ROOT-LOOP-DONE (ok|FAIL).*`, bootTimeout)
+	if done[1] != "ok" || strings.Contains(done[0], "root=ro") {
 		t.Errorf("the guest's I/O loop failed across the restart: %s", done[0])
 	}
 	m.WaitExit(exitTimeout)
