@@ -17,7 +17,10 @@ import (
 )
 
 // buildTags are the Go build tags of every command in the image.
-var buildTags = []string{"goshsmall"}
+// nbdboot_init leaves the image builder (mkuimage, x/tools) out of the
+// nbdboot that runs as /init: it is not needed there, and it is most of the
+// binary's size.
+var buildTags = []string{"goshsmall", "nbdboot_init"}
 
 // inputsKey digests what an image is built from: the configuration, the Go
 // toolchain version, the source files of every non-standard package the

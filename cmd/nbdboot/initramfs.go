@@ -1,3 +1,5 @@
+//go:build !nbdboot_init
+
 package main
 
 import (

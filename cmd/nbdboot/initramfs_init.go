@@ -1,0 +1,11 @@
+//go:build nbdboot_init
+
+package main
+
+import "errors"
+
+// runInitramfs is left out of the nbdboot built for the initramfs, which
+// has neither the Go toolchain nor the sources the builder needs.
+func runInitramfs(args []string) error {
+	return errors.New("initramfs: not available in the nbdboot built into an initramfs; run it from a checkout of the repository")
+}
