@@ -160,6 +160,7 @@ func (s *Server) handle(nc net.Conn) {
 	}
 	defer func() {
 		release()
+		log.Debug("export released", "export", exp.Name)
 		if s.onReleased != nil {
 			s.onReleased()
 		}
