@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -65,6 +66,9 @@ type classroom struct {
 	// waitDrop: the second boot starts once the server dropped every
 	// guest's ephemeral overlay.
 	waitDrop bool
+	// restart: the server is stopped after the first boots and a new one
+	// started on the same state directory for the second.
+	restart bool
 }
 
 // TestClassroom boots three guests at once from one base image, in three
@@ -72,7 +76,8 @@ type classroom struct {
 // rebooted guest sees its own file, not the others'), ephemeral ones (a
 // clean image after the overlay's grace period), and client-side tmpfs
 // overlays over a read-only export (a clean image; the server never gets
-// a write). The base image's sha256 never changes.
+// a write). The persistent overlays also outlive a restart of the server
+// between the two rounds. The base image's sha256 never changes.
 //
 // It does not call t.Parallel: the three guests of a set-up are the only
 // guests of the package running meanwhile (the parallel boot tests wait
@@ -89,7 +94,7 @@ func TestClassroom(t *testing.T) {
 			image:   "root.ext4",
 			export:  server.ExportConfig{Name: exportName, COW: server.COWPersistent},
 			cmdline: nbdroot, perClient: true, rootDev: "/dev/nbd0", fstype: "ext4",
-			keep: true,
+			keep: true, restart: true,
 		}},
 		{"ephemeral", classroom{
 			image:   "root.ext4",
@@ -114,10 +119,17 @@ func runClassroom(t *testing.T, c classroom) {
 	img := vm.CopyImage(t, c.image)
 	baseSum := fileSHA256(t, img)
 	c.export.Path = img
-	srv := startLabServer(t, classGrace, c.export)
+	state := filepath.Join(t.TempDir(), "state")
+	srv := startLabServer(t, state, classGrace, c.export)
 	gs := classroomGuests(t)
 
 	write := bootClass(t, srv.Addr, c, gs, "write")
+	if c.restart {
+		if err := srv.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		srv = startLabServer(t, state, classGrace, c.export)
+	}
 	if c.waitDrop {
 		if err := srv.WaitLog(logDroppedOverlay, len(gs), dropWait); err != nil {
 			t.Fatalf("ephemeral overlays not dropped after the guests powered off: %v", err)
@@ -207,7 +219,9 @@ func bootClass(t *testing.T, addr string, c classroom, gs []guest, mode string) 
 }
 
 // follow reads a guest's console up to what its root's init reports for
-// mode and returns the time from qemu's start to the root's init.
+// mode and returns the time from qemu's start to the root's init. The
+// console also matches the unterminated last line, so every pattern ends
+// with something that only a complete field is followed by.
 func (c classroom) follow(m *vm.Machine, g guest, mode string) (time.Duration, error) {
 	export := exportName
 	if c.perClient {
@@ -219,19 +233,19 @@ func (c classroom) follow(m *vm.Machine, g guest, mode string) (time.Duration, e
 			return 0, err
 		}
 	}
-	att, err := m.Expect(`nbdboot: .*attach: (\S+) on (/dev/nbd[0-9]+)`, bootTimeout)
+	att, err := m.Expect(`nbdboot: .*attach: (\S+) on (/dev/nbd[0-9]+),`, bootTimeout)
 	if err != nil {
 		return 0, err
 	}
 	if want := "nbd://" + guestServer + "/" + export; att[1] != want || att[2] != "/dev/nbd0" {
 		return 0, fmt.Errorf("nbdboot attached %s on %s, want %s on /dev/nbd0", att[1], att[2], want)
 	}
-	root, err := m.Expect(`NBDBOOT-ROOT-INIT ok id=`+regexp.QuoteMeta(g.id)+` mode=`+mode+` root=(\S+) (\S+) (\S+)`, stepTimeout)
+	root, err := m.Expect(`NBDBOOT-ROOT-INIT ok id=`+regexp.QuoteMeta(g.id)+` mode=`+mode+` root=(\S+) (\S+) (r[ow]),`, stepTimeout)
 	if err != nil {
 		return 0, err
 	}
 	toRoot := m.Since()
-	if root[1] != c.rootDev || root[2] != c.fstype || !hasOpt(root[3], "rw") {
+	if root[1] != c.rootDev || root[2] != c.fstype || root[3] != "rw" {
 		return toRoot, fmt.Errorf("root's init reports root %s %s %s; want %s %s rw", root[1], root[2], root[3], c.rootDev, c.fstype)
 	}
 	switch mode {
@@ -239,7 +253,7 @@ func (c classroom) follow(m *vm.Machine, g guest, mode string) (time.Duration, e
 		_, err = m.Expect(`NBDBOOT-ROOT-WROTE id=`+regexp.QuoteMeta(g.id)+` value=`+vm.RootValue(g.id), stepTimeout)
 	case "check":
 		var got []string
-		got, err = m.Expect(`NBDBOOT-ROOT-CHECK (.*)$`, stepTimeout)
+		got, err = m.Expect(`NBDBOOT-ROOT-CHECK (none|id=\S+ value=[0-9a-f]{16})`, stepTimeout)
 		want := "none"
 		if c.keep {
 			want = strings.TrimSpace(strings.ReplaceAll(writtenFile(g.id), "\n", " "))

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -35,14 +34,14 @@ type labServer struct {
 // Cow manager log messages the tests wait for (cow/lifetime.go).
 const logDroppedOverlay = "dropping idle ephemeral overlay"
 
-// startLabServer serves exports on 127.0.0.1 until the test ends;
-// ephemeral overlays are dropped grace after their client's last
-// connection.
-func startLabServer(t *testing.T, grace time.Duration, exports ...server.ExportConfig) *labServer {
+// startLabServer serves exports on 127.0.0.1 until the test ends, with
+// the overlays under the state directory state; ephemeral overlays are
+// dropped grace after their client's last connection.
+func startLabServer(t *testing.T, state string, grace time.Duration, exports ...server.ExportConfig) *labServer {
 	t.Helper()
 	s := &labServer{Log: newLineLog(), done: make(chan error, 1)}
 	logger := server.NewLogger(s.Log, true)
-	m, err := cow.NewManager(cow.Config{Dir: filepath.Join(t.TempDir(), "state"), Grace: grace, Log: logger})
+	m, err := cow.NewManager(cow.Config{Dir: state, Grace: grace, Log: logger})
 	if err != nil {
 		t.Fatalf("overlay manager: %v", err)
 	}
