@@ -13,7 +13,8 @@ import (
 
 // unknownExport is what protocol.ClientHandshake returns for ERR_UNKNOWN.
 func unknownExport(name string) error {
-	return fmt.Errorf("export %q: %w", name, &protocol.OptionError{Option: protocol.OptGo, Reply: protocol.RepErrUnknown})
+	return fmt.Errorf("export %q: %w", name, &protocol.OptionError{Option: protocol.OptGo, Reply: protocol.RepErrUnknown,
+		Message: "not a copy-on-write export"})
 }
 
 // plainServer makes the fake server answer "unknown export" for names
@@ -110,7 +111,8 @@ func TestClientIDExportName(t *testing.T) {
 			if st.Servers[0].Export != tc.export {
 				t.Errorf("state servers[0].export = %q, want the configured %q", st.Servers[0].Export, tc.export)
 			}
-			if n := strings.Count(w.log.String(), "falling back to the plain export"); n != map[bool]int{true: 1}[tc.fellBack] {
+			const fallback = `connect: 10.0.2.2:10809 does not know export "root/52:54:00:12:34:56" (not a copy-on-write export); falling back to the plain export "root"`
+			if n := strings.Count(w.log.String(), fallback); n != map[bool]int{true: 1}[tc.fellBack] {
 				t.Errorf("log tells of the fallback %d times, want %v:\n%s", n, tc.fellBack, w.log)
 			}
 		})

@@ -80,8 +80,12 @@ func (b *booter) dialNegotiate(ctx context.Context, t Target, nm *exportNamer) (
 		return conn, exp, name, err
 	}
 	nm.fallBack(t)
-	b.log.Printf("connect: %s does not know export %q (%v); falling back to the plain export %q, without a per-client overlay on the server",
-		t.Addr(), name, errors.Unwrap(err), t.Export)
+	why := err.Error()
+	if oe := (*protocol.OptionError)(nil); errors.As(err, &oe) && oe.Message != "" {
+		why = oe.Message // the server's own words
+	}
+	b.log.Printf("connect: %s does not know export %q (%s); falling back to the plain export %q, without a per-client overlay on the server",
+		t.Addr(), name, why, t.Export)
 	conn, exp, err = b.dialNegotiateName(ctx, t, t.Export)
 	return conn, exp, t.Export, err
 }
