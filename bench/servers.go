@@ -19,6 +19,18 @@ type server struct {
 	pid  int
 	cmd  *exec.Cmd
 	log  *os.File
+	// perClient: the export name carries a client ID (NAME/CLIENT), each
+	// client getting its own copy-on-write overlay.
+	perClient bool
+}
+
+// clientURI is the URI client id uses: its own overlay on nbdserve-cow,
+// the one export elsewhere.
+func (s *server) clientURI(id string) string {
+	if s.perClient {
+		return s.uri + "/" + id
+	}
+	return s.uri
 }
 
 const exportName = "bench"
@@ -29,26 +41,37 @@ func serverCommand(o options, name, image string, port int) ([]string, error) {
 	switch name {
 	case "nbdserve":
 		return []string{o.nbdserve, "-listen", "127.0.0.1:" + p, exportName + "=" + image}, nil
-	case "nbd-server":
-		conf := filepath.Join(o.dir, "nbd-server.conf")
+	case "nbdserve-cow":
+		// Ephemeral overlays, one per client, under a state directory of
+		// their own; clients ask for bench/CLIENT-ID.
+		state := filepath.Join(o.dir, "nbdserve-state")
+		return []string{o.nbdserve, "-listen", "127.0.0.1:" + p, "-state", state, exportName + "=" + image + ",cow"}, nil
+	case "nbd-server", "nbd-server-cow":
+		conf := filepath.Join(o.dir, name+".conf")
 		text := fmt.Sprintf("[generic]\n  listenaddr = 127.0.0.1\n  port = %s\n  allowlist = true\n[%s]\n  exportname = %s\n", p, exportName, image)
+		if name == "nbd-server-cow" {
+			text += "  copyonwrite = true\n" // a diff file per connection, next to the image
+		}
 		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 			return nil, fmt.Errorf("write %s: %w", conf, err)
 		}
 		// nbd-server's -d serves one connection only: let it daemonize and
 		// find it through its pid file.
-		return []string{"nbd-server", "-C", conf, "-p", filepath.Join(o.dir, "nbd-server.pid")}, nil
+		return []string{"nbd-server", "-C", conf, "-p", filepath.Join(o.dir, name+".pid")}, nil
 	case "nbdkit":
 		return []string{"nbdkit", "-f", "-i", "127.0.0.1", "-p", p, "file", "file=" + image}, nil
 	case "qemu-nbd":
 		return []string{"qemu-nbd", "-f", "raw", "-x", exportName, "-b", "127.0.0.1", "-p", p, "-t", "-e", "64", image}, nil
+	case "qemu-nbd-snapshot":
+		// One temporary qcow2 overlay, shared by every client.
+		return []string{"qemu-nbd", "-f", "raw", "-x", exportName, "-b", "127.0.0.1", "-p", p, "-t", "-e", "64", "--snapshot", image}, nil
 	}
-	return nil, fmt.Errorf("unknown peer %q (known: nbdserve, nbd-server, nbdkit, qemu-nbd)", name)
+	return nil, fmt.Errorf("unknown peer %q (known: nbdserve, nbdserve-cow, nbd-server, nbd-server-cow, nbdkit, qemu-nbd, qemu-nbd-snapshot)", name)
 }
 
-func startServers(o options, image string) ([]*server, error) {
+func startServers(o options, peers []string, image string) ([]*server, error) {
 	var out []*server
-	for i, name := range o.peers {
+	for i, name := range peers {
 		port, err := freePort()
 		if err != nil {
 			return out, err
@@ -69,16 +92,17 @@ func startServers(o options, image string) ([]*server, error) {
 		if err := cmd.Start(); err != nil {
 			return out, fmt.Errorf("start %s: %w", name, err)
 		}
-		s := &server{name: name, uri: fmt.Sprintf("nbd://127.0.0.1:%d/%s", port, exportName), pid: cmd.Process.Pid, cmd: cmd, log: logf}
+		s := &server{name: name, uri: fmt.Sprintf("nbd://127.0.0.1:%d/%s", port, exportName), pid: cmd.Process.Pid, cmd: cmd, log: logf,
+			perClient: name == "nbdserve-cow"}
 		out = append(out, s)
 		if err := waitListening(fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second); err != nil {
 			return out, fmt.Errorf("start %s: %w (log: %s)", name, err, logf.Name())
 		}
-		if name == "nbd-server" {
+		if strings.HasPrefix(name, "nbd-server") {
 			if err := cmd.Wait(); err != nil {
 				return out, fmt.Errorf("start %s: %w (log: %s)", name, err, logf.Name())
 			}
-			pid, err := readPid(filepath.Join(o.dir, "nbd-server.pid"))
+			pid, err := readPid(filepath.Join(o.dir, name+".pid"))
 			if err != nil {
 				return out, fmt.Errorf("start %s: %w", name, err)
 			}

@@ -36,7 +36,7 @@ func runRounds(o options, servers []*server, ws []workload) (*results, error) {
 		for _, w := range ws {
 			for i := range servers {
 				s := servers[(i+r)%len(servers)]
-				st, err := runFio(w, s.uri)
+				st, err := runFio(w, s.clientURI("fio"))
 				if err != nil {
 					return nil, err
 				}
@@ -66,20 +66,21 @@ func median(v []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// printTable prints medians and each peer's ratio to nbdserve. A ratio
-// below 1 on a higher-is-better row (or above 1 on a latency or memory row)
-// means nbdserve is ahead.
-func printTable(w io.Writer, o options, res *results) {
-	fmt.Fprintf(w, "nbdserve vs peers, %s, %d cores, %s, %d rounds of %v each, median; (x) = peer / nbdserve\n",
-		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), "loopback", o.rounds, o.runtime)
+// printTable prints medians and each peer's ratio to the first of peers
+// (nbdserve, or nbdserve-cow). A ratio below 1 on a higher-is-better row
+// (or above 1 on a latency or memory row) means nbdserve is ahead.
+func printTable(w io.Writer, o options, title string, peers []string, res *results) {
+	first := peers[0]
+	fmt.Fprintf(w, "%s, %s, %d cores, %s, %d rounds of %v each, median; (x) = peer / %s\n",
+		title, time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), "loopback", o.rounds, o.runtime, first)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "workload\t%s\t\n", strings.Join(o.peers, "\t"))
+	fmt.Fprintf(tw, "workload\t%s\t\n", strings.Join(peers, "\t"))
 	for _, r := range res.rows {
-		base := median(res.samples[r.key]["nbdserve"])
+		base := median(res.samples[r.key][first])
 		cells := []string{r.key}
-		for _, p := range o.peers {
+		for _, p := range peers {
 			m := median(res.samples[r.key][p])
-			if p == "nbdserve" || base == 0 {
+			if p == first || base == 0 {
 				cells = append(cells, fmt.Sprintf("%.1f", m))
 				continue
 			}
@@ -87,11 +88,11 @@ func printTable(w io.Writer, o options, res *results) {
 		}
 		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
 	}
-	base := float64(res.rss["nbdserve"])
+	base := float64(res.rss[first])
 	cells := []string{"peak RSS MiB"}
-	for _, p := range o.peers {
+	for _, p := range peers {
 		v := float64(res.rss[p])
-		if p == "nbdserve" || base <= 0 {
+		if p == first || base <= 0 {
 			cells = append(cells, fmt.Sprintf("%.1f", v/1024))
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -24,7 +25,11 @@ type workload struct {
 	metrics []metric
 }
 
-func workloads(o options) []workload {
+// cowWorkloads are the workloads of the copy-on-write table.
+var cowWorkloads = []string{"seq read 256K QD16", "rand read 4K QD32 1 job", "rand write 4K QD32"}
+
+// workloads returns the fio workloads, those named in names if not nil.
+func workloads(o options, names []string) []workload {
 	secs := strconv.Itoa(int(o.runtime.Seconds()))
 	common := []string{"--ioengine=nbd", "--direct=1", "--time_based", "--runtime=" + secs,
 		"--ramp_time=1", "--group_reporting", "--output-format=json", "--size=" + strconv.FormatInt(o.size, 10)}
@@ -45,7 +50,7 @@ func workloads(o options) []workload {
 	}
 	var out []workload
 	for _, w := range all {
-		if o.only != "" && !strings.Contains(w.name, o.only) {
+		if o.only != "" && !strings.Contains(w.name, o.only) || names != nil && !slices.Contains(names, w.name) {
 			continue
 		}
 		w.args = append(append([]string{"--name=" + strings.ReplaceAll(w.name, " ", "_")}, common...), w.args...)
@@ -55,17 +60,19 @@ func workloads(o options) []workload {
 }
 
 type fioDir struct {
-	IOPS float64 `json:"iops"`
-	BW   float64 `json:"bw"` // KiB/s
-	Clat struct {
+	IOBytes int64   `json:"io_bytes"`
+	IOPS    float64 `json:"iops"`
+	BW      float64 `json:"bw"` // KiB/s
+	Clat    struct {
 		Mean       float64            `json:"mean"`
 		Percentile map[string]float64 `json:"percentile"`
 	} `json:"clat_ns"`
 }
 
 type fioStats struct {
-	Read  fioDir `json:"read"`
-	Write fioDir `json:"write"`
+	Read       fioDir `json:"read"`
+	Write      fioDir `json:"write"`
+	JobRuntime int64  `json:"job_runtime"` // ms
 }
 
 func (s fioStats) dir(d string) fioDir {

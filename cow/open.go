@@ -104,6 +104,7 @@ func (o *Overlay) load() error {
 		}
 	}
 	o.dataBlocks.Store(o.states.countData())
+	o.zeroSeen.Store(o.states.hasZero())
 	if err := o.reclaim(); err != nil {
 		return err
 	}

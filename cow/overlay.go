@@ -76,6 +76,8 @@ type Overlay struct {
 	failed   atomic.Pointer[error] // sticky: a data fdatasync failed
 	bufs     sync.Pool
 	zeroes   []byte
+	// zeroSeen is set once a block may be Zero (never cleared).
+	zeroSeen atomic.Bool
 	testHook func(name string) error // runs before a state file rename
 	// compactAt is the journal size above which Sync rewrites the map.
 	compactAt int64
@@ -93,8 +95,23 @@ func (o *Overlay) Allocated() int64 { return o.dataBlocks.Load() << o.shift }
 // Dir is the directory the overlay is stored in.
 func (o *Overlay) Dir() string { return o.dir }
 
-// MaybeSparse is the server.Backend method: an overlay may hold holes.
-func (o *Overlay) MaybeSparse() bool { return true }
+// MaybeSparse is the server.Backend method: whether reads are worth
+// splitting into data and holes. An overlay holds holes once a block has
+// been trimmed or zeroed; its Base blocks if the base may be sparse (a
+// base with Extents but no MaybeSparse method is assumed to be).
+func (o *Overlay) MaybeSparse() bool {
+	return o.zeroSeen.Load() || o.baseSparse()
+}
+
+func (o *Overlay) baseSparse() bool {
+	if o.baseExt == nil {
+		return false
+	}
+	if ms, ok := o.base.(interface{ MaybeSparse() bool }); ok {
+		return ms.MaybeSparse()
+	}
+	return true
+}
 
 // Cache is the server.Backend method; the overlay does no read-ahead.
 func (o *Overlay) Cache(off, length int64) error { return nil }
@@ -268,6 +285,9 @@ func (o *Overlay) reserve(n int64) error {
 // change for the journal. It returns how many were Data before. The
 // caller holds the blocks' write locks and has done the data file I/O.
 func (o *Overlay) setRun(b, n int64, s State) int64 {
+	if s == StateZero {
+		o.zeroSeen.Store(true)
+	}
 	wasData := o.states.setRun(b, n, s)
 	o.pendMu.Lock()
 	if k := len(o.pending); k > 0 && o.pending[k-1].state == s && o.pending[k-1].start+o.pending[k-1].count == b {

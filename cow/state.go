@@ -105,6 +105,17 @@ func (m *stateMap) countData() int64 {
 	return n
 }
 
+// hasZero reports whether a block is in state Zero.
+func (m *stateMap) hasZero() bool {
+	for i := range m.words {
+		// Zero is 0b10: the high bit set, the low bit clear.
+		if w := m.words[i].Load(); w&^(w<<1)&uniform[StateZero] != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func countData(w uint32) int {
 	n := 0
 	for ; w != 0; w >>= 2 {

@@ -24,7 +24,7 @@ var _ server.Backend = (*Backend)(nil)
 
 // New serves o. Close runs release (once, if not nil) instead of closing
 // the overlay, which the cow.Manager owns. With server.Resolver's
-// Acquire, which hands the server a release function of its own, pass
+// AcquireFrom, which hands the server a release function of its own, pass
 // nil here and return the Manager's release from Acquire:
 //
 //	ov, release, err := m.Acquire(export, client, nbdbackend.Base(base), policy)

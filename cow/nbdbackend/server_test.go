@@ -49,7 +49,7 @@ func (c *classroom) Export(name string) (protocol.ExportInfo, error) {
 
 func (c *classroom) Exports() []protocol.ExportInfo { return nil }
 
-func (c *classroom) Acquire(name string) (*server.Export, func(), error) {
+func (c *classroom) AcquireFrom(name string, _ net.Addr) (*server.Export, func(), error) {
 	client, err := c.split(name)
 	if err != nil {
 		return nil, nil, err
