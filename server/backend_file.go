@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 	"sync/atomic"
 	"unsafe"
@@ -23,6 +24,8 @@ type FileBackend struct {
 	sparse atomic.Bool
 	// noSeekData is set once SEEK_DATA turned out unsupported.
 	noSeekData atomic.Bool
+	// noNowait is set once preadv2(RWF_NOWAIT) turned out unsupported.
+	noNowait atomic.Bool
 }
 
 // OpenFile opens a regular file or block device as a Backend.
@@ -72,6 +75,36 @@ func (b *FileBackend) Size() int64 { return b.size }
 
 // ReadAt implements Backend.
 func (b *FileBackend) ReadAt(p []byte, off int64) (int, error) { return b.f.ReadAt(p, off) }
+
+// ReadAtNoWait reads what of p at off is in the page cache without
+// waiting for the disk (preadv2 with RWF_NOWAIT); it returns errWouldBlock
+// when nothing could be read without waiting. A short count means only a
+// prefix was cached.
+func (b *FileBackend) ReadAtNoWait(p []byte, off int64) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if b.noNowait.Load() {
+		return 0, errWouldBlock
+	}
+	iov := unix.Iovec{Base: &p[0]}
+	iov.SetLen(len(p))
+	// Raw: the call does not block (that is what RWF_NOWAIT is for), so
+	// it need not hand its P back to the scheduler.
+	lo, hi := uintptr(off), uintptr(uint64(off)>>(bits.UintSize-1)>>1) // pos_l, pos_h
+	n, _, e := unix.RawSyscall6(unix.SYS_PREADV2, uintptr(b.fd), uintptr(unsafe.Pointer(&iov)), 1, lo, hi, unix.RWF_NOWAIT)
+	switch {
+	case e == 0:
+		return int(n), nil
+	case e == unix.EAGAIN:
+		return 0, errWouldBlock
+	case e == unix.EOPNOTSUPP || e == unix.ENOSYS || e == unix.EINVAL:
+		b.noNowait.Store(true) // no RWF_NOWAIT here: always wait
+		return 0, errWouldBlock
+	default:
+		return 0, errWouldBlock // let the waiting path read it and report
+	}
+}
 
 // WriteAt implements Backend.
 func (b *FileBackend) WriteAt(p []byte, off int64) (int, error) { return b.f.WriteAt(p, off) }

@@ -26,8 +26,7 @@ func (c *conn) cmdRead(req protocol.Request, fin func()) {
 			c.readFailed(req, err, done)
 			return
 		}
-		hdr := protocol.AppendSimpleReply(make([]byte, 0, protocol.SimpleReplyHeaderSize), 0, req.Cookie)
-		c.send(net.Buffers{hdr, data}, done)
+		c.send(c.dataReply(req, data), done)
 		return
 	}
 	if n == 0 {
@@ -63,6 +62,18 @@ func (c *conn) cmdRead(req protocol.Request, fin func()) {
 		pos += e.Length
 	}
 	c.send(bufs, done)
+}
+
+// dataReply is the reply to a READ whose whole range is data, read into
+// data: a simple reply, or one final OFFSET_DATA chunk.
+func (c *conn) dataReply(req protocol.Request, data []byte) net.Buffers {
+	if !c.structured {
+		return net.Buffers{protocol.AppendSimpleReply(make([]byte, 0, protocol.SimpleReplyHeaderSize), 0, req.Cookie), data}
+	}
+	h := protocol.AppendChunk(make([]byte, 0, protocol.ChunkHeaderSize+8), protocol.Chunk{
+		Flags: protocol.ChunkFlagDone, Type: protocol.ChunkOffsetData, Cookie: req.Cookie, Length: uint32(8 + len(data))})
+	h = binary.BigEndian.AppendUint64(h, req.Offset)
+	return net.Buffers{h, data}
 }
 
 // readExtents splits a structured READ into data and holes, unless DF

@@ -26,14 +26,24 @@ func (c *conn) serveRequest(req protocol.Request, payload *[]byte, fin func()) {
 	case protocol.CmdCache:
 		err = c.be.Cache(int64(req.Offset), int64(req.Length))
 	}
+	c.answer(req, err, fin, false)
+}
+
+// answer replies to a request without payload data: OK, or the error's
+// errno. With queued it queues the reply (read loop only), else sends it.
+func (c *conn) answer(req protocol.Request, err error, fin func(), queued bool) {
+	out := c.send
+	if queued {
+		out = c.enqueue
+	}
 	if err != nil {
 		errno := errnoOf(err)
 		if errno != protocol.ENOTSUP {
 			c.log.Warn("request failed", "cmd", protocol.CommandName(req.Type), "offset", req.Offset,
 				"length", req.Length, "err", err)
 		}
-		c.replyError(req, errno, "", fin)
+		out(c.errorReply(req, errno, ""), fin)
 		return
 	}
-	c.replyOK(req, fin)
+	out(okReply(req), fin)
 }

@@ -23,6 +23,7 @@ type conn struct {
 	exp        *Export
 	be         Backend
 	size       uint64
+	nowait     nowaitReader // nil: no request is served on the read loop
 	structured bool
 	hasMeta    bool
 	metaID     uint32
@@ -37,6 +38,7 @@ type conn struct {
 	spareQueue net.Buffers
 	spareDones []func()
 	broken     atomic.Bool
+	queued     int // replies queued by the read loop since its last flush; read loop only
 
 	mu       sync.Mutex
 	idle     sync.Cond // signalled when inflight drops to 0
@@ -50,7 +52,7 @@ func newConn(s *Server, nc net.Conn, sess *protocol.Session, exp *Export, log *s
 	c := &conn{
 		srv:        s,
 		nc:         nc,
-		r:          bufio.NewReaderSize(sess.Conn, 64<<10),
+		nowait:     nowaitOf(exp.Backend),
 		w:          nc,
 		log:        log,
 		exp:        exp,
@@ -64,6 +66,7 @@ func newConn(s *Server, nc net.Conn, sess *protocol.Session, exp *Export, log *s
 	if sess.Conn != io.ReadWriter(nc) {
 		c.w = sess.Conn
 	}
+	c.r = bufio.NewReaderSize(flushReader{c, sess.Conn}, 64<<10)
 	c.idle.L = &c.mu
 	for _, mc := range sess.MetaContexts {
 		if mc.Name == protocol.MetaContextBaseAllocation {
@@ -80,6 +83,7 @@ func (c *conn) serve() {
 	defer close(c.done)
 	c.log.Info("connected", "structured", c.structured, "base_allocation", c.hasMeta)
 	err := c.readLoop()
+	c.flush()
 	c.waitIdle()
 	c.nc.Close()
 	switch {

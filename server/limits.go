@@ -36,6 +36,21 @@ func (s *byteSem) acquire(n int64) {
 	s.mu.Unlock()
 }
 
+// tryAcquire takes n bytes if they are available now.
+func (s *byteSem) tryAcquire(n int64) bool {
+	n = s.clamp(n)
+	if n == 0 {
+		return true
+	}
+	s.mu.Lock()
+	ok := s.avail >= n
+	if ok {
+		s.avail -= n
+	}
+	s.mu.Unlock()
+	return ok
+}
+
 func (s *byteSem) release(n int64) {
 	n = s.clamp(n)
 	if n == 0 {

@@ -12,9 +12,10 @@ import (
 var errDisconnect = errors.New("client sent DISC")
 
 // readLoop reads requests until DISC, EOF or a protocol violation. Every
-// request is checked here; a good one is dispatched to its own goroutine
-// (a WRITE once its whole payload is in), a bad one is answered at once
-// (a WRITE's payload read and discarded first) and the loop goes on.
+// request is checked here; a good one is served on the loop if it is
+// cheap (inline.go), else dispatched to its own goroutine (a WRITE once
+// its whole payload is in); a bad one is answered at once (a WRITE's
+// payload read and discarded first) and the loop goes on.
 func (c *conn) readLoop() error {
 	var hdr [protocol.RequestHeaderSize]byte
 	for {
@@ -51,15 +52,17 @@ func (c *conn) dispatch(req protocol.Request) error {
 		}
 		c.log.Debug("request refused", "cmd", protocol.CommandName(req.Type), "offset", req.Offset,
 			"length", req.Length, "flags", req.Flags, "errno", errno)
-		c.replyError(req, errno, "", nil)
+		c.send(c.errorReply(req, errno, ""), nil)
 		return nil
 	}
-	c.slots <- struct{}{}
+	if ok, err := c.tryInline(req); ok || err != nil {
+		return err
+	}
 	var held int64
 	if req.Type == protocol.CmdRead || req.Type == protocol.CmdWrite {
 		held = int64(req.Length)
-		c.srv.sem.acquire(held)
 	}
+	c.take(held)
 	var payload *[]byte
 	if req.Type == protocol.CmdWrite {
 		payload = getBuf(int(req.Length))

@@ -59,20 +59,57 @@ func (c *conn) write(batch net.Buffers) {
 	}
 }
 
-// replyOK answers a request without payload.
-func (c *conn) replyOK(req protocol.Request, done func()) {
-	c.send(net.Buffers{protocol.AppendSimpleReply(make([]byte, 0, protocol.SimpleReplyHeaderSize), 0, req.Cookie)}, done)
+// enqueue queues a reply from the read loop without sending it; the read
+// loop's flush sends it, before the loop next waits. Only the read loop
+// calls it.
+func (c *conn) enqueue(bufs net.Buffers, done func()) {
+	c.wmu.Lock()
+	c.queue = append(c.queue, bufs...)
+	if done != nil {
+		c.dones = append(c.dones, done)
+	}
+	c.wmu.Unlock()
+	c.queued++
+	if c.queued >= maxQueued {
+		c.flush()
+	}
 }
 
-// replyError answers a failed request: a simple reply, or with structured
-// replies an NBD_REPLY_TYPE_ERROR chunk for READ and BLOCK_STATUS (a READ
-// must not get a simple reply then).
-func (c *conn) replyError(req protocol.Request, errno uint32, msg string, done func()) {
-	if !c.structured || (req.Type != protocol.CmdRead && req.Type != protocol.CmdBlockStatus) {
-		c.send(net.Buffers{protocol.AppendSimpleReply(make([]byte, 0, protocol.SimpleReplyHeaderSize), errno, req.Cookie)}, done)
+// maxQueued bounds the replies the read loop queues before sending them.
+const maxQueued = 64
+
+// flush sends the replies the read loop queued, unless another goroutine
+// is sending already (it sends them too). Only the read loop calls it.
+func (c *conn) flush() {
+	if c.queued == 0 {
 		return
 	}
-	c.send(net.Buffers{appendErrorChunk(nil, req.Cookie, errno, msg)}, done)
+	c.queued = 0
+	c.send(nil, nil)
+}
+
+// replyOK answers a request without payload.
+func (c *conn) replyOK(req protocol.Request, done func()) {
+	c.send(okReply(req), done)
+}
+
+func okReply(req protocol.Request) net.Buffers {
+	return net.Buffers{protocol.AppendSimpleReply(make([]byte, 0, protocol.SimpleReplyHeaderSize), 0, req.Cookie)}
+}
+
+// replyError answers a failed request.
+func (c *conn) replyError(req protocol.Request, errno uint32, msg string, done func()) {
+	c.send(c.errorReply(req, errno, msg), done)
+}
+
+// errorReply is a simple reply, or with structured replies an
+// NBD_REPLY_TYPE_ERROR chunk for READ and BLOCK_STATUS (a READ must not
+// get a simple reply then).
+func (c *conn) errorReply(req protocol.Request, errno uint32, msg string) net.Buffers {
+	if !c.structured || (req.Type != protocol.CmdRead && req.Type != protocol.CmdBlockStatus) {
+		return net.Buffers{protocol.AppendSimpleReply(make([]byte, 0, protocol.SimpleReplyHeaderSize), errno, req.Cookie)}
+	}
+	return net.Buffers{appendErrorChunk(nil, req.Cookie, errno, msg)}
 }
 
 // appendErrorChunk appends a final NBD_REPLY_TYPE_ERROR chunk: u32 error,
