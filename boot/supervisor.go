@@ -210,8 +210,8 @@ func (s *Supervisor) resumed(ctx context.Context, lost time.Time) {
 		return
 	}
 	now := s.Clock.Now()
-	s.Log.Printf("supervisor: %s: I/O resumed %.3fs after the loss (a read answered in %.3fs)",
-		s.State.Device, now.Sub(lost).Seconds(), now.Sub(start).Seconds())
+	s.Log.Printf("supervisor: %s: I/O resumed %.3fs after the loss (a new read answered in %.3fs; requests in flight at the loss are resent when they time out, within %s)",
+		s.State.Device, now.Sub(lost).Seconds(), now.Sub(start).Seconds(), s.State.Timeout)
 }
 
 // watchdog reads the device every ProbeEvery and reports a read that

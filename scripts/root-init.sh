@@ -10,6 +10,9 @@
 #            loops until a line arrives on the console (a test acting in the
 #            middle: it types "stop"). At the end it checks that / is still
 #            rw and that the kernel logged no I/O or filesystem error.
+#            nbdtest.readdev=DEV also reads DEV's first MiB with O_DIRECT each
+#            round and compares it with the first round's (a read-only device
+#            under an overlay, whose file I/O would stay in memory).
 #     check  print /written-by-guest as left by an earlier boot; power off
 #     shell  an interactive shell on the console; power off when it exits
 # Markers on the console (tests wait for them):
@@ -21,12 +24,15 @@
 #   NBDBOOT-ROOT-CHECK id=ID value=VALUE|none   (mode check)
 #   NBDBOOT-ROOT-ERROR message
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
-mountpoint -q /proc || mount -t proc proc /proc
-mountpoint -q /sys || mount -t sysfs sysfs /sys
-mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
-mountpoint -q /run || mount -t tmpfs -o mode=0755 tmpfs /run
+# nbdboot moves /proc, /sys, /dev and /run into the new root; mount
+# only what is missing.
+[ -e /proc/self ] || mount -t proc proc /proc
+grep -q '^[^ ]* /sys ' /proc/mounts || mount -t sysfs sysfs /sys
+grep -q '^[^ ]* /dev ' /proc/mounts || mount -t devtmpfs devtmpfs /dev
+grep -q '^[^ ]* /run ' /proc/mounts || mount -t tmpfs -o mode=0755 tmpfs /run
 
 id=
+readdev=
 mode=write
 loops=10
 for arg in $(cat /proc/cmdline); do
@@ -34,6 +40,7 @@ for arg in $(cat /proc/cmdline); do
 	nbdtest.id=*) id=${arg#nbdtest.id=} ;;
 	nbdtest.mode=*) mode=${arg#nbdtest.mode=} ;;
 	nbdtest.loops=*) loops=${arg#nbdtest.loops=} ;;
+	nbdtest.readdev=*) readdev=${arg#nbdtest.readdev=} ;;
 	esac
 done
 root=$(awk '$2 == "/" { r = $1 " " $3 " " $4 } END { print r }' /proc/mounts)
@@ -67,6 +74,16 @@ loop_round() {
 			why="checksum mismatch"
 		fi
 	fi
+	if [ -z "$why" ] && [ -n "$readdev" ]; then
+		if ! dd if="$readdev" of=/run/readdev.bin bs=64k count=16 iflag=direct 2>/dev/null ||
+			! sum=$(sha256sum </run/readdev.bin); then
+			why="direct read of $readdev failed"
+		elif [ -z "$devsum" ]; then
+			devsum=$sum
+		elif [ "$sum" != "$devsum" ]; then
+			why="$readdev read back different data"
+		fi
+	fi
 	if [ -n "$why" ]; then
 		echo "NBDBOOT-ROOT-LOOP $1 FAIL $why"
 		return 1
@@ -77,11 +94,12 @@ loop_round() {
 # kernel_errors prints what the kernel logged about failed I/O or a
 # filesystem gone read-only (nbdboot's own lines excluded).
 kernel_errors() {
-	dmesg | grep -i 'I/O error\|EXT4-fs error\|read-only\|Aborting journal' | grep -v 'nbdboot:'
+	dmesg | grep -i -e 'I/O error' -e 'EXT4-fs error' -e 'Aborting journal' \
+		-e 'remounting filesystem read-only' -e 'read-only file system' | grep -v 'nbdboot:'
 }
 
 mode_loop() {
-	i=1 errors=0
+	i=1 errors=0 devsum=
 	stop=/run/nbdtest-stop
 	rm -f "$stop"
 	if [ "$loops" = 0 ]; then
