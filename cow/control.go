@@ -42,8 +42,8 @@ func (m *Manager) Reset(export, client string) error {
 	if e == nil {
 		return fmt.Errorf("reset overlay of client %q on export %q: %w", client, export, ErrNoOverlay)
 	}
-	if e.refs > 0 {
-		return fmt.Errorf("reset overlay of client %q on export %q: %w by %d connections", client, export, ErrBusy, e.refs)
+	if e.refs > 0 || e.opening != nil {
+		return fmt.Errorf("reset overlay of client %q on export %q: %w by %d connections", client, export, ErrBusy, max(e.refs, 1))
 	}
 	m.dropLocked(e)
 	return nil
@@ -63,7 +63,7 @@ func (m *Manager) ResetAll(export string) (int, error) {
 		if e.export != export {
 			continue
 		}
-		if e.refs > 0 {
+		if e.refs > 0 || e.opening != nil {
 			busy = append(busy, e.client)
 			continue
 		}

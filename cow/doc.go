@@ -55,9 +55,11 @@
 // A journal was chosen over rewriting the map at every FLUSH because the
 // kernel flushes often (every ext4 journal commit) and a map costs 64 KiB
 // per GiB of export: a FLUSH then costs in proportion to what changed. The
-// map is rewritten (compacted) when an overlay is opened, and by Sync when
-// the journal has grown past both 256 KiB and the map's size, or after a
-// failed append.
+// map is rewritten (compacted) when an existing overlay is opened, and by
+// Sync when the journal has grown past both 256 KiB and the map's size,
+// or after a failed append. A new overlay has neither file until its
+// first Sync with changes, which writes both (so a client that only
+// reads costs no fsync for them; a crash before then reopens fresh).
 //
 // # Crash safety
 //
@@ -106,6 +108,10 @@
 // shared, reference-counted Overlay per export and client (Acquire). Each
 // directory has a meta.json with the original names, the last use, the
 // allocated size, the lifetime and the base's identity.
+//
+// Acquire opens an overlay without holding the Manager's lock, so
+// clients booting at once open theirs in parallel; connections of the
+// client arriving meanwhile wait for that open, and Reset refuses it.
 //
 // Ephemeral overlays are dropped once their client has had no connection
 // for a grace period (60 s by default), by a timer of the injected Clock,

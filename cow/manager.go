@@ -106,7 +106,8 @@ type entry struct {
 	allocated  int64 // while closed
 	baseID     string
 	timer      Timer
-	epoch      uint64 // bumped to disarm a pending timer
+	epoch      uint64        // bumped to disarm a pending timer
+	opening    chan struct{} // closed when an Acquire has opened ov
 }
 
 // NewManager opens the state directory. Ephemeral overlays left from
@@ -201,11 +202,18 @@ func (m *Manager) Acquire(export, client string, base Base, p Policy) (*Overlay,
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	k := key{export, client}
+	e := m.entries[k]
+	for e != nil && e.opening != nil { // another connection of the client is opening it
+		ch := e.opening
+		m.mu.Unlock()
+		<-ch
+		m.mu.Lock()
+		e = m.entries[k]
+	}
 	if m.closed {
 		return nil, nil, fmt.Errorf("acquire overlay of client %q on export %q: manager closed", client, export)
 	}
-	k := key{export, client}
-	e := m.entries[k]
 	if e != nil && p.BaseID != "" && e.baseID != p.BaseID {
 		switch {
 		case e.refs > 0:
@@ -226,11 +234,8 @@ func (m *Manager) Acquire(export, client string, base Base, p Policy) (*Overlay,
 	}
 	e.persistent, e.grace = p.Persistent, cmp.Or(p.Grace, m.grace)
 	if e.ov == nil {
-		if err := m.openLocked(e, base, p.Options, isNew); err != nil {
+		if err := m.openEntry(e, base, p.Options, isNew); err != nil {
 			return nil, nil, fmt.Errorf("acquire overlay of client %q on export %q: %w", client, export, err)
-		}
-		if isNew {
-			m.entries[k] = e
 		}
 	} else if e.ov.Size() != base.Size() {
 		return nil, nil, fmt.Errorf("acquire overlay of client %q on export %q: it is open over a %d-byte base, this one has %d bytes",
@@ -243,39 +248,79 @@ func (m *Manager) Acquire(export, client string, base Base, p Policy) (*Overlay,
 	}
 	e.refs++
 	e.lastUse = m.clock.Now()
-	m.saveMetaLocked(e)
+	if !isNew { // a new overlay's meta data was just written
+		m.saveMetaLocked(e)
+	}
 	var once sync.Once
 	return e.ov, func() { once.Do(func() { m.release(e) }) }, nil
 }
 
-// openLocked opens e's overlay, writing its meta data first so that a
-// directory with overlay files always has one. A directory it created is
-// removed again if the overlay cannot be opened; an existing one (an
-// overlay whose meta data was unreadable, say) is never.
-func (m *Manager) openLocked(e *entry, base Base, opt Options, isNew bool) error {
-	_, err := os.Stat(e.dir)
-	created := errors.Is(err, os.ErrNotExist)
-	if err := os.MkdirAll(e.dir, 0o700); err != nil {
-		return err
+// openEntry opens e's overlay. The caller holds m.mu; it is released
+// during the file work, so that clients booting at once open their
+// overlays in parallel. Meanwhile e is in the table with e.opening set:
+// other Acquires of e wait for it, Reset refuses it (ErrBusy) and its
+// timer is disarmed.
+func (m *Manager) openEntry(e *entry, base Base, opt Options, isNew bool) error {
+	ch := make(chan struct{})
+	e.opening = ch
+	if isNew {
+		m.entries[e.key] = e
+	}
+	e.epoch++
+	if e.timer != nil {
+		e.timer.Stop()
+		e.timer = nil
 	}
 	e.lastUse = m.clock.Now()
-	if isNew {
-		if err := writeMeta(e.dir, e.meta()); err != nil {
-			return err
-		}
-		if err := syncDir(filepath.Dir(e.dir)); err != nil {
-			return err
-		}
+	md := e.meta()
+	m.mu.Unlock()
+	ov, err := openOverlayDir(e.dir, md, base, opt, isNew)
+	m.mu.Lock()
+	e.opening = nil
+	close(ch)
+	if err == nil && m.closed {
+		ov.Close()
+		err = errors.New("manager closed")
 	}
-	ov, err := Open(e.dir, base, opt)
 	if err != nil {
-		if created {
-			os.RemoveAll(e.dir)
+		if isNew && m.entries[e.key] == e {
+			delete(m.entries, e.key)
+		} else if !m.closed && e.refs == 0 {
+			m.scheduleLocked(e, e.grace)
 		}
 		return err
 	}
 	e.ov = ov
 	return nil
+}
+
+// openOverlayDir opens the overlay in dir, writing its meta data md
+// first when it is new, so that a directory with overlay files always
+// has one. A directory it created is removed again if the overlay cannot
+// be opened; an existing one (an overlay whose meta data was unreadable,
+// say) is never.
+func openOverlayDir(dir string, md meta, base Base, opt Options, isNew bool) (*Overlay, error) {
+	_, err := os.Stat(dir)
+	created := errors.Is(err, os.ErrNotExist)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if isNew {
+		if err := writeMeta(dir, md); err != nil {
+			return nil, err
+		}
+		if err := syncDir(filepath.Dir(dir)); err != nil {
+			return nil, err
+		}
+	}
+	ov, err := Open(dir, base, opt)
+	if err != nil {
+		if created {
+			os.RemoveAll(dir)
+		}
+		return nil, err
+	}
+	return ov, nil
 }
 
 func (e *entry) meta() meta {

@@ -108,6 +108,14 @@ func (o *Overlay) load() error {
 	if err := o.reclaim(); err != nil {
 		return err
 	}
+	if fresh {
+		// Nothing to make durable yet: the first Sync with changes
+		// writes the map and the journal (syncLocked), so a client that
+		// only reads costs no fsync here. A crash before that leaves no
+		// map: reopening starts fresh again, as it should.
+		o.unsaved = true
+		return nil
+	}
 	if err := o.data.Sync(); err != nil {
 		return err
 	}

@@ -67,15 +67,16 @@ type Overlay struct {
 	pendMu  sync.Mutex
 	pending []record // state changes not yet in the journal, in order
 
-	syncMu   sync.Mutex // serialises Sync, compaction and Close
-	journal  *os.File
-	jsize    int64
-	gen      uint64
-	jbroken  bool // the journal may end in a torn record: compact next
-	closed   bool
-	failed   atomic.Pointer[error] // sticky: a data fdatasync failed
-	bufs     sync.Pool
-	zeroes   []byte
+	syncMu  sync.Mutex // serialises Sync, compaction and Close
+	journal *os.File
+	jsize   int64
+	gen     uint64
+	jbroken bool // the journal may end in a torn record: compact next
+	unsaved bool // new, no map or journal on disk yet: compact at the first Sync with changes
+	closed  bool
+	failed  atomic.Pointer[error] // sticky: a data fdatasync failed
+	bufs    sync.Pool
+	zeroes  []byte
 	// zeroSeen is set once a block may be Zero (never cleared).
 	zeroSeen atomic.Bool
 	testHook func(name string) error // runs before a state file rename

@@ -27,6 +27,19 @@ func (o *Overlay) syncLocked() error {
 	if p := o.failed.Load(); p != nil {
 		return fmt.Errorf("sync overlay %s: failed earlier: %w", o.dir, *p)
 	}
+	if o.unsaved {
+		o.pendMu.Lock()
+		changed := len(o.pending) > 0
+		o.pendMu.Unlock()
+		if !changed {
+			return nil // no state to save: every block still reads the base
+		}
+		if err := o.compactLive(); err != nil {
+			return err
+		}
+		o.unsaved = false
+		return nil
+	}
 	if o.jbroken || o.jsize > max(o.compactAt, int64(len(o.states.words))*4) {
 		return o.compactLive()
 	}
