@@ -35,6 +35,14 @@ func (s ConsoleShell) Find() (string, error) {
 	return "", fmt.Errorf("%w (looked for %v)", ErrNoShell, s.Candidates)
 }
 
+// rescueEnv is the rescue shell's environment: u-root's tools live in
+// /bbin in the initramfs, ahead of anything a half-mounted root provides.
+var rescueEnv = []string{
+	"HOME=/",
+	"TERM=linux",
+	"PATH=/bbin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+}
+
 // Run starts the shell in its own session and waits for it to exit.
 func (s ConsoleShell) Run(ctx context.Context, reason string) error {
 	sh, err := s.Find()
@@ -46,7 +54,7 @@ func (s ConsoleShell) Run(ctx context.Context, reason string) error {
 		cmd.Args = []string{sh, "sh"}
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(append([]string(nil), initEnv...), "NBDBOOT_RESCUE="+reason, "PS1=nbdboot# ")
+	cmd.Env = append(append([]string(nil), rescueEnv...), "NBDBOOT_RESCUE="+reason, "PS1=nbdboot# ")
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if s.Log != nil {

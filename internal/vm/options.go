@@ -128,7 +128,9 @@ func nicArgs(i int, nic NIC, socat string) ([]string, error) {
 			}
 			host, port, _ := net.SplitHostPort(f.Host)
 			// One socat per guest connection; its stdio is the connection.
-			fmt.Fprintf(&b, ",guestfwd=tcp:%s-cmd:%s - TCP:%s", f.Guest, socat, net.JoinHostPort(host, port))
+			// qemu hands it the connection as stderr too: -lf keeps socat's
+			// own messages out of the NBD stream.
+			fmt.Fprintf(&b, ",guestfwd=tcp:%s-cmd:%s -lf /dev/null - TCP:%s", f.Guest, socat, net.JoinHostPort(host, port))
 		}
 		netdev = b.String()
 	case nic.Tap != "":

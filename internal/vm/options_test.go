@@ -29,7 +29,7 @@ func TestQemuArgs(t *testing.T) {
 		"-initrd /k/initrd",
 		"-append console=ttyS0 panic=-1 ip=dhcp",
 		"-chardev socket,id=qmp,fd=3,server=on,wait=off",
-		"-netdev user,id=net0,restrict=on,guestfwd=tcp:10.0.2.100:10809-cmd:/usr/bin/socat - TCP:127.0.0.1:4000",
+		"-netdev user,id=net0,restrict=on,guestfwd=tcp:10.0.2.100:10809-cmd:/usr/bin/socat -lf /dev/null - TCP:127.0.0.1:4000",
 		"-device virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56,id=nic0,romfile=",
 		"-netdev tap,id=net1,ifname=tap7,script=no,downscript=no",
 		"-device e1000,netdev=net1,mac=52:54:00:aa:bb:cc,id=nic1,romfile=",
