@@ -17,7 +17,8 @@ import (
 // storage must stay until the root is unmounted or read-only; systemd
 // spares it for its '@' argv[0], busybox and sysvinit do not), and logs
 // to the kernel log (and to console when the kernel's console level would
-// hide those lines). It returns only when ctx ends.
+// hide those lines). It keeps the boot's DHCP lease (KeepLease). It
+// returns only when ctx ends.
 func Resident(ctx context.Context, st State, console io.Writer) error {
 	clock := SystemClock{}
 	out := &kmsgWriter{console: console, open: openKmsg, showOnConsole: consoleShowsNotice()}
@@ -40,6 +41,11 @@ func Resident(ctx context.Context, st State, console io.Writer) error {
 		Clock:       clock,
 		Log:         log,
 	}
+	go func() {
+		if err := KeepLease(ctx, st, log); err != nil && ctx.Err() == nil {
+			log.Printf("supervisor: %v", err)
+		}
+	}()
 	s := &Supervisor{
 		State: st, Log: log, Clock: clock,
 		Watch:     NetlinkWatch,

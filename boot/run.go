@@ -208,12 +208,16 @@ func (b *booter) resolveDHCP() error {
 }
 
 func (b *booter) state(idx uint32, t Target, exp Export, conns int) State {
+	dhcpAddr := ""
+	if b.net.Method == "dhcp" && len(b.net.Addrs) > 0 {
+		dhcpAddr = b.net.Addrs[0]
+	}
 	return State{
 		Version: StateVersion, Index: idx, Device: DevicePath(idx),
 		Servers: b.cfg.Servers, Target: t, BackendID: t.URI(), ClientID: b.cfg.ClientID,
 		Connections: conns, Size: exp.Size, BlockSize: blockSize(exp, b.cfg.BlockSize),
 		ServerFlags: uint64(exp.Flags), Timeout: b.cfg.Timeout, DeadConn: b.cfg.DeadConn,
-		Interface: b.net.Interface, Overlay: b.cfg.Overlay, Debug: b.cfg.Debug, InitStart: b.initStart(),
+		Interface: b.net.Interface, Overlay: b.cfg.Overlay, DHCPAddr: dhcpAddr, Debug: b.cfg.Debug, InitStart: b.initStart(),
 	}
 }
 

@@ -30,7 +30,10 @@ type State struct {
 	// Overlay is nbdboot.overlay ("" or "tmpfs"): with a client-side
 	// overlay the device is only read, which allows failover.
 	Overlay string `json:"overlay,omitempty"`
-	Debug       bool          `json:"debug,omitempty"`
+	// DHCPAddr is the address (CIDR) DHCP gave Interface at boot; ""
+	// when the boot did not use DHCP. The supervisor keeps its lease.
+	DHCPAddr string `json:"dhcp_addr,omitempty"`
+	Debug    bool   `json:"debug,omitempty"`
 	// InitStart is the kernel uptime when /init started, so that the
 	// supervisor's log goes on with the same timeline.
 	InitStart time.Duration `json:"init_start_uptime_ns,omitempty"`

@@ -13,7 +13,7 @@ func TestStateRoundTrip(t *testing.T) {
 		Servers: []Target{{Host: "10.0.2.2", Port: "10809", Export: "root"}, {Host: "10.0.2.3", Export: "root"}},
 		Target:  Target{Host: "10.0.2.2", Port: "10809", Export: "root"}, BackendID: "nbd://10.0.2.2:10809/root",
 		ClientID: "52:54:00:12:34:56", Connections: 2, Size: 1 << 30, BlockSize: 4096, ServerFlags: 0x10d,
-		Timeout: 30 * time.Second, DeadConn: 2 * time.Minute, Interface: "eth0",
+		Timeout: 30 * time.Second, DeadConn: 2 * time.Minute, Interface: "eth0", Overlay: "tmpfs", DHCPAddr: "10.0.2.15/24",
 	}
 	b, err := MarshalState(st)
 	if err != nil {

@@ -43,6 +43,9 @@ func TestReconnectServerRestart(t *testing.T) {
 	g.m.ExpectLine(`supervisor: /dev/nbd0: reconnected to nbd://10\.0\.2\.100:10809/`, stepTimeout)
 	g.resumed(back, "server restart")
 	g.finish()
+	if len(g.consoleLines("supervisor: dhcp on eth0: keeping lease 10.0.2.15/24")) == 0 {
+		t.Error("the supervisor did not take over the boot's DHCP lease")
+	}
 	if n := srv.Log.Count(logConnected); n < 1 {
 		t.Errorf("the restarted server saw no connection; log:\n%s", srv.Log.Tail(20))
 	}

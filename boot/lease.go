@@ -1,0 +1,47 @@
+package boot
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/nbdboot/nbdboot/netcfg"
+)
+
+// leaseTimeout bounds the supervisor's DHCP exchange.
+const leaseTimeout = time.Minute
+
+// KeepLease keeps the boot's DHCP lease alive from the supervisor: the
+// boot installed the address permanently, but a server whose lease runs
+// out may give the address to another machine. PID 1's lease cannot
+// cross the exec, so the supervisor asks again for the same address (a
+// REQUEST the server grants as a renewal) and then renews at T1 with
+// netcfg.KeepLeases until ctx ends. It does nothing without st.DHCPAddr.
+func KeepLease(ctx context.Context, st State, log *Logger) error {
+	if st.DHCPAddr == "" || st.Interface == "" {
+		return nil
+	}
+	p, err := netip.ParsePrefix(st.DHCPAddr)
+	if err != nil {
+		return fmt.Errorf("keep the DHCP lease of %s: address %q: %w", st.Interface, st.DHCPAddr, err)
+	}
+	dc := netcfg.DHCPConfig{RequestedIP: p.Addr(), Timeout: leaseTimeout, Logf: log.Debugf}
+	for wait := time.Second; ; wait = min(wait*2, 5*time.Minute) {
+		lease, err := netcfg.DHCP(ctx, st.Interface, dc)
+		if err == nil {
+			if lease.Addr.Addr() != p.Addr() {
+				log.Printf("supervisor: dhcp on %s: the server now offers %s; keeping %s (installed at boot)", st.Interface, lease.Addr, p)
+			}
+			log.Printf("supervisor: dhcp on %s: keeping lease %s", st.Interface, lease)
+			res := netcfg.Result{Links: []netcfg.LinkResult{{Name: st.Interface, Lease: lease}}}
+			return netcfg.KeepLeases(ctx, res, dc, nil, func(f string, a ...any) { log.Printf("supervisor: "+f, a...) })
+		}
+		log.Printf("supervisor: dhcp on %s: %v; retrying in %s", st.Interface, err, wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
