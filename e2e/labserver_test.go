@@ -34,20 +34,22 @@ type labServer struct {
 // Cow manager log messages the tests wait for (cow/lifetime.go).
 const logDroppedOverlay = "dropping idle ephemeral overlay"
 
-// startLabServer serves exports on 127.0.0.1 until the test ends, with
-// the overlays under the state directory state; ephemeral overlays are
-// dropped grace after their client's last connection.
-func startLabServer(t *testing.T, state string, grace time.Duration, exports ...server.ExportConfig) *labServer {
+// startLabServer serves exports on ln until the test ends, with the
+// overlays under the state directory state (the exports' grace options
+// set how long ephemeral ones outlive their client).
+func startLabServer(t *testing.T, ln net.Listener, state string, exports ...server.ExportConfig) *labServer {
 	t.Helper()
-	s := &labServer{Log: newLineLog(), done: make(chan error, 1)}
+	s := &labServer{Log: newLineLog(), done: make(chan error, 1), Addr: ln.Addr().String()}
 	logger := server.NewLogger(s.Log, true)
-	m, err := cow.NewManager(cow.Config{Dir: state, Grace: grace, Log: logger})
+	m, err := cow.NewManager(cow.Config{Dir: state, Log: logger})
 	if err != nil {
+		ln.Close()
 		t.Fatalf("overlay manager: %v", err)
 	}
 	s.Overlays = m
 	table, err := server.OpenExports(exports, server.WithOverlays(m))
 	if err != nil {
+		ln.Close()
 		m.Close()
 		t.Fatalf("open exports: %v", err)
 	}
@@ -55,21 +57,15 @@ func startLabServer(t *testing.T, state string, grace time.Duration, exports ...
 	lim := server.DefaultLimits()
 	lim.ShutdownGrace = time.Second
 	srv, err := server.New(table, lim, logger)
-	if err == nil {
-		var ln net.Listener
-		ln, err = net.Listen("tcp", "127.0.0.1:0")
-		if err == nil {
-			s.Addr = ln.Addr().String()
-			ctx, cancel := context.WithCancel(context.Background())
-			s.cancel = cancel
-			go func() { s.done <- srv.Serve(ctx, ln) }()
-		}
-	}
 	if err != nil {
+		ln.Close()
 		table.Close()
 		m.Close()
-		t.Fatalf("start server: %v", err)
+		t.Fatalf("new server: %v", err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	go func() { s.done <- srv.Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		if err := s.Stop(); err != nil {
 			t.Errorf("nbdserve: %v", err)
@@ -107,6 +103,16 @@ func (s *labServer) WaitLog(substr string, n int, d time.Duration) error {
 		return fmt.Errorf("server: %w; log:\n%s", err, s.Log.Tail(20))
 	}
 	return nil
+}
+
+// loopbackListener listens on a free loopback port.
+func loopbackListener(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
 }
 
 // fileSHA256 is the hex sha256 of a file's content.
