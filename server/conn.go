@@ -19,6 +19,7 @@ type conn struct {
 	nc         net.Conn
 	r          *bufio.Reader
 	w          io.Writer
+	raw        *rawSock // nil: w and the session's reader do the I/O
 	log        *slog.Logger
 	exp        *Export
 	be         Backend
@@ -63,10 +64,13 @@ func newConn(s *Server, nc net.Conn, sess *protocol.Session, exp *Export, log *s
 		drained:    make(chan struct{}),
 		done:       make(chan struct{}),
 	}
+	var in io.Reader = sess.Conn
 	if sess.Conn != io.ReadWriter(nc) {
 		c.w = sess.Conn
+	} else if c.raw = newRawSock(nc); c.raw != nil {
+		in = c.raw
 	}
-	c.r = bufio.NewReaderSize(flushReader{c, sess.Conn}, 64<<10)
+	c.r = bufio.NewReaderSize(flushReader{c, in}, 64<<10)
 	c.idle.L = &c.mu
 	for _, mc := range sess.MetaContexts {
 		if mc.Name == protocol.MetaContextBaseAllocation {

@@ -51,8 +51,14 @@ func (c *conn) write(batch net.Buffers) {
 	if t := c.srv.lim.ReplyTimeout; t > 0 {
 		c.nc.SetWriteDeadline(time.Now().Add(t))
 	}
-	bufs := batch // WriteTo consumes its receiver
-	if _, err := bufs.WriteTo(c.w); err != nil {
+	var err error
+	if c.raw != nil {
+		err = c.raw.writeBuffers(batch)
+	} else {
+		bufs := batch // WriteTo consumes its receiver
+		_, err = bufs.WriteTo(c.w)
+	}
+	if err != nil {
 		c.broken.Store(true)
 		c.log.Info("write reply failed; closing", "err", err)
 		c.nc.Close()
