@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nbdboot/nbdboot/boot"
+	"github.com/nbdboot/nbdboot/internal/testutil"
 	"github.com/nbdboot/nbdboot/internal/vm"
 	"github.com/nbdboot/nbdboot/server"
 )
@@ -95,7 +97,8 @@ func byIP(g guest) string  { return g.ip }
 // TestClassroom boots three guests at once from one base image, in four
 // set-ups, one after the other: persistent server-side overlays keyed by
 // MAC (the rebooted guest sees its own file, not the others', across a
-// restart of the server), ephemeral ones (a clean image after the
+// restart of the server; nbdcopy reads each overlay back as NAME/MAC and
+// finds that guest's file), ephemeral ones (a clean image after the
 // export's grace period), client-side tmpfs overlays over a read-only
 // export (a clean image; the server never gets a write), and persistent
 // overlays of the plain NAME keyed by each guest's address on a lab
@@ -188,6 +191,9 @@ func runClassroom(t *testing.T, c classroom) {
 	}
 	check := bootClass(t, srv.Addr, lab, c, gs, "check")
 
+	if c.perClient && c.keep {
+		checkOverlayFiles(t, srv.Addr, gs)
+	}
 	if c.client != nil {
 		// A guest on a tap that powers off (poweroff -f, no NBD_CMD_DISC)
 		// leaves a half-open connection that the server only notices
@@ -353,6 +359,28 @@ func checkOverlays(t *testing.T, srv *labServer, gs []guest, client func(guest) 
 		o := list[i]
 		if o.Export != exportName || o.Client != client(g) || !o.Persistent || o.Size == 0 || (closed && o.Connections != 0) {
 			t.Errorf("overlay %d = %+v, want %s/%s, persistent, written, no connection (if %v)", i, o, exportName, client(g), closed)
+		}
+	}
+}
+
+// checkOverlayFiles reads every guest's overlay back from the server
+// with nbdcopy, as NAME/MAC, and checks that it holds that guest's file.
+func checkOverlayFiles(t *testing.T, addr string, gs []guest) {
+	t.Helper()
+	nbdcopy := testutil.RequireTool(t, "nbdcopy")
+	dir := t.TempDir()
+	for _, g := range gs {
+		img := filepath.Join(dir, g.name+".img")
+		uri := "nbd://" + addr + "/" + exportName + "/" + g.mac
+		if out, err := exec.Command(nbdcopy, uri, img).CombinedOutput(); err != nil {
+			t.Errorf("nbdcopy %s: %v: %s", uri, err, out)
+			continue
+		}
+		got, err := readGuestFile(img, 0, "/written-by-guest")
+		if err != nil {
+			t.Errorf("overlay of %s (%s): %v", g.name, uri, err)
+		} else if want := writtenFile(g.id); got != want {
+			t.Errorf("overlay of %s (%s) holds %q, want %q", g.name, uri, got, want)
 		}
 	}
 }
