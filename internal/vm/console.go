@@ -85,8 +85,8 @@ func (c *console) notifyLocked() {
 // expect waits until a line after the cursor matches re, moves the cursor
 // past it and returns the submatches. Lines are consumed only by a match,
 // as in expect(1): on a timeout the next expect sees them again. The
-// unterminated last line (a shell prompt) is matched too; once matched it
-// is consumed when it completes.
+// unterminated last line (a shell prompt) is matched too by a pattern
+// anchored at its end; once matched it is consumed when it completes.
 func (c *console) expect(re *regexp.Regexp, timeout time.Duration) ([]string, error) {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
@@ -102,7 +102,7 @@ func (c *console) expect(re *regexp.Regexp, timeout time.Duration) ([]string, er
 				return m, nil
 			}
 		}
-		if p := strings.TrimRight(c.partial, "\r"); p != "" && next == len(c.lines) {
+		if p := strings.TrimRight(c.partial, "\r"); p != "" && next == len(c.lines) && promptPattern(re) {
 			if m := re.FindStringSubmatch(p); m != nil {
 				c.cursor = len(c.lines) + 1
 				c.mu.Unlock()
@@ -123,6 +123,14 @@ func (c *console) expect(re *regexp.Regexp, timeout time.Duration) ([]string, er
 			return nil, fmt.Errorf("console: no line matching %q within %v", re, timeout)
 		}
 	}
+}
+
+// promptPattern reports whether re may match an unterminated line: only a
+// pattern anchored at the end ("\\$ $") can tell a complete prompt from a
+// line still arriving; `root=(\\S+)` would match "rw" cut short as "r".
+func promptPattern(re *regexp.Regexp) bool {
+	s := re.String()
+	return strings.HasSuffix(s, "$") && !strings.HasSuffix(s, `\$`)
 }
 
 // tail returns the last n lines.

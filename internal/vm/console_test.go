@@ -81,3 +81,26 @@ func TestConsolePrompt(t *testing.T) {
 	w.Close()
 	<-done
 }
+
+// A line still arriving must not satisfy an unanchored pattern: "rw"
+// cut short reads "r".
+func TestConsolePartialNotMatched(t *testing.T) {
+	r, w := io.Pipe()
+	c := newConsole()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.run(r, io.Discard, nil)
+	}()
+	re := regexp.MustCompile(`root=(\S+) (\S+) (\S+)`)
+	io.WriteString(w, "root=/dev/nbd0 ext4 r") // returns once the console has read it
+	if m, err := c.expect(re, 100*time.Millisecond); err == nil {
+		t.Fatalf("expect matched the unterminated line: %q", m)
+	}
+	io.WriteString(w, "w,relatime\n")
+	if m, err := c.expect(re, 5*time.Second); err != nil || m[3] != "rw,relatime" {
+		t.Fatalf("expect = %q, %v; want the whole line's options rw,relatime", m, err)
+	}
+	w.Close()
+	<-done
+}
