@@ -17,9 +17,13 @@ build:
 
 # Every test: vet, unit and integration tests under -race, the fuzz targets
 # briefly, then the qemu boots.
+# Packages whose tests boot qemu guests run one at a time (-p 1) after the
+# others: two cores do not carry several TCG guests and a race build at once.
+VMPKGS := ./e2e ./internal/vm/... ./initramfs ./nbdnl
 test: deps build kernel images initramfs
 	@$(GO) vet ./...
-	@NBDBOOT_STRICT=1 $(GO) test -race -timeout 25m ./...
+	@NBDBOOT_STRICT=1 $(GO) test -race -timeout 20m $$($(GO) list ./... | grep -v -e /e2e$$ -e /internal/vm -e /initramfs$$ -e /nbdnl$$)
+	@NBDBOOT_STRICT=1 $(GO) test -race -timeout 25m -p 1 $(VMPKGS)
 	@$(MAKE) --no-print-directory fuzz
 
 # Boot test inputs, shared by every boot test through NBDBOOT_BUILD:
