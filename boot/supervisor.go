@@ -218,7 +218,10 @@ func (s *Supervisor) resumed(ctx context.Context, lost time.Time) {
 // stays unanswered for stuckAfter. One read at a time: a stuck read is
 // reported once and waited for before the next.
 func (s *Supervisor) watchdog(ctx context.Context) <-chan stuckRead {
-	if s.Probe == nil {
+	// Without a request timeout (nbdboot.timeout=0) the kernel never
+	// declares a socket dead, and RECONFIGURE fills dead slots only: a
+	// reconnect could not help a stuck read.
+	if s.Probe == nil || (s.State.Timeout == 0 && s.Stuck == 0) {
 		return nil
 	}
 	every := s.ProbeEvery

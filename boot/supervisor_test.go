@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // waitLine reads lines until one contains want.
@@ -88,8 +89,9 @@ func TestSupervisorWatchdog(t *testing.T) {
 	reconnects := make(chan struct{}, 100)
 	var once sync.Once
 	s := &Supervisor{
-		State: State{Index: 0, Device: "/dev/nbd0", Target: Target{Host: "a", Export: "root"}, Connections: 1},
-		Log:   NewLogger(lines, clock), Clock: clock,
+		State: State{Index: 0, Device: "/dev/nbd0", Target: Target{Host: "a", Export: "root"}, Connections: 1,
+			Timeout: 5 * time.Second}, // the watchdog waits Timeout + stuckSlack
+		Log: NewLogger(lines, clock), Clock: clock,
 		Probe: func(ctx context.Context) error {
 			select {
 			case <-stuck: // closed by the reconnect
@@ -107,7 +109,7 @@ func TestSupervisorWatchdog(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Run(ctx) }()
-	waitLine(t, lines, "lost (a read unanswered for 15s without LINK_DEAD)")
+	waitLine(t, lines, "lost (a read unanswered for 20s without LINK_DEAD)")
 	waitLine(t, lines, "I/O resumed")
 	cancel()
 	if err := <-done; err != nil {
@@ -133,5 +135,21 @@ func TestShellFind(t *testing.T) {
 	s.Candidates = s.Candidates[:3]
 	if _, err := s.Find(); !errors.Is(err, ErrNoShell) {
 		t.Errorf("Find = %v, want ErrNoShell", err)
+	}
+}
+
+// Without a request timeout the kernel never declares a socket dead and a
+// reconnect cannot help a stuck read: no watchdog.
+func TestSupervisorNoWatchdogWithoutTimeout(t *testing.T) {
+	s := &Supervisor{State: State{Device: "/dev/nbd0"}, Clock: newFakeClock(),
+		Probe: func(ctx context.Context) error { return nil }}
+	if ch := s.watchdog(context.Background()); ch != nil {
+		t.Error("watchdog runs with nbdboot.timeout=0")
+	}
+	s.State.Timeout = 30 * time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if ch := s.watchdog(ctx); ch == nil {
+		t.Error("no watchdog with a 30s request timeout")
 	}
 }
