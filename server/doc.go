@@ -39,14 +39,16 @@
 // longer than the reply timeout, or still busy when the wait ends, is
 // closed, and any change it begins afterwards fails with EIO.
 //
-// What the fence cannot see: a request the old connection has received
-// but not yet handed to the backend (its goroutine not yet scheduled, or
-// a WRITE whose payload is still arriving), and requests still in the
-// network or the socket buffers of a connection the server does not know
-// is dead. Those can land after the new connection's writes. The Linux
-// client shuts its old socket down when it reconnects, so such bytes
-// mostly meet a closed connection; TCP keepalive (Go's 15 s default)
-// reaps peers that vanished. Closing that window for good needs the
-// request reader to count requests as they arrive, a hook the fence can
-// take (fenceMember.begin/end around the whole request).
+// What the fence cannot stop or see: a change stuck in the backend itself
+// (a hung disk) still lands whenever it completes; a request the old
+// connection has received but not yet handed to the backend (its
+// goroutine not yet scheduled, or a WRITE whose payload is still
+// arriving); and requests still in the network or in the socket buffers
+// of a connection the server does not know is dead. Those can land after
+// the new connection's writes. The Linux client shuts its old socket
+// down when it reconnects, so such bytes mostly meet a closed
+// connection; TCP keepalive (Go's 15 s default) reaps peers that
+// vanished. Closing the received-but-not-begun window needs the request
+// reader to count requests as they arrive, a hook the fence can take
+// (fenceMember.begin/end around the whole request).
 package server
