@@ -27,8 +27,10 @@ func Resident(ctx context.Context, st State, console io.Writer) error {
 		log = NewLoggerSince(out, clock, clock.Now().Add(st.InitStart-up))
 	}
 	log.SetDebug(st.Debug)
-	if err := lockMemory(); err != nil {
+	if n, err := lockMemory(); err != nil {
 		log.Printf("supervisor: lock memory: %v (going on; swap on NBD could deadlock it)", err)
+	} else {
+		log.Printf("supervisor: memory locked (%.1f MiB of executable)", float64(n)/(1<<20))
 	}
 	// The root's storage must not be the OOM killer's first victim.
 	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("-1000"), 0); err != nil {

@@ -19,28 +19,31 @@ import (
 // executable's own mappings are locked whole, so that code not run yet
 // (the reconnect path) is resident too: the initramfs it came from is
 // tmpfs, whose pages can be swapped out.
-func lockMemory() error {
+// It returns how many bytes of the executable it locked.
+func lockMemory() (uint64, error) {
 	err := unix.Mlockall(unix.MCL_CURRENT | unix.MCL_FUTURE | unix.MCL_ONFAULT)
 	if errors.Is(err, unix.EINVAL) { // kernel before 4.4
 		err = unix.Mlockall(unix.MCL_CURRENT | unix.MCL_FUTURE)
 	}
 	if err != nil {
-		return fmt.Errorf("mlockall: %w", err)
+		return 0, fmt.Errorf("mlockall: %w", err)
 	}
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
-		return fmt.Errorf("read /proc/self/exe: %w", err)
+		return 0, fmt.Errorf("read /proc/self/exe: %w", err)
 	}
 	return lockMappings(strings.TrimSuffix(exe, " (deleted)"))
 }
 
-// lockMappings mlocks (and so reads in) every mapping of file path.
-func lockMappings(path string) error {
+// lockMappings mlocks (and so reads in) every mapping of file path and
+// returns their total size.
+func lockMappings(path string) (uint64, error) {
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer f.Close()
+	var total uint64
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		// 00400000-00452000 r-xp 00000000 08:02 173521 /usr/bin/x (deleted)
@@ -58,10 +61,11 @@ func lockMappings(path string) error {
 			continue
 		}
 		if _, _, e := unix.Syscall(unix.SYS_MLOCK, uintptr(start), uintptr(end-start), 0); e != 0 {
-			return fmt.Errorf("mlock %s %s: %w", path, fields[0], e)
+			return total, fmt.Errorf("mlock %s %s: %w", path, fields[0], e)
 		}
+		total += end - start
 	}
-	return sc.Err()
+	return total, sc.Err()
 }
 
 // probeSize is the watchdog read: one page, aligned for O_DIRECT with any
