@@ -30,7 +30,7 @@ func Resident(ctx context.Context, st State, console io.Writer) error {
 	if n, err := lockMemory(); err != nil {
 		log.Printf("supervisor: lock memory: %v (going on; swap on NBD could deadlock it)", err)
 	} else {
-		log.Printf("supervisor: memory locked (%.1f MiB of executable)", float64(n)/(1<<20))
+		log.Printf("supervisor: memory locked (%.1f MiB of executable; %s)", float64(n)/(1<<20), lockedNow())
 	}
 	// The root's storage must not be the OOM killer's first victim.
 	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("-1000"), 0); err != nil {
@@ -71,4 +71,18 @@ func consoleShowsNotice() bool {
 	}
 	lvl, err := strconv.Atoi(f[0])
 	return err == nil && lvl > kmsgLevel
+}
+
+// lockedNow is the VmRSS line of /proc/self/status (resident, hence locked, memory), for the log.
+func lockedNow() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "VmRSS unknown"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			return "resident " + strings.TrimSpace(strings.TrimPrefix(l, "VmRSS:"))
+		}
+	}
+	return "VmRSS unknown"
 }
