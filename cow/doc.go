@@ -109,6 +109,12 @@
 // directory has a meta.json with the original names, the last use, the
 // allocated size, the lifetime and the base's identity.
 //
+// meta.json is replaced by rename without fsync (last use changes at
+// every connect and disconnect); a new overlay's first Sync with changes
+// makes it and the directory entries durable. A crash before then leaves
+// a directory holding nothing durable, which the next Manager ignores
+// and the client's next Acquire reuses.
+//
 // Acquire opens an overlay without holding the Manager's lock, so
 // clients booting at once open theirs in parallel; connections of the
 // client arriving meanwhile wait for that open, and Reset refuses it.

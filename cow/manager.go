@@ -306,10 +306,7 @@ func openOverlayDir(dir string, md meta, base Base, opt Options, isNew bool) (*O
 		return nil, err
 	}
 	if isNew {
-		if err := writeMeta(dir, md); err != nil {
-			return nil, err
-		}
-		if err := syncDir(filepath.Dir(dir)); err != nil {
+		if err := writeMeta(dir, md); err != nil { // durable at the first Sync with changes
 			return nil, err
 		}
 	}

@@ -38,13 +38,46 @@ func readMeta(dir string) (meta, error) {
 	return m, nil
 }
 
+// writeMeta replaces dir's meta.json (write a temporary file, rename it)
+// without syncing: the meta data becomes durable with the overlay's
+// first Sync that has changes (makeDirDurable), and at every later
+// compaction's directory sync only as far as the file system orders
+// renames. A meta.json lost or torn by a crash before then leaves an
+// overlay that holds nothing durable; the directory is then ignored by
+// the next Manager and reused by its client's next Acquire.
 func writeMeta(dir string, m meta) error {
 	b, err := json.MarshalIndent(m, "", "\t")
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(dir, metaName, append(b, '\n'), nil); err != nil {
+	tmp := filepath.Join(dir, metaName+tmpSuffix)
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, metaName)); err != nil {
 		return fmt.Errorf("write %s: %w", filepath.Join(dir, metaName), err)
 	}
 	return nil
+}
+
+// makeDirDurable makes an overlay directory's meta.json (if any) and its
+// entries in the two directories above durable: the state directory's
+// EXPORT/CLIENT/ layout. Syncing a directory that is not part of it is
+// harmless.
+func makeDirDurable(dir string) error {
+	if f, err := os.Open(filepath.Join(dir, metaName)); err == nil {
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("sync %s: %w", filepath.Join(dir, metaName), err)
+		}
+	}
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	parent := filepath.Dir(dir)
+	if err := syncDir(parent); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(parent))
 }

@@ -73,10 +73,13 @@ type Overlay struct {
 	gen     uint64
 	jbroken bool // the journal may end in a torn record: compact next
 	unsaved bool // new, no map or journal on disk yet: compact at the first Sync with changes
-	closed  bool
-	failed  atomic.Pointer[error] // sticky: a data fdatasync failed
-	bufs    sync.Pool
-	zeroes  []byte
+	// dirsPending: the directory entries and meta.json of a new overlay
+	// are not yet durable (makeDirDurable failed).
+	dirsPending bool
+	closed      bool
+	failed      atomic.Pointer[error] // sticky: a data fdatasync failed
+	bufs        sync.Pool
+	zeroes      []byte
 	// zeroSeen is set once a block may be Zero (never cleared).
 	zeroSeen atomic.Bool
 	testHook func(name string) error // runs before a state file rename

@@ -27,6 +27,12 @@ func (o *Overlay) syncLocked() error {
 	if p := o.failed.Load(); p != nil {
 		return fmt.Errorf("sync overlay %s: failed earlier: %w", o.dir, *p)
 	}
+	if o.dirsPending {
+		if err := makeDirDurable(o.dir); err != nil {
+			return fmt.Errorf("sync overlay %s: %w", o.dir, err)
+		}
+		o.dirsPending = false
+	}
 	if o.unsaved {
 		o.pendMu.Lock()
 		changed := len(o.pending) > 0
@@ -38,6 +44,10 @@ func (o *Overlay) syncLocked() error {
 			return err
 		}
 		o.unsaved = false
+		if err := makeDirDurable(o.dir); err != nil {
+			o.dirsPending = true // retried by the next Sync
+			return fmt.Errorf("sync overlay %s: %w", o.dir, err)
+		}
 		return nil
 	}
 	if o.jbroken || o.jsize > max(o.compactAt, int64(len(o.states.words))*4) {
