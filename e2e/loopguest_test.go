@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +76,28 @@ func (g *loopGuest) finish() {
 	for _, l := range g.consoleLines("supervisor:") {
 		g.t.Logf("console: %s", l)
 	}
+	g.checkSupervisor()
+}
+
+// supervisorRE is the root init's report of the resident supervisor.
+var supervisorRE = regexp.MustCompile(`NBDBOOT-ROOT-SUPERVISOR pid=([0-9]+) exe=(\S+) rss=([0-9]*) cmdline=(.*)$`)
+
+// checkSupervisor asserts what the root's init saw: one supervisor, with
+// argv[0] "@nbdboot" (systemd spares it), running from the initramfs'
+// deleted executable, that is from memory.
+func (g *loopGuest) checkSupervisor() {
+	g.t.Helper()
+	lines := g.consoleLines("NBDBOOT-ROOT-SUPERVISOR ")
+	if len(lines) != 1 {
+		g.t.Errorf("the root's init saw %d supervisors, want 1: %q", len(lines), lines)
+		return
+	}
+	m := supervisorRE.FindStringSubmatch(lines[0])
+	if m == nil || !strings.HasPrefix(m[4], "@nbdboot supervise ") || !strings.HasSuffix(m[2], "(deleted)") {
+		g.t.Errorf("supervisor: %q; want cmdline \"@nbdboot supervise STATE\" and a deleted executable", lines[0])
+		return
+	}
+	g.t.Logf("supervisor: pid %s, executable %s, %s kB resident when the root's init started", m[1], m[2], m[3])
 }
 
 // consoleLines are the console lines containing substr.

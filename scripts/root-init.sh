@@ -21,6 +21,7 @@
 #   NBDBOOT-ROOT-LOOP N ok|FAIL [why]           (mode loop, each round)
 #   NBDBOOT-ROOT-LOOP-DONE ok|FAIL rounds=N errors=E root=rw|ro   (mode loop)
 #   NBDBOOT-ROOT-DMESG line                     (mode loop, kernel errors)
+#   NBDBOOT-ROOT-SUPERVISOR pid=PID exe=EXE rss=KB cmdline=ARGS  (mode loop)
 #   NBDBOOT-ROOT-CHECK id=ID value=VALUE|none   (mode check)
 #   NBDBOOT-ROOT-ERROR message
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
@@ -98,7 +99,21 @@ kernel_errors() {
 		-e 'remounting filesystem read-only' -e 'read-only file system' | grep -v 'nbdboot:'
 }
 
+# supervisors prints nbdboot's resident supervisors: argv[0] '@nbdboot'.
+supervisors() {
+	for p in /proc/[0-9]*; do
+		c=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)
+		case "$c" in
+		@nbdboot*)
+			rss=$(awk '$1 == "VmRSS:" { print $2 }' "$p/status")
+			echo "NBDBOOT-ROOT-SUPERVISOR pid=${p#/proc/} exe=$(readlink "$p/exe" | tr ' ' _) rss=$rss cmdline=$c"
+			;;
+		esac
+	done
+}
+
 mode_loop() {
+	supervisors
 	i=1 errors=0 devsum=
 	stop=/run/nbdtest-stop
 	rm -f "$stop"
