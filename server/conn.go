@@ -35,9 +35,9 @@ type conn struct {
 	wmu        sync.Mutex // guards the reply queue
 	writing    bool       // a goroutine is sending the queue
 	queue      net.Buffers
-	dones      []func()
+	dones      []sent
 	spareQueue net.Buffers
-	spareDones []func()
+	spareDones []sent
 	broken     atomic.Bool
 	queued     int // replies queued by the read loop since its last flush; read loop only
 

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/nbdboot/nbdboot/protocol"
 )
@@ -90,7 +92,7 @@ func (c *conn) readInline(req protocol.Request) {
 		go c.serveRequest(req, nil, func() { c.release(nil, held) })
 		return
 	}
-	c.enqueue(c.dataReply(req, *buf), func() { c.release(buf, held) })
+	c.queueData(req, buf, held)
 }
 
 // writeInline reads a WRITE's payload, writes it and queues the reply.
@@ -106,6 +108,10 @@ func (c *conn) writeInline(req protocol.Request) error {
 	err := c.cmdWrite(req, *buf)
 	putBuf(buf)
 	c.srv.sem.release(held)
+	if err == nil {
+		c.queueOK(req)
+		return nil
+	}
 	c.answer(req, err, func() { c.release(nil, 0) }, true)
 	return nil
 }
@@ -123,4 +129,47 @@ func (c *conn) take(held int64) {
 		c.flush()
 		c.srv.sem.acquire(held)
 	}
+}
+
+// reply is a pooled reply of the read loop: its header and buffers, and
+// the payload buffer and bytes to give back once it has been sent, so
+// that a request served on the loop allocates nothing.
+type reply struct {
+	hdr  [protocol.ChunkHeaderSize + 8]byte
+	bufs [2][]byte
+	buf  *[]byte
+	held int64
+}
+
+var replyPool = sync.Pool{New: func() any { return new(reply) }}
+
+// releaseReply gives back what a pooled reply's request held.
+func (c *conn) releaseReply(r *reply) {
+	c.release(r.buf, r.held)
+	*r = reply{}
+	replyPool.Put(r)
+}
+
+// queueData queues the reply to a READ read whole into *buf: a simple
+// reply, or one final OFFSET_DATA chunk.
+func (c *conn) queueData(req protocol.Request, buf *[]byte, held int64) {
+	r := replyPool.Get().(*reply)
+	r.buf, r.held = buf, held
+	var h []byte
+	if !c.structured {
+		h = protocol.AppendSimpleReply(r.hdr[:0], 0, req.Cookie)
+	} else {
+		h = protocol.AppendChunk(r.hdr[:0], protocol.Chunk{
+			Flags: protocol.ChunkFlagDone, Type: protocol.ChunkOffsetData, Cookie: req.Cookie, Length: uint32(8 + len(*buf))})
+		h = binary.BigEndian.AppendUint64(h, req.Offset)
+	}
+	r.bufs = [2][]byte{h, *buf}
+	c.enqueueThen(r.bufs[:], sent{r: r})
+}
+
+// queueOK queues a request's OK reply.
+func (c *conn) queueOK(req protocol.Request) {
+	r := replyPool.Get().(*reply)
+	r.bufs[0] = protocol.AppendSimpleReply(r.hdr[:0], 0, req.Cookie)
+	c.enqueueThen(r.bufs[:1], sent{r: r})
 }

@@ -16,12 +16,25 @@ import (
 // (or the connection broke): it returns buffers and request slots. A
 // failed write breaks the connection, which ends the read loop.
 func (c *conn) send(bufs net.Buffers, done func()) {
+	c.push(bufs, sent{fn: done}, true)
+}
+
+// sent is what to do once a reply has left: run fn, or give back the
+// pooled reply r.
+type sent struct {
+	fn func()
+	r  *reply
+}
+
+// push queues bufs and, with write, sends the queue unless another
+// goroutine is sending it.
+func (c *conn) push(bufs net.Buffers, then sent, write bool) {
 	c.wmu.Lock()
 	c.queue = append(c.queue, bufs...)
-	if done != nil {
-		c.dones = append(c.dones, done)
+	if then.fn != nil || then.r != nil {
+		c.dones = append(c.dones, then)
 	}
-	if c.writing {
+	if c.writing || !write {
 		c.wmu.Unlock()
 		return
 	}
@@ -32,7 +45,11 @@ func (c *conn) send(bufs net.Buffers, done func()) {
 		c.wmu.Unlock()
 		c.write(batch)
 		for _, d := range dones {
-			d()
+			if d.r != nil {
+				c.releaseReply(d.r)
+			} else {
+				d.fn()
+			}
 		}
 		clear(batch)
 		clear(dones)
@@ -69,12 +86,11 @@ func (c *conn) write(batch net.Buffers) {
 // loop's flush sends it, before the loop next waits. Only the read loop
 // calls it.
 func (c *conn) enqueue(bufs net.Buffers, done func()) {
-	c.wmu.Lock()
-	c.queue = append(c.queue, bufs...)
-	if done != nil {
-		c.dones = append(c.dones, done)
-	}
-	c.wmu.Unlock()
+	c.enqueueThen(bufs, sent{fn: done})
+}
+
+func (c *conn) enqueueThen(bufs net.Buffers, then sent) {
+	c.push(bufs, then, false)
 	c.queued++
 	if c.queued >= maxQueued {
 		c.flush()
