@@ -1,7 +1,14 @@
 // Command bench runs the same fio workloads against nbdserve and its peers
 // (nbd-server, nbdkit's file plugin, qemu-nbd) serving the same file,
 // interleaved round by round, and prints a table of medians with each
-// peer's ratio to nbdserve. It is `make bench`; it is not a test.
+// peer's ratio to nbdserve. A second table compares nbdserve's
+// copy-on-write export (a client's own overlay) with its plain export,
+// nbd-server's copyonwrite and qemu-nbd --snapshot on the read and write
+// workloads; a third has -classroom clients (fio processes, 30 by default)
+// boot at once from each copy-on-write server, replaying one boot-like
+// read pattern, and reports the aggregate throughput and the slowest
+// client's time. -sections picks the tables. It is `make bench`; it is
+// not a test.
 package main
 
 import (
