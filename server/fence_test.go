@@ -191,3 +191,37 @@ func TestFenceIdentity(t *testing.T) {
 }
 
 func slogDiscard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestFenceClosesStuckConnection: when the old connection's write does
+// not finish within the fence's wait, the new connection is served and
+// the old one is closed.
+func TestFenceClosesStuckConnection(t *testing.T) {
+	hb := &holdBackend{memBackend: newMemBackend(1 << 20), entered: make(chan struct{}),
+		release: make(chan struct{}), later: make(chan struct{})}
+	defer func() {
+		select {
+		case <-hb.release:
+		default:
+			close(hb.release)
+		}
+	}()
+	tab, err := NewExports(&Export{Name: "mem", Backend: hb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := testLimits()
+	lim.ReplyTimeout = 200 * time.Millisecond // the fence waits this long
+	ts := startServer(t, tab, lim)
+	c1 := goClient(t, ts.addr, "", "mem")
+	errs := make(chan error, 1)
+	go func() { _, err := c1.WriteAt(make([]byte, 4096), 0, 0); errs <- err }()
+	<-hb.entered
+	c2 := goClient(t, ts.addr, "", "mem")
+	if _, err := c2.WriteAt(bytes.Repeat([]byte{2}, 4096), 8192, 0); err != nil {
+		t.Fatalf("new connection's WRITE: %v", err)
+	}
+	close(hb.release)
+	if err := <-errs; err == nil {
+		t.Error("the stuck connection got a reply; want it closed by the fence")
+	}
+}
