@@ -247,3 +247,49 @@ func TestControlSocket(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// graceClock is the system clock, recording the delays of AfterFunc.
+type graceClock struct {
+	cow.SystemClock
+	mu     sync.Mutex
+	delays []time.Duration
+}
+
+func (c *graceClock) AfterFunc(d time.Duration, f func()) cow.Timer {
+	c.mu.Lock()
+	c.delays = append(c.delays, d)
+	c.mu.Unlock()
+	return c.SystemClock.AfterFunc(d, f)
+}
+
+// TestCOWGraceOption: an export's grace= sets how long its ephemeral
+// overlays outlive their client; without it the Manager's default holds.
+func TestCOWGraceOption(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base.img")
+	os.WriteFile(base, pattern(0, 64<<10), 0o644)
+	clock := &graceClock{}
+	m, err := cow.NewManager(cow.Config{Dir: filepath.Join(dir, "state"), Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab, err := OpenExports([]ExportConfig{
+		{Name: "g", Path: base, COW: COWEphemeral, Grace: Duration(7 * time.Minute)},
+		{Name: "d", Path: base, COW: COWEphemeral},
+	}, WithOverlays(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan struct{}, 4)
+	ts := startServer(t, tab, testLimits(), func(s *Server) { s.onReleased = func() { released <- struct{}{} } })
+	t.Cleanup(func() { m.Close(); tab.Close() })
+	for _, name := range []string{"g/pc1", "d/pc1"} {
+		goClient(t, ts.addr, "", name).Disconnect()
+		waitReleased(t, released, 1)
+	}
+	clock.mu.Lock()
+	defer clock.mu.Unlock()
+	if len(clock.delays) != 2 || clock.delays[0] != 7*time.Minute || clock.delays[1] != cow.DefaultGrace {
+		t.Errorf("idle timers armed for %v, want [7m0s %v]", clock.delays, cow.DefaultGrace)
+	}
+}
