@@ -39,7 +39,9 @@ type conn struct {
 	spareQueue net.Buffers
 	spareDones []sent
 	broken     atomic.Bool
-	queued     int // replies queued by the read loop since its last flush; read loop only
+	// replies and their bytes queued by the read loop since its last
+	// flush; read loop only
+	queued, queuedBytes int
 
 	mu       sync.Mutex
 	idle     sync.Cond // signalled when inflight drops to 0

@@ -92,13 +92,21 @@ func (c *conn) enqueue(bufs net.Buffers, done func()) {
 func (c *conn) enqueueThen(bufs net.Buffers, then sent) {
 	c.push(bufs, then, false)
 	c.queued++
-	if c.queued >= maxQueued {
+	for _, b := range bufs {
+		c.queuedBytes += len(b)
+	}
+	if c.queued >= maxQueued || c.queuedBytes >= maxQueuedBytes {
 		c.flush()
 	}
 }
 
-// maxQueued bounds the replies the read loop queues before sending them.
-const maxQueued = 64
+// maxQueued and maxQueuedBytes bound the replies the read loop queues
+// before sending them: large READs are sent as they are read, so that few
+// of their buffers are held at once (the socket buffers them instead).
+const (
+	maxQueued      = 64
+	maxQueuedBytes = 256 << 10
+)
 
 // flush sends the replies the read loop queued, unless another goroutine
 // is sending already (it sends them too). Only the read loop calls it.
@@ -106,7 +114,7 @@ func (c *conn) flush() {
 	if c.queued == 0 {
 		return
 	}
-	c.queued = 0
+	c.queued, c.queuedBytes = 0, 0
 	c.send(nil, nil)
 }
 
