@@ -83,6 +83,21 @@ func (z *Size) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// UnmarshalTOML takes a size as a string ("2G") or a plain integer.
+func (z *Size) UnmarshalTOML(v any) error {
+	switch x := v.(type) {
+	case int64:
+		if x < 0 {
+			return fmt.Errorf("size %d: negative", x)
+		}
+		*z = Size(x)
+		return nil
+	case string:
+		return z.UnmarshalText([]byte(x))
+	}
+	return fmt.Errorf("size %v: want a string such as \"2G\" or an integer", v)
+}
+
 // MarshalText formats z in bytes.
 func (z Size) MarshalText() ([]byte, error) { return []byte(strconv.FormatInt(int64(z), 10)), nil }
 
