@@ -126,13 +126,16 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			return nil
 		case ev, ok := <-events:
 			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
 				s.Log.Printf("supervisor: LINK_DEAD subscription closed; subscribing again")
 				events, resubscribe = nil, s.Clock.After(resubscribeDelay)
 				continue
 			}
 			if ev.Index == s.State.Index {
 				recovered = s.recover(ctx, "LINK_DEAD")
-				events = drain(events, s.State.Index)
+				events = drain(events)
 			}
 		case <-resubscribe:
 			resubscribe = nil
@@ -142,7 +145,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 				continue // the read was stuck behind the outage just repaired
 			}
 			recovered = s.recover(ctx, fmt.Sprintf("a read unanswered for %.0fs without LINK_DEAD", s.stuckAfter().Seconds()))
-			events = drain(events, s.State.Index)
+			events = drain(events)
 		}
 	}
 }
@@ -160,10 +163,11 @@ func (s *Supervisor) subscribe(ctx context.Context) <-chan LinkDead {
 	return ch
 }
 
-// drain drops the notifications queued for index while it was being
+// drain drops the notifications queued while the device was being
 // repaired: several sockets dying give several LINK_DEADs, and one
-// reconnect fills every dead slot.
-func drain(events <-chan LinkDead, index uint32) <-chan LinkDead {
+// reconnect fills every dead slot. (A socket dying again right after the
+// repair would be missed here; the watchdog read catches that.)
+func drain(events <-chan LinkDead) <-chan LinkDead {
 	for {
 		select {
 		case _, ok := <-events:
