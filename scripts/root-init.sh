@@ -13,6 +13,8 @@
 #            nbdtest.readdev=DEV also reads DEV's first MiB with O_DIRECT each
 #            round and compares it with the first round's (a read-only device
 #            under an overlay, whose file I/O would stay in memory).
+#            nbdtest.killall=1 first sends TERM, HUP and INT to every process,
+#            as a shutdown does (the supervisor must survive it).
 #     check  print /written-by-guest as left by an earlier boot; power off
 #     shell  an interactive shell on the console; power off when it exits
 # Markers on the console (tests wait for them):
@@ -34,6 +36,7 @@ grep -q '^[^ ]* /run ' /proc/mounts || mount -t tmpfs -o mode=0755 tmpfs /run
 
 id=
 readdev=
+killall=
 mode=write
 loops=10
 for arg in $(cat /proc/cmdline); do
@@ -42,6 +45,7 @@ for arg in $(cat /proc/cmdline); do
 	nbdtest.mode=*) mode=${arg#nbdtest.mode=} ;;
 	nbdtest.loops=*) loops=${arg#nbdtest.loops=} ;;
 	nbdtest.readdev=*) readdev=${arg#nbdtest.readdev=} ;;
+	nbdtest.killall=*) killall=${arg#nbdtest.killall=} ;;
 	esac
 done
 root=$(awk '$2 == "/" { r = $1 " " $3 " " $4 } END { print r }' /proc/mounts)
@@ -113,6 +117,9 @@ supervisors() {
 }
 
 mode_loop() {
+	if [ "$killall" = 1 ]; then
+		kill -TERM -1; kill -HUP -1; kill -INT -1
+	fi
 	supervisors
 	i=1 errors=0 devsum=
 	stop=/run/nbdtest-stop
