@@ -153,3 +153,37 @@ func TestSupervisorNoWatchdogWithoutTimeout(t *testing.T) {
 		t.Error("no watchdog with a 30s request timeout")
 	}
 }
+
+// A closed LINK_DEAD subscription (the socket failed) is taken again, and
+// notifications on the new one are handled.
+func TestSupervisorResubscribes(t *testing.T) {
+	lines := make(lineWriter, 100)
+	clock := newFakeClock()
+	subs := make(chan chan LinkDead, 2)
+	reconnected := make(chan struct{}, 1)
+	s := &Supervisor{
+		State: State{Index: 0, Device: "/dev/nbd0", Target: Target{Host: "a", Export: "root"}, Connections: 1},
+		Log:   NewLogger(lines, clock), Clock: clock,
+		Watch: func(ctx context.Context) (<-chan LinkDead, error) {
+			ch := make(chan LinkDead)
+			subs <- ch
+			return ch, nil
+		},
+		Reconnect: func(ctx context.Context, st *State) (Recovery, error) {
+			reconnected <- struct{}{}
+			return Recovery{Target: st.Target, Previous: st.Target, Attempts: 1, Sockets: 1}, nil
+		},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	close(<-subs)
+	waitLine(t, lines, "LINK_DEAD subscription closed; subscribing again")
+	second := <-subs
+	second <- LinkDead{Index: 0}
+	<-reconnected
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v", err)
+	}
+}
