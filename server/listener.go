@@ -142,6 +142,9 @@ func (s *Server) handle(nc net.Conn) {
 	log := s.log.With("client", nc.RemoteAddr().String())
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
+		// A client that powered off without a word (no DISC, no FIN)
+		// must not hold its overlay's grace period open for minutes.
+		tc.SetKeepAliveConfig(clientKeepAlive)
 	}
 	sess, err := s.handshake(nc)
 	if err != nil {
@@ -239,3 +242,7 @@ func (s *Server) beginShutdown() {
 		hook()
 	}
 }
+
+// clientKeepAlive finds a vanished client in about 30 s: 15 s idle, then
+// three probes 5 s apart.
+var clientKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3}
