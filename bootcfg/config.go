@@ -62,7 +62,7 @@ type Config struct {
 	Retry           time.Duration // nbdboot.retry=; total time to retry network and server at boot
 	Debug           bool          // nbdboot.debug or rd.debug
 	Overlay         Overlay       // nbdboot.overlay=
-	ClientID        string        // nbdboot.clientid=; "" means the MAC address of the boot interface
+	ClientID        string        // nbdboot.clientid=; "" means the MAC address of the boot interface, "none" the plain export name (boot.ClientIDNone)
 	Modules         []string      // nbdboot.modules=a,b (repeatable): extra modules to load
 	Shell           bool          // nbdboot.shell / rd.shell: rescue shell on failure (default on)
 	Breaks          []BreakPoint  // rd.break / nbdboot.break
