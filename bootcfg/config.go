@@ -9,12 +9,17 @@ import (
 
 // Defaults for what the command line leaves out.
 const (
-	DefaultInit            = "/sbin/init"
-	DefaultDevice          = "/dev/nbd0"
-	DefaultConnections     = 1
-	DefaultRequestTimeout  = 30 * time.Second // the kernel's own block-layer default
-	DefaultDeadConnTimeout = time.Hour        // queue I/O this long while reconnecting, like iSCSI's replacement_timeout but generous
-	DefaultRetry           = time.Minute      // keep trying network and server this long before the rescue shell
+	DefaultInit        = "/sbin/init"
+	DefaultDevice      = "/dev/nbd0"
+	DefaultConnections = 1
+	// DefaultRequestTimeout is short because on Linux 6.1 requests in flight
+	// when a connection dies are not resent on the replacement socket: they
+	// wait for their own timeout. 10 s bounds that stall after a server
+	// restart; a request that is merely slow is requeued, which the
+	// server's fence makes safe.
+	DefaultRequestTimeout  = 10 * time.Second
+	DefaultDeadConnTimeout = time.Hour   // queue I/O this long while reconnecting, like iSCSI's replacement_timeout but generous
+	DefaultRetry           = time.Minute // keep trying network and server this long before the rescue shell
 )
 
 // Overlay is the client-side overlay mode (nbdboot.overlay=).

@@ -14,7 +14,7 @@ func defaults() Config {
 		ReadOnly:        true,
 		Init:            "/sbin/init",
 		Connections:     1,
-		RequestTimeout:  30 * time.Second,
+		RequestTimeout:  10 * time.Second,
 		DeadConnTimeout: time.Hour,
 		Retry:           time.Minute,
 		Shell:           true,
@@ -230,7 +230,7 @@ func TestResolve(t *testing.T) {
 		want   Boot
 	}{
 		{"nbdroot=nbd://s/x", nil, Boot{Device: "/dev/nbd0", Root: "/dev/nbd0", ReadOnly: true, Connections: 1,
-			RequestTimeout: 30 * time.Second, DeadConnTimeout: time.Hour}},
+			RequestTimeout: 10 * time.Second, DeadConnTimeout: time.Hour}},
 		{"nbdroot=nbd:s:x:ext4:ro:connections=2,timeout=7 root=/dev/nbd0p1 rw", nil, Boot{Device: "/dev/nbd0", Root: "/dev/nbd0p1",
 			FSType: "ext4", Flags: "ro", Connections: 2, RequestTimeout: 7 * time.Second, DeadConnTimeout: time.Hour}},
 		// The command line wins over the target's fields.
@@ -240,7 +240,7 @@ func TestResolve(t *testing.T) {
 		{"nbdroot=dhcp", &dhcpTarget, Boot{Device: "/dev/nbd0", Root: "/dev/nbd0", FSType: "xfs", Flags: "noatime", ReadOnly: true,
 			Connections: 3, RequestTimeout: 5 * time.Second, DeadConnTimeout: time.Hour, BlockSize: 4096}},
 		{"nbdroot=srv,x,nbd2", nil, Boot{Device: "/dev/nbd2", Root: "/dev/nbd2", ReadOnly: true, Connections: 1,
-			RequestTimeout: 30 * time.Second, DeadConnTimeout: time.Hour}},
+			RequestTimeout: 10 * time.Second, DeadConnTimeout: time.Hour}},
 	}
 	for _, tt := range tests {
 		c, err := Parse(tt.in)
@@ -271,7 +271,7 @@ func TestConfigString(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "root=nbd://srv:2000/x (fstype=ext4) device=/dev/nbd0 rw ip=dhcp init=/sbin/init connections=1 timeout=30s " +
+	want := "root=nbd://srv:2000/x (fstype=ext4) device=/dev/nbd0 rw ip=dhcp init=/sbin/init connections=1 timeout=10s " +
 		"deadconn=1h0m0s retry=1m0s overlay=tmpfs clientid=pc1 modules=e1000 shell=true debug=false break=pre-pivot -- single"
 	if got := c.String(); got != want {
 		t.Errorf("String() =\n %s\nwant\n %s", got, want)
