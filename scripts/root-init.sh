@@ -55,10 +55,17 @@ echo "NBDBOOT-ROOT-INIT ok id=$id mode=$mode root=$root"
 value=$(printf 'nbdboot:%s' "$id" | sha256sum | cut -c1-16)
 
 mode_write() {
-	if printf 'id=%s\nvalue=%s\n' "$id" "$value" >/written-by-guest && sync; then
+	want=$(printf 'id=%s\nvalue=%s\n' "$id" "$value")
+	if ! { printf '%s\n' "$want" >/written-by-guest && sync; }; then
+		echo "NBDBOOT-ROOT-ERROR cannot write /written-by-guest"
+		return
+	fi
+	# Read it back from the device, not from the page cache.
+	echo 3 >/proc/sys/vm/drop_caches
+	if [ "$(cat /written-by-guest)" = "$want" ]; then
 		echo "NBDBOOT-ROOT-WROTE id=$id value=$value"
 	else
-		echo "NBDBOOT-ROOT-ERROR cannot write /written-by-guest"
+		echo "NBDBOOT-ROOT-ERROR /written-by-guest reads back differently"
 	fi
 }
 
