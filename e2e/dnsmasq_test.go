@@ -1,0 +1,77 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nbdboot/nbdboot/internal/testutil"
+)
+
+// dnsmasqConfig is what a lab's DHCP server hands out on the bridge.
+type dnsmasqConfig struct {
+	RangeLo, RangeHi string // the address range, inside the lab's /24
+	RootPath         string // DHCP option 17; "" for none
+}
+
+// dnsmasqStartWait bounds the wait for dnsmasq to report its range.
+const dnsmasqStartWait = 20 * time.Second
+
+// startDnsmasq runs dnsmasq as the DHCP server (no DNS) on the bridge of
+// lab, in its namespace, and waits until it logs its range. Its log
+// (every DHCP exchange, log-dhcp) goes to the returned lineLog; it is
+// killed at cleanup and its log printed if the test failed.
+func startDnsmasq(t *testing.T, lab *labNet, c dnsmasqConfig) *lineLog {
+	t.Helper()
+	bin := testutil.RequireTool(t, "dnsmasq")
+	dir := t.TempDir()
+	lines := []string{
+		"port=0", // no DNS
+		"no-resolv", "no-hosts", "bind-interfaces", "interface=br0", "except-interface=lo",
+		"dhcp-authoritative", "log-dhcp",
+		"dhcp-range=" + c.RangeLo + "," + c.RangeHi + "," + lab.Netmask + ",1h",
+		"dhcp-leasefile=" + filepath.Join(dir, "leases"),
+		"pid-file=" + filepath.Join(dir, "pid"),
+		"user=root", "group=root",
+	}
+	if c.RootPath != "" {
+		lines = append(lines, `dhcp-option=17,"`+c.RootPath+`"`)
+	}
+	conf := filepath.Join(dir, "dnsmasq.conf")
+	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	log := newLineLog()
+	// ip netns exec execs dnsmasq itself: the pid is dnsmasq's.
+	cmd := exec.Command("ip", "netns", "exec", lab.NS, bin, "--keep-in-foreground", "--conf-file="+conf, "--log-facility=-")
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start dnsmasq in %s: %v", lab.NS, err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("dnsmasq:\n%s", log.Tail(40))
+		}
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), dnsmasqStartWait)
+	defer cancel()
+	go func() {
+		select {
+		case <-exited: // dnsmasq died: stop waiting for its range
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := log.WaitCount(ctx, "DHCP, IP range "+c.RangeLo, 1); err != nil {
+		t.Fatalf("dnsmasq in %s did not start serving: %v; log:\n%s", lab.NS, err, log.Tail(20))
+	}
+	return log
+}
