@@ -26,11 +26,9 @@ func Run(ctx context.Context, env *Env) (*Config, error) {
 	if err := b.setup(); err != nil {
 		return b.cfg, err
 	}
-	random := b.startRandom()
 	if err := b.loadModules(); err != nil {
 		return b.cfg, err
 	}
-	b.waitRandom(random)
 	if err := b.network(ctx); err != nil {
 		return b.cfg, err
 	}
@@ -127,35 +125,6 @@ func (b *booter) loadModules() error {
 	}
 	ph.Done("nbd %s", strings.Join(loaded, " "))
 	return nil
-}
-
-// startRandom starts waiting for the kernel's random number generator,
-// alongside the module loading: libraries (DHCP) ask for random bytes
-// without blocking and poll, which in a quiet virtual machine without a
-// hardware generator can take minutes; one blocking getrandom makes the
-// kernel generate entropy from CPU timing jitter.
-func (b *booter) startRandom() <-chan error {
-	if b.env.WaitRandom == nil {
-		return nil
-	}
-	done := make(chan error, 1)
-	go func() { done <- b.env.WaitRandom() }()
-	return done
-}
-
-// waitRandom waits for startRandom's result before the network.
-func (b *booter) waitRandom(done <-chan error) {
-	if done == nil {
-		return
-	}
-	ph := b.log.Phase("random")
-	if err := <-done; err != nil {
-		ph.Printf("%v (going on)", err)
-		return
-	}
-	if ph.Elapsed() > 50*time.Millisecond {
-		ph.Done("waited for the kernel's random number generator")
-	}
 }
 
 // network brings the network up, retrying until the deadline.

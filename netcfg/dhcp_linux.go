@@ -74,6 +74,7 @@ func DHCP(ctx context.Context, iface string, c DHCPConfig) (*Lease, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	useXIDReader()
 	client, err := nclient4.New(iface, nclient4.WithRetry(1), nclient4.WithTimeout(time.Hour))
 	if err != nil {
 		return nil, fmt.Errorf("dhcp on %s: %w", iface, err)
@@ -128,6 +129,7 @@ func (c DHCPConfig) Renewer(iface string) RenewFunc {
 		}
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
+		useXIDReader()
 		client, err := nclient4.New(iface, nclient4.WithRetry(3), nclient4.WithTimeout(2*time.Second))
 		if err != nil {
 			return nil, fmt.Errorf("renew %s on %s: %w", cur.Addr, iface, err)
