@@ -44,7 +44,11 @@ func (l *Lease) Expires() time.Time {
 
 // String summarises the lease for log lines.
 func (l *Lease) String() string {
-	return fmt.Sprintf("%s on %s from %s (router %s, lease %s)", l.Addr, l.Interface, l.ServerID, l.Router, l.Duration)
+	router := "none"
+	if l.Router.IsValid() {
+		router = l.Router.String()
+	}
+	return fmt.Sprintf("%s on %s from %s (router %s, lease %s)", l.Addr, l.Interface, l.ServerID, router, l.Duration)
 }
 
 // leaseFromACK decodes the options of a DHCPACK.

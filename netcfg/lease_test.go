@@ -99,3 +99,10 @@ func TestLeaseFromACK(t *testing.T) {
 }
 
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+func TestLeaseStringNoRouter(t *testing.T) {
+	l := &Lease{Interface: "eth0", Addr: netip.MustParsePrefix("10.0.2.15/24"), ServerID: netip.MustParseAddr("10.0.2.2"), Duration: time.Hour}
+	if got, want := l.String(), "10.0.2.15/24 on eth0 from 10.0.2.2 (router none, lease 1h0m0s)"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+}
