@@ -29,14 +29,26 @@ func Run(ctx context.Context, env *Env) (*Config, error) {
 	if err := b.loadModules(); err != nil {
 		return b.cfg, err
 	}
+	late := b.startLateModules()
+	err := b.afterModules(ctx, late)
+	late.wait() // a failed boot's rescue shell starts with the modules settled
+	return b.cfg, err
+}
+
+// afterModules brings up the network and the root; it returns only on
+// failure.
+func (b *booter) afterModules(ctx context.Context, late *lateModules) error {
 	if err := b.network(ctx); err != nil {
-		return b.cfg, err
+		return err
 	}
 	if err := b.resolveDHCP(); err != nil {
-		return b.cfg, err
+		return err
+	}
+	if b.cfg.breakAt(BreakPreMount) {
+		late.wait() // the shell finds nbd loaded
 	}
 	b.breakPoint(ctx, BreakPreMount, "the network is up, the device not attached yet")
-	return b.cfg, b.root(ctx)
+	return b.root(ctx, late)
 }
 
 // breakPoint runs a shell when rd.break asked for one here; exiting the
@@ -52,7 +64,7 @@ func (b *booter) breakPoint(ctx context.Context, point, what string) {
 }
 
 // root connects, attaches, mounts and switches.
-func (b *booter) root(ctx context.Context) error {
+func (b *booter) root(ctx context.Context, late *lateModules) error {
 	rd, err := ParseRootDevice(b.cfg.Root)
 	if err != nil {
 		return fail("cmdline", err, hintCmdline)
@@ -62,6 +74,10 @@ func (b *booter) root(ctx context.Context) error {
 		return err
 	}
 	exp, target, conns := s.export, s.target, len(s.conns)
+	if err := late.waitNBD(); err != nil {
+		s.close()
+		return err
+	}
 	idx, err := b.attach(ctx, s, rd)
 	if err != nil {
 		return err
@@ -70,6 +86,7 @@ func (b *booter) root(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	late.wait()
 	b.breakPoint(ctx, BreakMount, dev+" is attached, the root not mounted yet")
 	if err := b.mountRoot(dev, exp); err != nil {
 		return err
@@ -106,13 +123,11 @@ func (b *booter) setup() error {
 	return nil
 }
 
-// loadModules loads nbd, the drivers of the devices present, and the
-// extra modules of nbdboot.modules.
+// loadModules loads the drivers of the devices present and the extra
+// modules of nbdboot.modules (which may be network drivers); nbd and the
+// filesystems follow in the background (startLateModules).
 func (b *booter) loadModules() error {
 	ph := b.log.Phase("modules")
-	if err := b.env.Modules.Load("nbd"); err != nil {
-		return fail("modules", fmt.Errorf("load nbd: %w", err), hintModules)
-	}
 	loaded, err := b.env.Modules.LoadForDevices()
 	if err != nil {
 		ph.Printf("device drivers: %v (going on)", err)
@@ -123,7 +138,7 @@ func (b *booter) loadModules() error {
 		}
 		loaded = append(loaded, m)
 	}
-	ph.Done("nbd %s", strings.Join(loaded, " "))
+	ph.Done("%s", strings.Join(loaded, " "))
 	return nil
 }
 

@@ -41,7 +41,6 @@ func TestRunOrder(t *testing.T) {
 		"mount devpts /dev/pts",
 		"mount tmpfs /run tmpfs",
 		"cmdline",
-		"modprobe nbd",
 		"modalias",
 		"network up",
 		"dial 10.0.2.2:10809",
@@ -49,7 +48,6 @@ func TestRunOrder(t *testing.T) {
 		"attach index=auto conns=1 size=1073741824 bs=512 flags=0x105 backend=nbd://10.0.2.2:10809/root",
 		"wait /dev/nbd0",
 		"open /dev/nbd0",
-		"modprobe ext4",
 		"mkdir /newroot",
 		"mount /dev/nbd0 /newroot ext4 0x1 \"\"",
 		"mkdir /run/nbdboot",
@@ -58,6 +56,10 @@ func TestRunOrder(t *testing.T) {
 		"supervisor /run/nbdboot/state.json",
 		"exec init",
 	)
+	// nbd and the guessed ext4 load in the background after the device
+	// drivers, each before it is needed.
+	wantOrder(t, ev, "modalias", "modprobe nbd", "attach")
+	wantOrder(t, ev, "modalias", "modprobe ext4", "mount /dev/nbd0")
 	st, err := UnmarshalState(w.fs.files[StatePath])
 	if err != nil {
 		t.Fatal(err)
@@ -373,6 +375,9 @@ func TestModuleFailure(t *testing.T) {
 	var be *Error
 	if !errors.As(err, &be) || be.Phase != "modules" {
 		t.Fatalf("Run = %v", err)
+	}
+	if i := indexOf(w.tr.list(), "attach"); i >= 0 {
+		t.Errorf("attached without nbd: %v", w.tr.list())
 	}
 }
 
