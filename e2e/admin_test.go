@@ -110,10 +110,11 @@ func TestAdminCommands(t *testing.T) {
 	m.ExpectLine(`^root\s+the root filesystem\z`, stepTimeout)
 	m.ExpectLine(`^data\s+admin test data\z`, stepTimeout)
 
-	// 2. Attach data to /dev/nbd3: the tool prints the device.
-	g.run("/bin/nbdboot attach " + dataURI + " /dev/nbd3")
+	// 2. Attach data to /dev/nbd3 over two connections (the export
+	// allows several): the tool prints the device, the server sees both.
+	g.run("/bin/nbdboot attach -connections 2 -timeout 20s " + dataURI + " /dev/nbd3")
 	m.ExpectLine(`^/dev/nbd3\z`, stepTimeout)
-	waitLog(t, srv, `msg=connected .*export=data|export=data.* msg=connected`)
+	waitLog(t, srv, `msg=connected .*export=data|export=data.* msg=connected`, 2)
 
 	// 3. The local devices: nbd3 connected to data, with its size.
 	if st, size, be := g.localState("/dev/nbd3"); st != "connected" || size != fmt.Sprint(dataSize) || be != dataURI {
@@ -140,7 +141,7 @@ func TestAdminCommands(t *testing.T) {
 	// and the device is free again.
 	g.run(`/bin/nbdboot detach /dev/nbd3; echo admin-detach""-rc=$?`)
 	m.ExpectLine(`^admin-detach-rc=0\z`, stepTimeout)
-	waitLog(t, srv, `export=data.*msg="(disconnected by client|connection closed)"|msg="(disconnected by client|connection closed)".*export=data`)
+	waitLog(t, srv, `export=data.*msg="(disconnected by client|connection closed)"|msg="(disconnected by client|connection closed)".*export=data`, 2)
 	for i := 0; ; i++ {
 		st, size, be := g.localState("/dev/nbd3")
 		if st == "free" && size == "0" && be == "" {
@@ -173,8 +174,8 @@ func TestAdminCommands(t *testing.T) {
 	checkDataImage(t, data)
 }
 
-// waitLog waits for a server log line matching pattern.
-func waitLog(t *testing.T, srv *nbdServer, pattern string) {
+// waitLog waits for n server log lines matching pattern.
+func waitLog(t *testing.T, srv *nbdServer, pattern string, n int) {
 	t.Helper()
 	re := regexp.MustCompile(pattern)
 	ctx, cancel := context.WithTimeout(t.Context(), serverWait)
@@ -183,15 +184,19 @@ func waitLog(t *testing.T, srv *nbdServer, pattern string) {
 		srv.Log.mu.Lock()
 		lines, ch := srv.Log.lines, srv.Log.changed
 		srv.Log.mu.Unlock()
+		got := 0
 		for _, l := range lines {
 			if re.MatchString(l) {
-				return
+				got++
 			}
+		}
+		if got >= n {
+			return
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			t.Fatalf("server log: no line matching %q within %v; log:\n%s", pattern, serverWait, srv.Log.Tail(20))
+			t.Fatalf("server log: not %d lines matching %q within %v; log:\n%s", n, pattern, serverWait, srv.Log.Tail(20))
 		}
 	}
 }
