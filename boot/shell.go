@@ -54,7 +54,7 @@ func (s ConsoleShell) Run(ctx context.Context, reason string) error {
 		cmd.Args = []string{sh, "sh"}
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(append([]string(nil), rescueEnv...), "NBDBOOT_RESCUE="+reason, "PS1=nbdboot# ")
+	cmd.Env = append(append([]string(nil), rescueEnv...), "NBDBOOT_RESCUE="+reason) // gosh prints "$ " whatever PS1 says
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if s.Log != nil {
