@@ -31,7 +31,10 @@ func (m *KernelModules) Load(name string) error {
 	if err != nil {
 		return err
 	}
-	return l.Load(name, "")
+	n := len(l.Timings())
+	err = l.Load(name, "")
+	m.debugTimings(l.Timings()[n:])
+	return err
 }
 
 // LoadForDevices loads the drivers of the devices present.
@@ -44,17 +47,18 @@ func (m *KernelModules) LoadForDevices() ([]string, error) {
 	if sys == "" {
 		sys = "/sys"
 	}
+	n := len(l.Timings())
 	mods, err := l.LoadForDevices(sys)
-	m.debugTimings(l)
+	m.debugTimings(l.Timings()[n:])
 	return mods, err
 }
 
-// debugTimings logs each insertion under nbdboot.debug.
-func (m *KernelModules) debugTimings(l *kmod.Loader) {
+// debugTimings logs insertions under nbdboot.debug.
+func (m *KernelModules) debugTimings(ts []kmod.Timing) {
 	if m.Log == nil {
 		return
 	}
-	for _, t := range l.Timings() {
+	for _, t := range ts {
 		if t.Err != nil {
 			m.Log.Debugf("modules: %s (%s): %v", t.Module, t.File, t.Err)
 			continue
