@@ -35,9 +35,6 @@ type Env struct {
 	// Console, when not nil, runs after the early mounts to make sure
 	// the console is open on fds 0-2.
 	Console func() error
-	// WaitRandom, when not nil, blocks until the kernel's random number
-	// generator is ready, before the network (DHCP needs random numbers).
-	WaitRandom func() error
 	// Uptime returns the time since the kernel started (/proc/uptime); it
 	// may be nil.
 	Uptime func() (time.Duration, error)

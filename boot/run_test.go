@@ -403,19 +403,6 @@ func TestMalformedIPNotRetried(t *testing.T) {
 	}
 }
 
-// The boot does not wait for the kernel's random number generator: the
-// DHCP client draws its transaction IDs without blocking (netcfg).
-func TestNoRandomWait(t *testing.T) {
-	w := newWorld()
-	w.env.WaitRandom = func() error { w.tr.add("getrandom"); return nil }
-	if _, err := Run(context.Background(), w.env); !errors.Is(err, errExeced) {
-		t.Fatalf("Run = %v", err)
-	}
-	if i := indexOf(w.tr.list(), "getrandom"); i >= 0 {
-		t.Errorf("getrandom called at step %d: %v", i, w.tr.list())
-	}
-}
-
 // A shell that exits at once is restarted with growing pauses.
 func TestRescueShellRestartPauses(t *testing.T) {
 	w := newWorld()

@@ -86,21 +86,6 @@ func OpenConsole() error {
 	return nil
 }
 
-// WaitRandom blocks until the kernel's random number generator is
-// initialised (a blocking getrandom(2)).
-func WaitRandom() error {
-	var b [1]byte
-	for {
-		_, err := unix.Getrandom(b[:], 0)
-		if err != unix.EINTR {
-			if err != nil {
-				return fmt.Errorf("getrandom: %w", err)
-			}
-			return nil
-		}
-	}
-}
-
 // ReadCmdline reads /proc/cmdline.
 func ReadCmdline() (string, error) {
 	b, err := os.ReadFile("/proc/cmdline")

@@ -33,7 +33,6 @@ func runInit(args []string) error {
 		Clock:           clock,
 		Log:             log,
 		Console:         boot.OpenConsole,
-		WaitRandom:      boot.WaitRandom,
 		Uptime:          boot.Uptime,
 	}
 	boot.Main(context.Background(), env)
