@@ -3,7 +3,9 @@ package server
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"os"
 	"testing"
 
 	"github.com/nbdboot/nbdboot/protocol"
@@ -114,4 +116,33 @@ func (c *client) replyAny(reqs map[uint64]protocol.Request) (result, error) {
 		return result{}, fmt.Errorf("reply for unknown cookie %d", cookie)
 	}
 	return c.reply(req)
+}
+
+// TestFileReadAtNoWait reads data just written (so in the page cache)
+// without waiting, whole and at an unaligned offset.
+func TestFileReadAtNoWait(t *testing.T) {
+	path := t.TempDir() + "/disk.img"
+	data := pattern(0, 1<<20)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := OpenFile(path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, r := range []struct{ off, n int }{{0, 1 << 20}, {12345, 4096}, {1<<20 - 1, 1}} {
+		p := make([]byte, r.n)
+		n, err := b.ReadAtNoWait(p, int64(r.off))
+		if errors.Is(err, errWouldBlock) {
+			t.Logf("read %d at %d: not cached (evicted, or no RWF_NOWAIT here)", r.n, r.off)
+			continue
+		}
+		if err != nil || n != r.n || !bytes.Equal(p, data[r.off:r.off+r.n]) {
+			t.Errorf("read %d at %d: n %d err %v, data equal %v", r.n, r.off, n, err, bytes.Equal(p[:n], data[r.off:r.off+n]))
+		}
+	}
+	if n, err := b.ReadAtNoWait(nil, 0); n != 0 || err != nil {
+		t.Errorf("empty read: %d, %v", n, err)
+	}
 }
