@@ -33,14 +33,14 @@ func blockSize(exp Export, configured uint32) uint64 {
 // attach hands the session's connections to the kernel and returns the
 // device index; the session's connections are closed afterwards (the
 // kernel holds the sockets).
-func (b *booter) attach(ctx context.Context, s *session, rd RootDevice) (uint32, error) {
+func (b *booter) attach(ctx context.Context, s *session, rd RootDevice) (Attached, error) {
 	ph := b.log.Phase("attach")
 	defer s.close()
 	bs := blockSize(s.export, b.cfg.BlockSize)
 	// The kernel cannot address a partial last block.
 	size := s.export.Size - s.export.Size%bs
 	if size == 0 {
-		return 0, fail("attach", fmt.Errorf("export %s: %d bytes, less than one %d-byte block", s.target, s.export.Size, bs), hintConnect)
+		return Attached{}, fail("attach", fmt.Errorf("export %s: %d bytes, less than one %d-byte block", s.target, s.export.Size, bs), hintConnect)
 	}
 	if size != s.export.Size {
 		ph.Printf("export size %d is not a multiple of the block size %d: using %d", s.export.Size, bs, size)
@@ -54,20 +54,25 @@ func (b *booter) attach(ctx context.Context, s *session, rd RootDevice) (uint32,
 		DeadConn:    b.cfg.DeadConn,
 		Conns:       s.conns,
 		BackendID:   s.target.URI(),
+		Ioctl:       b.cfg.AttachIoctl,
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	idx, err := b.env.Device.Attach(ctx, req)
+	att, err := b.env.Device.Attach(ctx, req)
 	if err != nil {
 		dev := "a free /dev/nbdN"
 		if rd.Index != nil {
 			dev = DevicePath(*rd.Index)
 		}
-		return 0, fail("attach", fmt.Errorf("attach %s to %s: %w", s.target, dev, err), hintAttach)
+		return Attached{}, fail("attach", fmt.Errorf("attach %s to %s: %w", s.target, dev, err), hintAttach)
 	}
-	ph.Done("%s on %s, %d connection(s), block size %d, timeout %s, dead-conn timeout %s",
-		s.target, DevicePath(idx), len(s.conns), req.BlockSize, req.Timeout, req.DeadConn)
-	return idx, nil
+	via := ""
+	if att.Ioctl {
+		via = " via ioctl (" + att.Why + ")"
+	}
+	ph.Done("%s on %s, %d connection(s), block size %d, timeout %s, dead-conn timeout %s%s",
+		s.target, DevicePath(att.Index), len(s.conns), req.BlockSize, req.Timeout, req.DeadConn, via)
+	return att, nil
 }
 
 // rootDevice waits for the root device node: the partition after a

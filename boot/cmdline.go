@@ -77,6 +77,7 @@ func fromBootcfg(bc *bootcfg.Config) *Config {
 		Retry:       bc.Retry,
 		Debug:       bc.Debug,
 		Overlay:     string(bc.Overlay),
+		AttachIoctl: bc.Attach == bootcfg.AttachIoctl,
 		ClientID:    bc.ClientID,
 		Modules:     bc.Modules,
 		Shell:       bc.Shell,

@@ -58,6 +58,7 @@ type Config struct {
 	Retry       time.Duration // nbdboot.retry: deadline for network and server
 	Debug       bool          // nbdboot.debug
 	Overlay     string        // nbdboot.overlay: "" or "tmpfs"
+	AttachIoctl bool          // nbdboot.attach=ioctl: no netlink for the root
 	ClientID    string        // nbdboot.clientid
 	Modules     []string      // nbdboot.modules: extra modules to load
 	Shell       bool          // nbdboot.shell / rd.shell: rescue shell on failure

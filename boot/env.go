@@ -115,13 +115,26 @@ type AttachRequest struct {
 	DeadConn    time.Duration
 	Conns       []net.Conn // negotiated connections, handed to the kernel
 	BackendID   string
+	// Ioctl forces the ioctl interface (nbdboot.attach=ioctl); without it
+	// the ioctls are used only when the kernel has no nbd netlink family.
+	Ioctl bool
+}
+
+// Attached is the attached root device.
+type Attached struct {
+	Index uint32
+	// Ioctl is set when the device was set up with ioctls: a keeper
+	// process holds it, and it cannot be reconfigured.
+	Ioctl bool
+	// Why says why the ioctls were used ("" for netlink).
+	Why string
 }
 
 // Device is the kernel's nbd device.
 type Device interface {
 	// Attach hands the connections to the kernel and returns the device
 	// index. The caller closes its connections afterwards.
-	Attach(ctx context.Context, req AttachRequest) (uint32, error)
+	Attach(ctx context.Context, req AttachRequest) (Attached, error)
 	// RescanPartitions rereads the partition table (BLKRRPART).
 	RescanPartitions(dev string) error
 	// WaitPath waits until a device node exists or ctx ends.

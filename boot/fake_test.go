@@ -166,7 +166,7 @@ type fakeDevice struct {
 	err error
 }
 
-func (d *fakeDevice) Attach(ctx context.Context, req AttachRequest) (uint32, error) {
+func (d *fakeDevice) Attach(ctx context.Context, req AttachRequest) (Attached, error) {
 	d.req = req
 	idx := "auto"
 	if req.Index != nil {
@@ -174,12 +174,16 @@ func (d *fakeDevice) Attach(ctx context.Context, req AttachRequest) (uint32, err
 	}
 	d.tr.add("attach index=%s conns=%d size=%d bs=%d flags=%#x backend=%s", idx, len(req.Conns), req.Size, req.BlockSize, req.ServerFlags, req.BackendID)
 	if d.err != nil {
-		return 0, d.err
+		return Attached{}, d.err
+	}
+	att := Attached{Ioctl: req.Ioctl}
+	if req.Ioctl {
+		att.Why = "nbdboot.attach=ioctl"
 	}
 	if req.Index != nil {
-		return *req.Index, nil
+		att.Index = *req.Index
 	}
-	return 0, nil
+	return att, nil
 }
 
 func (d *fakeDevice) RescanPartitions(dev string) error {

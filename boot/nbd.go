@@ -2,6 +2,7 @@ package boot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -35,15 +36,37 @@ func Negotiate(ctx context.Context, conn net.Conn, req NegotiateRequest) (Export
 	}, nil
 }
 
-// NetlinkDevice attaches over the nbd generic netlink family. There is no
-// ioctl fallback for the root: with ioctls the attaching process must live
-// as long as the device, and PID 1 becomes another program.
+// NetlinkDevice attaches over the nbd generic netlink family, or, where
+// the kernel has no such family (or req.Ioctl forces it), with the ioctls
+// in a keeper process: with ioctls the attaching process must live as long
+// as the device, and PID 1 becomes another program at switch_root.
 type NetlinkDevice struct {
 	Sys nbdnl.Sys
+	// Dial opens the netlink connection; nil means nbdnl.Dial.
+	Dial func() (NetlinkConn, error)
+	// Keeper starts the ioctl keeper process; nil means ExecKeeper{}.
+	Keeper KeeperStarter
+}
+
+// NetlinkConn is the part of *nbdnl.Conn the attachment uses.
+type NetlinkConn interface {
+	Connect(cfg nbdnl.ConnectConfig) (uint32, error)
+	Close() error
+}
+
+func (d NetlinkDevice) dial() (NetlinkConn, error) {
+	if d.Dial != nil {
+		return d.Dial()
+	}
+	c, err := nbdnl.Dial()
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Attach hands the connections' sockets to the kernel.
-func (d NetlinkDevice) Attach(ctx context.Context, req AttachRequest) (uint32, error) {
+func (d NetlinkDevice) Attach(ctx context.Context, req AttachRequest) (Attached, error) {
 	files := make([]*os.File, 0, len(req.Conns))
 	defer func() {
 		for _, f := range files {
@@ -53,17 +76,23 @@ func (d NetlinkDevice) Attach(ctx context.Context, req AttachRequest) (uint32, e
 	for _, c := range req.Conns {
 		fc, ok := c.(interface{ File() (*os.File, error) })
 		if !ok {
-			return 0, fmt.Errorf("connection %s has no socket file", c.RemoteAddr())
+			return Attached{}, fmt.Errorf("connection %s has no socket file", c.RemoteAddr())
 		}
 		f, err := fc.File()
 		if err != nil {
-			return 0, fmt.Errorf("socket of %s: %w", c.RemoteAddr(), err)
+			return Attached{}, fmt.Errorf("socket of %s: %w", c.RemoteAddr(), err)
 		}
 		files = append(files, f)
 	}
-	nl, err := nbdnl.Dial()
+	if req.Ioctl {
+		return d.attachIoctl(ctx, req, files, "nbdboot.attach=ioctl")
+	}
+	nl, err := d.dial()
+	if errors.Is(err, nbdnl.ErrNoFamily) {
+		return d.attachIoctl(ctx, req, files, "no nbd netlink family")
+	}
 	if err != nil {
-		return 0, err
+		return Attached{}, err
 	}
 	defer nl.Close()
 	idx, err := nl.Connect(nbdnl.ConnectConfig{
@@ -71,12 +100,12 @@ func (d NetlinkDevice) Attach(ctx context.Context, req AttachRequest) (uint32, e
 		Timeout: req.Timeout, DeadConnTimeout: req.DeadConn, Sockets: files, BackendID: req.BackendID,
 	})
 	if err != nil {
-		return 0, err
+		return Attached{}, err
 	}
 	if err := d.Sys.WaitConnected(ctx, idx, 10*time.Second); err != nil {
-		return idx, err
+		return Attached{Index: idx}, err
 	}
-	return idx, nil
+	return Attached{Index: idx}, nil
 }
 
 // RescanPartitions rereads the partition table (BLKRRPART).

@@ -78,10 +78,11 @@ func (b *booter) root(ctx context.Context, late *lateModules) error {
 		s.close()
 		return err
 	}
-	idx, err := b.attach(ctx, s, rd)
+	att, err := b.attach(ctx, s, rd)
 	if err != nil {
 		return err
 	}
+	idx := att.Index
 	dev, err := b.rootDevice(ctx, idx, rd)
 	if err != nil {
 		return err
@@ -93,6 +94,7 @@ func (b *booter) root(ctx context.Context, late *lateModules) error {
 	}
 	b.breakPoint(ctx, BreakPrePivot, "the root is mounted at "+NewRoot)
 	st := b.state(idx, target, exp, conns)
+	st.Ioctl = att.Ioctl
 	return b.switchRoot(st)
 }
 

@@ -30,6 +30,9 @@ type State struct {
 	// Overlay is nbdboot.overlay ("" or "tmpfs"): with a client-side
 	// overlay the device is only read, which allows failover.
 	Overlay string `json:"overlay,omitempty"`
+	// Ioctl is set when the root was attached with ioctls and is held by
+	// the keeper process: the supervisor cannot reconfigure it.
+	Ioctl bool `json:"ioctl,omitempty"`
 	// DHCPAddr is the address (CIDR) DHCP gave Interface at boot; ""
 	// when the boot did not use DHCP. The supervisor keeps its lease.
 	DHCPAddr string `json:"dhcp_addr,omitempty"`

@@ -116,6 +116,12 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}
 	s.Log.Printf("supervisor: resident for %s (%s, %d connection(s), timeout %s, dead-conn timeout %s); %s",
 		s.State.Device, s.State.Target, s.State.Connections, s.State.Timeout, s.State.DeadConn, fo)
+	if s.State.Ioctl {
+		// RECONFIGURE needs a netlink-configured device.
+		s.Log.Printf("supervisor: %s is attached with ioctls and held by the keeper process: reconnect unavailable", s.State.Device)
+		<-ctx.Done()
+		return nil
+	}
 	events := s.subscribe(ctx)
 	var resubscribe <-chan time.Time
 	stuck := s.watchdog(ctx)

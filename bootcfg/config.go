@@ -31,6 +31,16 @@ const (
 	OverlayTmpfs Overlay = "tmpfs" // the root read-only, under an overlayfs with a tmpfs upper layer
 )
 
+// AttachMethod is how the root device is handed to the kernel
+// (nbdboot.attach=).
+type AttachMethod string
+
+// Attach methods.
+const (
+	AttachNetlink AttachMethod = ""      // netlink, ioctls only where the kernel has no nbd netlink family
+	AttachIoctl   AttachMethod = "ioctl" // ioctls even where netlink works (for testing the fallback)
+)
+
 // BreakPoint is where rd.break / nbdboot.break drops to a shell.
 type BreakPoint string
 
@@ -67,6 +77,7 @@ type Config struct {
 	Retry           time.Duration // nbdboot.retry=; total time to retry network and server at boot
 	Debug           bool          // nbdboot.debug or rd.debug
 	Overlay         Overlay       // nbdboot.overlay=
+	Attach          AttachMethod  // nbdboot.attach=netlink|ioctl
 	ClientID        string        // nbdboot.clientid=; "" means the MAC address of the boot interface, "none" the plain export name (boot.ClientIDNone)
 	Modules         []string      // nbdboot.modules=a,b (repeatable): extra modules to load
 	Shell           bool          // nbdboot.shell / rd.shell: rescue shell on failure (default on)
@@ -197,6 +208,15 @@ func (c *Config) applyOwn(key string, p Param) error {
 		default:
 			err = errors.New("expected tmpfs or none")
 		}
+	case "attach":
+		switch p.Value {
+		case "netlink":
+			c.Attach = AttachNetlink
+		case "ioctl":
+			c.Attach = AttachIoctl
+		default:
+			err = errors.New("expected netlink or ioctl")
+		}
 	case "clientid":
 		err = checkClientID(p.Value)
 		if err == nil {
@@ -207,7 +227,7 @@ func (c *Config) applyOwn(key string, p Param) error {
 		mods, err = parseModuleList(p.Value)
 		c.Modules = append(c.Modules, mods...)
 	default:
-		return fmt.Errorf("unknown nbdboot option %q; known: nbdboot.connections, .timeout, .deadconn, .retry, .debug, .shell, .break, .overlay, .clientid, .modules", p.Key)
+		return fmt.Errorf("unknown nbdboot option %q; known: nbdboot.connections, .timeout, .deadconn, .retry, .debug, .shell, .break, .overlay, .attach, .clientid, .modules", p.Key)
 	}
 	return err
 }

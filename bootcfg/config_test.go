@@ -95,6 +95,14 @@ func TestParse(t *testing.T) {
 				c.Breaks = []BreakPoint{BreakPrePivot, BreakPreMount, BreakMount}
 				c.Debug = true
 			}},
+		{"attach ioctl", "nbdroot=nbd://s nbdboot.attach=ioctl", func(c *Config) {
+			c.NBD = one("s", 10809, "")
+			c.Attach = AttachIoctl
+		}},
+		{"attach netlink", "nbdroot=nbd://s nbdboot.attach=ioctl nbdboot.attach=netlink", func(c *Config) {
+			c.NBD = one("s", 10809, "")
+			c.Attach = AttachNetlink
+		}},
 		{"ignored", "BOOT_IMAGE=/vmlinuz console=ttyS0,115200 quiet rootwait ro=x nbdroot=nbd://s", func(c *Config) {
 			c.NBD = one("s", 10809, "")
 		}},
@@ -145,6 +153,8 @@ func TestParseErrors(t *testing.T) {
 		{"nbdboot.deadconn=1.5s", []string{"nbdboot.deadconn=1.5s: expected whole seconds"}},
 		{"nbdboot.retry=48h", []string{"nbdboot.retry=48h: expected whole seconds from 0 to 86400"}},
 		{"nbdboot.overlay=zram", []string{"nbdboot.overlay=zram: expected tmpfs or none"}},
+		{"nbdboot.attach=nl", []string{"nbdboot.attach=nl: expected netlink or ioctl"}},
+		{"nbdboot.attach", []string{"nbdboot.attach: expected netlink or ioctl"}},
 		{"nbdboot.clientid=a/b", []string{"nbdboot.clientid=a/b: expected 1 to 64 characters"}},
 		{"nbdboot.clientid", []string{"nbdboot.clientid: expected 1 to 64 characters"}},
 		{"nbdboot.modules=e1000,../x", []string{`nbdboot.modules=e1000,../x: module "../x": expected a comma-separated list`}},

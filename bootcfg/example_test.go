@@ -11,7 +11,7 @@ func ExampleParse() {
 	fmt.Println(err)
 	fmt.Println(c.NBD.Servers[0], c.NBD.Export, c.RootDevice, c.Connections)
 	// Output:
-	// nbdboot.timeot=5: unknown nbdboot option "nbdboot.timeot"; known: nbdboot.connections, .timeout, .deadconn, .retry, .debug, .shell, .break, .overlay, .clientid, .modules
+	// nbdboot.timeot=5: unknown nbdboot option "nbdboot.timeot"; known: nbdboot.connections, .timeout, .deadconn, .retry, .debug, .shell, .break, .overlay, .attach, .clientid, .modules
 	// rd.break=later: expected no value or one of pre-mount, mount, pre-pivot
 	// 10.0.2.2:10809 debian /dev/nbd0p1 4
 }

@@ -51,6 +51,8 @@ func run(args []string) error {
 		return runList(rest)
 	case boot.SupervisorMode: // "@nbdboot supervise STATE", started by PID 1
 		return runSupervise(rest)
+	case boot.KeeperMode: // "@nbdboot ioctl-attach ... /dev/nbdN", started by PID 1
+		return runKeeper(rest)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 		return nil
