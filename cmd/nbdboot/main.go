@@ -4,10 +4,10 @@
 // attaches the root device, mounts it and switches into it. Otherwise it is
 // the administrator's tool:
 //
-//	nbdboot initramfs -o FILE -kmod DIR [-add-modules m1,m2]
-//	nbdboot attach nbd://HOST[:PORT]/EXPORT [/dev/nbdN]
+//	nbdboot initramfs -o FILE -kmod DIR [-add-modules m1,m2] [-compress gzip|zstd|none]
+//	nbdboot attach [-connections N] [-timeout D] [-deadconn D] nbd://HOST[:PORT]/EXPORT [/dev/nbdN]
 //	nbdboot detach /dev/nbdN
-//	nbdboot list nbd://HOST[:PORT]
+//	nbdboot list [nbd://HOST[:PORT]]
 package main
 
 import (
@@ -18,10 +18,12 @@ import (
 )
 
 const usage = `usage:
-  nbdboot initramfs -o FILE -kmod DIR [-add-modules m1,m2]
-  nbdboot attach nbd://HOST[:PORT]/EXPORT [/dev/nbdN]
+  nbdboot initramfs -o FILE -kmod DIR [-add-modules m1,m2] [-compress gzip|zstd|none]
+  nbdboot attach [-connections N] [-timeout D] [-deadconn D] nbd://HOST[:PORT]/EXPORT [/dev/nbdN]
   nbdboot detach /dev/nbdN
-  nbdboot list nbd://HOST[:PORT]
+  nbdboot list [nbd://HOST[:PORT]]   (a server's exports, or the local nbd devices)
+
+Run "nbdboot COMMAND -h" for a command's flags.
 `
 
 func main() {
