@@ -13,6 +13,10 @@ import (
 	"github.com/nbdboot/nbdboot/protocol"
 )
 
+// readerPool recycles the connections' request readers (64 KiB each), so
+// that clients connecting and leaving do not grow the heap.
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
+
 // conn is one client connection in the transmission phase.
 type conn struct {
 	srv        *Server
@@ -72,7 +76,8 @@ func newConn(s *Server, nc net.Conn, sess *protocol.Session, exp *Export, log *s
 	} else if c.raw = newRawSock(nc); c.raw != nil {
 		in = c.raw
 	}
-	c.r = bufio.NewReaderSize(flushReader{c, in}, 64<<10)
+	c.r = readerPool.Get().(*bufio.Reader)
+	c.r.Reset(flushReader{c, in})
 	c.idle.L = &c.mu
 	for _, mc := range sess.MetaContexts {
 		if mc.Name == protocol.MetaContextBaseAllocation {
@@ -90,6 +95,8 @@ func (c *conn) serve() {
 	c.log.Info("connected", "structured", c.structured, "base_allocation", c.hasMeta)
 	err := c.readLoop()
 	c.flush()
+	c.r.Reset(nil) // the read loop is over: nothing reads c.r any more
+	readerPool.Put(c.r)
 	c.waitIdle()
 	c.nc.Close()
 	switch {
