@@ -29,7 +29,7 @@ const (
 // rotating the order; a round's clients use fresh IDs (a fresh boot).
 func classroomRounds(o options, servers []*server) (*results, error) {
 	res := &results{samples: map[string]map[string][]float64{}, rss: map[string]int64{},
-		rows: []row{{rowAggregate, true}, {rowSlowest, false}, {rowWall, false}}}
+		rows: []row{{key: rowAggregate, higher: true}, {key: rowSlowest}, {key: rowWall}}, failed: map[string]bool{}}
 	for _, r := range res.rows {
 		res.samples[r.key] = map[string][]float64{}
 	}

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // metric is one number a workload reports; higher says whether a larger
@@ -83,9 +86,19 @@ func (s fioStats) dir(d string) fioDir {
 }
 
 // runFio runs one workload against uri and returns fio's aggregate stats.
-func runFio(w workload, uri string) (fioStats, error) {
+// A run that outlives limit (a server that stopped answering) is killed
+// with all of fio's job processes.
+func runFio(w workload, uri string, limit time.Duration) (fioStats, error) {
 	args := append(append([]string{}, w.args...), "--uri="+uri)
-	out, err := exec.Command("fio", args...).Output()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "fio", args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	out, err := cmd.Output()
+	if ctx.Err() != nil {
+		return fioStats{}, fmt.Errorf("fio %q on %s: no result within %v (server hung?)", w.name, uri, limit)
+	}
 	if err != nil {
 		msg := ""
 		if ee, ok := err.(*exec.ExitError); ok {
