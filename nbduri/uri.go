@@ -3,6 +3,7 @@ package nbduri
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -47,6 +48,9 @@ func Parse(s string) (URI, error) {
 	if host == "" {
 		return URI{}, fmt.Errorf("NBD URI %q: no host", s)
 	}
+	if err := checkHost(host, strings.HasPrefix(u.Host, "[")); err != nil {
+		return URI{}, fmt.Errorf("NBD URI %q: %w", s, err)
+	}
 	port := uint16(DefaultPort)
 	if p := u.Port(); p != "" {
 		n, err := strconv.ParseUint(p, 10, 16)
@@ -65,4 +69,26 @@ func (u URI) Addr() string { return net.JoinHostPort(u.Host, strconv.Itoa(int(u.
 func (u URI) String() string {
 	v := url.URL{Scheme: "nbd", Host: u.Addr(), Path: "/" + u.Export}
 	return v.String()
+}
+
+// checkHost accepts an IPv6 address only in brackets and otherwise a host
+// name or IPv4 address of letters, digits, '.', '-' and '_'.
+func checkHost(host string, bracketed bool) error {
+	if bracketed || strings.Contains(host, ":") {
+		if !bracketed {
+			return fmt.Errorf("host %q: an IPv6 address goes in brackets", host)
+		}
+		if _, err := netip.ParseAddr(host); err != nil {
+			return fmt.Errorf("host %q: not an IPv6 address: %w", host, err)
+		}
+		return nil
+	}
+	for _, r := range host {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+		default:
+			return fmt.Errorf("host %q: character %q is not allowed in a host name", host, r)
+		}
+	}
+	return nil
 }
