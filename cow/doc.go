@@ -130,6 +130,6 @@
 // that merely reconnects after a network outage. Drops rename the
 // directory into STATE/.trash before deleting it.
 //
-// Package nbdbackend adapts an Overlay to server.Backend; package cow
-// itself does not import package server, so the server may import it.
+// The server adapts an Overlay to its Backend (server/overlay.go); package
+// cow itself does not import package server, so the server may import it.
 package cow

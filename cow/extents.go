@@ -1,7 +1,7 @@
 package cow
 
 // Extent is a run of the export with one allocation state. It has the
-// fields of server.Extent; package nbdbackend converts.
+// fields of server.Extent; the server converts.
 type Extent struct {
 	Length int64
 	// Hole reports that the run is unallocated and reads as zeroes.

@@ -21,7 +21,7 @@ const DefaultBlockSize = 4096
 
 // Base is the read-only image under an overlay. If it also implements
 // BaseExtents, holes in the base are reported as holes by the overlay's
-// Extents (nbdbackend.Base turns a server.Backend into one).
+// Extents (the server's cowBase turns a server.Backend into one).
 type Base interface {
 	io.ReaderAt
 	Size() int64
@@ -44,8 +44,8 @@ type Options struct {
 }
 
 // Overlay is a per-client copy-on-write layer over a read-only base. It
-// has the methods of server.Backend (package nbdbackend adapts the
-// Extent type) and is safe for concurrent use by any number
+// has the methods of server.Backend (the server adapts the Extent
+// type) and is safe for concurrent use by any number
 // of connections.
 type Overlay struct {
 	dir         string

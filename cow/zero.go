@@ -26,7 +26,7 @@ func (o *Overlay) Trim(off, length int64) error {
 }
 
 // ErrNotFast is returned by Zero with fast set when the data file cannot
-// be zeroed without writing zeroes (nbdbackend maps it to
+// be zeroed without writing zeroes (the server maps it to
 // server.ErrNotFast).
 var ErrNotFast = errors.New("zeroing would not be fast")
 
