@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -89,12 +90,16 @@ func (s fioStats) dir(d string) fioDir {
 // A run that outlives limit (a server that stopped answering) is killed
 // with all of fio's job processes.
 func runFio(w workload, uri string, limit time.Duration) (fioStats, error) {
-	args := append(append([]string{}, w.args...), "--uri="+uri)
+	// fio's job processes start sessions of their own, out of reach of a
+	// process-group kill: a token in their command line finds them.
+	fioRuns++
+	token := fmt.Sprintf("--description=nbdbench-%d-%d", os.Getpid(), fioRuns)
+	args := append(append([]string{token}, w.args...), "--uri="+uri)
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "fio", args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.Cancel = func() error { killMatching(token); return nil }
+	cmd.WaitDelay = 10 * time.Second
 	out, err := cmd.Output()
 	if ctx.Err() != nil {
 		return fioStats{}, fmt.Errorf("fio %q on %s: no result within %v (server hung?)", w.name, uri, limit)
@@ -120,4 +125,22 @@ func runFio(w workload, uri string, limit time.Duration) (fioStats, error) {
 		return fioStats{}, fmt.Errorf("fio %q on %s: no jobs in output", w.name, uri)
 	}
 	return doc.Jobs[0], nil
+}
+
+// fioRuns numbers the fio runs of this process (one at a time).
+var fioRuns int
+
+// killMatching kills every process whose command line holds token.
+func killMatching(token string) {
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + d.Name() + "/cmdline")
+		if err == nil && strings.Contains(string(b), token) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }
