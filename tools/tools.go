@@ -1,5 +1,8 @@
 //go:build tools
 
+// Package tools pins modules the build needs but no package of ours
+// imports in every build: u-root (whose commands the initramfs builder
+// compiles), mkuimage and the test harness's dependencies.
 package tools
 
 import (
