@@ -46,11 +46,7 @@ demo: deps build kernel images initramfs
 
 FUZZTIME ?= 5s
 fuzz:
-	@for pkg in $$($(GO) list ./...); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || { echo "fuzz $$pkg $$f failed"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg | tail -30; exit 1; }; \
-	  done; \
-	done
+	@FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
 
 # Benchmarks (not tests): nbdserve against nbd-server, nbdkit and qemu-nbd.
 BENCHFLAGS ?=
