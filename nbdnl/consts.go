@@ -1,5 +1,7 @@
 package nbdnl
 
+import "github.com/nbdboot/nbdboot/protocol"
+
 // Generic netlink family, from include/uapi/linux/nbd-netlink.h.
 const (
 	FamilyName     = "nbd"          // NBD_GENL_FAMILY_NAME
@@ -49,14 +51,15 @@ const (
 )
 
 // Transmission flags the kernel looks at in NBD_ATTR_SERVER_FLAGS (the
-// export's flags from the handshake, passed through unchanged).
+// export's flags from the handshake, passed through unchanged, so they are
+// the protocol's own).
 const (
-	ServerFlagHasFlags     uint64 = 1 << 0
-	ServerFlagReadOnly     uint64 = 1 << 1
-	ServerFlagSendFlush    uint64 = 1 << 2
-	ServerFlagSendFUA      uint64 = 1 << 3
-	ServerFlagSendTrim     uint64 = 1 << 5
-	ServerFlagCanMultiConn uint64 = 1 << 8
+	ServerFlagHasFlags     = uint64(protocol.FlagHasFlags)
+	ServerFlagReadOnly     = uint64(protocol.FlagReadOnly)
+	ServerFlagSendFlush    = uint64(protocol.FlagSendFlush)
+	ServerFlagSendFUA      = uint64(protocol.FlagSendFUA)
+	ServerFlagSendTrim     = uint64(protocol.FlagSendTrim)
+	ServerFlagCanMultiConn = uint64(protocol.FlagCanMultiConn)
 )
 
 // ioctl request numbers: _IO(0xab, n) from include/uapi/linux/nbd.h. _IO
