@@ -10,6 +10,7 @@ all: build
 
 deps:
 	@scripts/deps.sh
+	@$(GO) mod download
 
 build:
 	@mkdir -p $(BUILD)/bin
