@@ -1,17 +1,11 @@
 package cow
 
-// Extent is a run of the export with one allocation state. It has the
-// fields of server.Extent; the server converts.
-type Extent struct {
-	Length int64
-	// Hole reports that the run is unallocated and reads as zeroes.
-	Hole bool
-}
+import "github.com/nbdboot/nbdboot/protocol"
 
 // Extents serves BLOCK_STATUS for base:allocation: Data blocks are
 // data, Zero blocks are holes (reading as zeroes), and Base blocks are
 // what the base reports (data if it cannot tell).
-func (o *Overlay) Extents(off, length int64, max int) ([]Extent, error) {
+func (o *Overlay) Extents(off, length int64, max int) ([]protocol.Extent, error) {
 	if err := o.check("block status", off, length); err != nil {
 		return nil, err
 	}
@@ -26,9 +20,9 @@ func (o *Overlay) Extents(off, length int64, max int) ([]Extent, error) {
 		runEnd := min((pos>>o.shift+n)<<o.shift, end)
 		switch s {
 		case StateData:
-			ex.add(runEnd-pos, false)
+			ex.add(runEnd-pos, 0)
 		case StateZero:
-			ex.add(runEnd-pos, true)
+			ex.add(runEnd-pos, protocol.StateHoleZero)
 		default:
 			o.baseExtents(&ex, pos, runEnd)
 		}
@@ -40,7 +34,7 @@ func (o *Overlay) Extents(off, length int64, max int) ([]Extent, error) {
 // baseExtents adds the base's allocation of [pos, end).
 func (o *Overlay) baseExtents(ex *extentList, pos, end int64) {
 	if o.baseExt == nil {
-		ex.add(end-pos, false)
+		ex.add(end-pos, 0)
 		return
 	}
 	for pos < end && !ex.full {
@@ -49,37 +43,32 @@ func (o *Overlay) baseExtents(ex *extentList, pos, end int64) {
 			break
 		}
 		for _, e := range exts {
-			n := min(e.Length, end-pos)
+			n := min(int64(e.Length), end-pos)
 			if n <= 0 {
 				break
 			}
-			ex.add(n, e.Hole)
+			ex.add(n, e.Flags&protocol.StateHoleZero)
 			pos += n
 		}
 	}
 	if pos < end {
-		ex.add(end-pos, false) // unknown: call it data
+		ex.add(end-pos, 0) // unknown: call it data
 	}
 }
 
 // extentList collects runs, merging neighbours, up to max entries.
 type extentList struct {
-	out  []Extent
+	out  []protocol.Extent
 	max  int
 	full bool // an extent did not fit: stop
 }
 
-func (l *extentList) add(n int64, hole bool) {
+func (l *extentList) add(n int64, flags uint32) {
 	if l.full || n <= 0 {
 		return
 	}
-	if k := len(l.out); k > 0 && l.out[k-1].Hole == hole {
-		l.out[k-1].Length += n
-		return
+	l.out = protocol.AddExtent(l.out, n, flags)
+	if len(l.out) > l.max {
+		l.out, l.full = l.out[:l.max], true
 	}
-	if len(l.out) == l.max {
-		l.full = true
-		return
-	}
-	l.out = append(l.out, Extent{Length: n, Hole: hole})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"github.com/nbdboot/nbdboot/protocol"
 	"os"
 	"path/filepath"
 	"testing"
@@ -117,8 +118,8 @@ type fileBase struct {
 
 func (f *fileBase) Size() int64 { return f.size }
 
-func (f *fileBase) Extents(off, length int64, max int) ([]Extent, error) {
-	var out []Extent
+func (f *fileBase) Extents(off, length int64, max int) ([]protocol.Extent, error) {
+	var out []protocol.Extent
 	end := off + length
 	for pos := off; pos < end && len(out) < max; {
 		data, err := unix.Seek(int(f.Fd()), pos, unix.SEEK_DATA)
@@ -128,7 +129,7 @@ func (f *fileBase) Extents(off, length int64, max int) ([]Extent, error) {
 			return nil, err
 		}
 		if data = min(data, end); data > pos {
-			out = append(out, Extent{Length: data - pos, Hole: true})
+			out = append(out, protocol.Extent{Length: uint32(data - pos), Flags: protocol.StateHoleZero})
 			pos = data
 			continue
 		}
@@ -137,7 +138,7 @@ func (f *fileBase) Extents(off, length int64, max int) ([]Extent, error) {
 			return nil, err
 		}
 		hole = min(hole, end)
-		out = append(out, Extent{Length: hole - pos})
+		out = append(out, protocol.Extent{Length: uint32(hole - pos)})
 		pos = hole
 	}
 	return out, nil

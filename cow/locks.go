@@ -74,3 +74,36 @@ func (s *stripes) unlockOne(i int, read bool) {
 		s.mu[i].Unlock()
 	}
 }
+
+// tryRLock read-locks the stripes of blocks [b0, b1] if none is held for
+// writing, without waiting; it reports whether it did. runlock undoes it.
+func (s *stripes) tryRLock(b0, b1 int64) bool {
+	a0, a1, c0, c1 := s.indexes(b0/blocksPerWord, b1/blocksPerWord)
+	for i := a0; i <= a1; i++ {
+		if !s.mu[i].TryRLock() {
+			s.runlockRange(a0, i-1, 1, 0)
+			return false
+		}
+	}
+	for i := c0; i <= c1; i++ {
+		if !s.mu[i].TryRLock() {
+			s.runlockRange(a0, a1, c0, i-1)
+			return false
+		}
+	}
+	return true
+}
+
+// runlock read-unlocks the stripes of blocks [b0, b1].
+func (s *stripes) runlock(b0, b1 int64) {
+	s.runlockRange(s.indexes(b0/blocksPerWord, b1/blocksPerWord))
+}
+
+func (s *stripes) runlockRange(a0, a1, c0, c1 int) {
+	for i := c1; i >= c0; i-- {
+		s.mu[i].RUnlock()
+	}
+	for i := a1; i >= a0; i-- {
+		s.mu[i].RUnlock()
+	}
+}

@@ -7,6 +7,9 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+
+	"github.com/nbdboot/nbdboot/internal/nowait"
+	"github.com/nbdboot/nbdboot/protocol"
 )
 
 // ErrQuota is wrapped by the error of a write that would take the overlay
@@ -27,9 +30,16 @@ type Base interface {
 	Size() int64
 }
 
+// BaseNoWait is the optional non-blocking read of a Base: it reads len(p)
+// bytes at off only if it can without waiting for the disk, else it
+// fails or returns a short count.
+type BaseNoWait interface {
+	ReadAtNoWait(p []byte, off int64) (int, error)
+}
+
 // BaseExtents is the optional allocation query of a Base.
 type BaseExtents interface {
-	Extents(off, length int64, max int) ([]Extent, error)
+	Extents(off, length int64, max int) ([]protocol.Extent, error)
 }
 
 // Options tune an overlay.
@@ -44,9 +54,8 @@ type Options struct {
 }
 
 // Overlay is a per-client copy-on-write layer over a read-only base. It
-// has the methods of server.Backend (the server adapts the Extent
-// type) and is safe for concurrent use by any number
-// of connections.
+// has the methods of server.Backend and is safe for concurrent use by any
+// number of connections.
 type Overlay struct {
 	dir         string
 	base        Base
@@ -59,6 +68,7 @@ type Overlay struct {
 
 	data   *os.File
 	dfd    int
+	dataNW atomic.Pointer[nowait.File] // see dataNoWait
 	states *stateMap
 	locks  stripes
 
@@ -134,16 +144,46 @@ func (o *Overlay) check(op string, off int64, n int64) error {
 func (o *Overlay) blockEnd(b int64) int64 { return min((b+1)<<o.shift, o.size) }
 
 // ReadAt is the server.Backend method.
-func (o *Overlay) ReadAt(p []byte, off int64) (int, error) {
+func (o *Overlay) ReadAt(p []byte, off int64) (int, error) { return o.read(p, off, false) }
+
+// ErrWouldBlock is returned by ReadAtNoWait when the read would wait.
+var ErrWouldBlock = nowait.ErrWouldBlock
+
+// ReadAtNoWait is the server's non-blocking read: it reads p at off only
+// if it can without waiting, for a write holding the blocks' locks or for
+// the disk (base blocks through the base's BaseNoWait, Data blocks from
+// the data file's cached pages); otherwise it fails with ErrWouldBlock
+// and the caller reads with ReadAt.
+func (o *Overlay) ReadAtNoWait(p []byte, off int64) (int, error) { return o.read(p, off, true) }
+
+func (o *Overlay) read(p []byte, off int64, nowait bool) (int, error) {
 	if err := o.check("read", off, int64(len(p))); err != nil {
 		return 0, err
 	}
 	if len(p) == 0 {
 		return 0, nil
 	}
+	b0, b1 := off>>o.shift, (off+int64(len(p))-1)>>o.shift
+	if !nowait {
+		defer o.locks.lock(b0, b1, true)()
+	} else if o.locks.tryRLock(b0, b1) {
+		defer o.locks.runlock(b0, b1)
+	} else {
+		return 0, ErrWouldBlock
+	}
+	if err := o.readRuns(p, off, nowait); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// readRuns reads p at off run by run of block states: Base from the
+// base, Data from the data file, Zero as zeroes. The caller holds the
+// blocks' read locks. With nowait a run that would wait for the disk
+// fails the read with ErrWouldBlock.
+func (o *Overlay) readRuns(p []byte, off int64, nowait bool) error {
 	end := off + int64(len(p))
 	b1 := (end - 1) >> o.shift
-	defer o.locks.lock(off>>o.shift, b1, true)()
 	for pos := off; pos < end; {
 		s, n := o.states.run(pos>>o.shift, b1+1)
 		runEnd := min((pos>>o.shift+n)<<o.shift, end)
@@ -151,18 +191,45 @@ func (o *Overlay) ReadAt(p []byte, off int64) (int, error) {
 		var err error
 		switch s {
 		case StateBase:
-			err = readFull(o.base, buf, pos)
+			if !nowait {
+				err = readFull(o.base, buf, pos)
+			} else if nb, ok := o.base.(BaseNoWait); !ok {
+				err = ErrWouldBlock
+			} else {
+				err = readFull(readerAtFunc(nb.ReadAtNoWait), buf, pos)
+			}
 		case StateData:
-			err = readFull(o.data, buf, pos)
+			if !nowait {
+				err = readFull(o.data, buf, pos)
+			} else {
+				err = readFull(o.dataNoWait(), buf, pos)
+			}
 		default:
 			clear(buf)
 		}
-		if err != nil {
-			return 0, fmt.Errorf("read %d bytes at offset %d (%s): %w", len(buf), pos, s, err)
+		switch {
+		case err != nil && nowait:
+			return ErrWouldBlock
+		case err != nil:
+			return fmt.Errorf("read %d bytes at offset %d (%s): %w", len(buf), pos, s, err)
 		}
 		pos = runEnd
 	}
-	return len(p), nil
+	return nil
+}
+
+// readerAtFunc makes a read function an io.ReaderAt.
+type readerAtFunc func(p []byte, off int64) (int, error)
+
+func (f readerAtFunc) ReadAt(p []byte, off int64) (int, error) { return f(p, off) }
+
+// dataNoWait reads the data file without waiting (made at first use).
+func (o *Overlay) dataNoWait() *nowait.File {
+	if f := o.dataNW.Load(); f != nil {
+		return f
+	}
+	o.dataNW.CompareAndSwap(nil, nowait.New(o.dfd))
+	return o.dataNW.Load()
 }
 
 func readFull(r io.ReaderAt, p []byte, off int64) error {

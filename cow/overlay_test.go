@@ -2,6 +2,7 @@ package cow
 
 import (
 	"errors"
+	"github.com/nbdboot/nbdboot/protocol"
 	"math/rand/v2"
 	"testing"
 )
@@ -109,17 +110,18 @@ func checkExtentsAgree(t testing.TB, ov *Overlay, model []byte, what string) {
 	}
 	pos := int64(0)
 	for _, e := range exts {
-		if e.Length <= 0 {
-			t.Fatalf("%s: extent at %d has length %d", what, pos, e.Length)
+		n := int64(e.Length)
+		if n <= 0 {
+			t.Fatalf("%s: extent at %d has length %d", what, pos, n)
 		}
-		if e.Hole {
-			for i := pos; i < pos+e.Length; i++ {
+		if e.Zero() {
+			for i := pos; i < pos+n; i++ {
 				if model[i] != 0 {
-					t.Fatalf("%s: extent [%d,%d) is a hole but byte %d is %#x", what, pos, pos+e.Length, i, model[i])
+					t.Fatalf("%s: extent [%d,%d) is a hole but byte %d is %#x", what, pos, pos+n, i, model[i])
 				}
 			}
 		}
-		pos += e.Length
+		pos += n
 	}
 	if pos != ov.Size() {
 		t.Fatalf("%s: extents cover %d bytes, want %d: %+v", what, pos, ov.Size(), exts)
@@ -187,8 +189,9 @@ func TestExtents(t *testing.T) {
 	base := newTestBase(t, testSize, testHoles...)
 	ov := openT(t, t.TempDir(), base.be, Options{})
 	defer ov.Close()
-	type ext = Extent
-	rest := int64(testSize - 8*bs4k)
+	type ext = protocol.Extent
+	const hole = protocol.StateHoleZero
+	rest := uint32(testSize - 8*bs4k)
 	steps := []struct {
 		name   string
 		op     *op
@@ -197,21 +200,21 @@ func TestExtents(t *testing.T) {
 		want   []ext
 	}{
 		{"fresh: the base's holes", nil, 0, testSize, 10,
-			[]ext{{Length: 4 * bs4k}, {Length: 4 * bs4k, Hole: true}, {Length: rest}}},
+			[]ext{{Length: 4 * bs4k}, {Length: 4 * bs4k, Flags: hole}, {Length: rest}}},
 		{"a write into the hole", &op{kind: 'w', off: 5*bs4k + 10, n: 1, fill: 9}, 0, testSize, 10,
-			[]ext{{Length: 4 * bs4k}, {Length: bs4k, Hole: true}, {Length: bs4k}, {Length: 2 * bs4k, Hole: true}, {Length: rest}}},
+			[]ext{{Length: 4 * bs4k}, {Length: bs4k, Flags: hole}, {Length: bs4k}, {Length: 2 * bs4k, Flags: hole}, {Length: rest}}},
 		{"a trim at the start", &op{kind: 't', off: 0, n: bs4k}, 0, testSize, 10,
-			[]ext{{Length: bs4k, Hole: true}, {Length: 3 * bs4k}, {Length: bs4k, Hole: true}, {Length: bs4k}, {Length: 2 * bs4k, Hole: true}, {Length: rest}}},
+			[]ext{{Length: bs4k, Flags: hole}, {Length: 3 * bs4k}, {Length: bs4k, Flags: hole}, {Length: bs4k}, {Length: 2 * bs4k, Flags: hole}, {Length: rest}}},
 		{"max 2 covers less", nil, 0, testSize, 2,
-			[]ext{{Length: bs4k, Hole: true}, {Length: 3 * bs4k}}},
+			[]ext{{Length: bs4k, Flags: hole}, {Length: 3 * bs4k}}},
 		{"unaligned range inside a zero block", nil, 100, 50, 10,
-			[]ext{{Length: 50, Hole: true}}},
+			[]ext{{Length: 50, Flags: hole}}},
 		{"range across the base hole", nil, 3*bs4k + 1, bs4k + 10, 10,
-			[]ext{{Length: bs4k - 1}, {Length: 11, Hole: true}}},
+			[]ext{{Length: bs4k - 1}, {Length: 11, Flags: hole}}},
 		{"no-hole zeroing allocates", &op{kind: 'z', off: 4 * bs4k, n: bs4k, noHol: true}, 0, 8 * bs4k, 10,
-			[]ext{{Length: bs4k, Hole: true}, {Length: 3*bs4k + 2*bs4k}, {Length: 2 * bs4k, Hole: true}}},
+			[]ext{{Length: bs4k, Flags: hole}, {Length: 3*bs4k + 2*bs4k}, {Length: 2 * bs4k, Flags: hole}}},
 		{"zeroing the tail merges with nothing", &op{kind: 'z', off: 8 * bs4k, n: testSize - 8*bs4k}, 6 * bs4k, testSize - 6*bs4k, 10,
-			[]ext{{Length: testSize - 6*bs4k, Hole: true}}},
+			[]ext{{Length: testSize - 6*bs4k, Flags: hole}}},
 	}
 	model := append([]byte(nil), base.content...)
 	for _, s := range steps {

@@ -2,6 +2,7 @@ package cow
 
 import (
 	"bytes"
+	"github.com/nbdboot/nbdboot/protocol"
 	"testing"
 )
 
@@ -11,8 +12,8 @@ type sparseBase struct {
 	sparse bool
 }
 
-func (b sparseBase) Extents(off, length int64, max int) ([]Extent, error) {
-	return []Extent{{Length: length}}, nil
+func (b sparseBase) Extents(off, length int64, max int) ([]protocol.Extent, error) {
+	return []protocol.Extent{{Length: uint32(length)}}, nil
 }
 func (b sparseBase) MaybeSparse() bool { return b.sparse }
 

@@ -5,7 +5,8 @@ import (
 	"fmt"
 )
 
-// This file holds the payloads of structured reply chunks.
+// This file holds the payloads of structured reply chunks, and the
+// encoders of whole chunks (header and payload) that servers send.
 
 // Sizes of fixed parts of chunk payloads.
 const (
@@ -18,21 +19,6 @@ const (
 // MaxBlockStatusExtents bounds the descriptors accepted in one
 // BLOCK_STATUS chunk (a client-side bound; servers send far fewer).
 const MaxBlockStatusExtents = 1 << 16
-
-// AppendOffsetData appends an OFFSET_DATA payload (u64 offset | data) to b.
-func AppendOffsetData(b []byte, offset uint64, data []byte) []byte {
-	b = binary.BigEndian.AppendUint64(b, offset)
-	return append(b, data...)
-}
-
-// ParseOffsetData decodes an OFFSET_DATA payload; data aliases b. The spec
-// requires at least one byte of data.
-func ParseOffsetData(b []byte) (offset uint64, data []byte, err error) {
-	if len(b) <= OffsetDataPrefixSize {
-		return 0, nil, fmt.Errorf("parse OFFSET_DATA: %d bytes, need more than %d: %w", len(b), OffsetDataPrefixSize, ErrInvalid)
-	}
-	return binary.BigEndian.Uint64(b[0:8]), b[8:], nil
-}
 
 // AppendOffsetHole appends an OFFSET_HOLE payload (u64 offset | u32 length).
 func AppendOffsetHole(b []byte, offset uint64, length uint32) []byte {
@@ -52,10 +38,40 @@ func ParseOffsetHole(b []byte) (offset uint64, length uint32, err error) {
 	return offset, length, nil
 }
 
-// Extent is one BLOCK_STATUS descriptor.
+// Extent is a run of an export with one allocation state: one
+// BLOCK_STATUS descriptor of base:allocation, and what a server's storage
+// reports for a range.
 type Extent struct {
 	Length uint32
-	Flags  uint32
+	Flags  uint32 // StateHole, StateZero
+}
+
+// StateHoleZero are the flags of an unallocated run that reads as zeroes.
+const StateHoleZero = StateHole | StateZero
+
+// Zero reports whether the run reads as zeroes.
+func (e Extent) Zero() bool { return e.Flags&StateZero != 0 }
+
+// maxExtentLength is the longest run AddExtent makes (4 GiB less a page,
+// so that runs stay aligned).
+const maxExtentLength = 1<<32 - 4096
+
+// AddExtent appends a run of n bytes with flags to ext, merging it into
+// the last run when their flags match; runs longer than a descriptor can
+// hold are split. n <= 0 adds nothing.
+func AddExtent(ext []Extent, n int64, flags uint32) []Extent {
+	for n > 0 {
+		if k := len(ext); k > 0 && ext[k-1].Flags == flags && ext[k-1].Length < maxExtentLength {
+			add := min(n, maxExtentLength-int64(ext[k-1].Length))
+			ext[k-1].Length += uint32(add)
+			n -= add
+			continue
+		}
+		add := min(n, maxExtentLength)
+		ext = append(ext, Extent{Length: uint32(add), Flags: flags})
+		n -= add
+	}
+	return ext
 }
 
 // AppendBlockStatus appends a BLOCK_STATUS payload (u32 context ID |
@@ -149,4 +165,55 @@ func ParseChunkError(typ uint16, b []byte) (ChunkErr, error) {
 		e.Offset, e.HasOffset = binary.BigEndian.Uint64(rest), true
 	}
 	return e, nil
+}
+
+// Whole chunks. Each encoder appends a chunk header and its payload to b
+// (for OFFSET_DATA the payload's prefix: the data follows in a buffer of
+// its own, so that it is never copied). flags is 0 or ChunkFlagDone.
+
+// AppendOffsetDataHeader appends an OFFSET_DATA chunk header and offset
+// for n data bytes, which the caller sends next.
+func AppendOffsetDataHeader(b []byte, flags uint16, cookie, offset uint64, n int) []byte {
+	b = AppendChunk(b, Chunk{Flags: flags, Type: ChunkOffsetData, Cookie: cookie, Length: uint32(OffsetDataPrefixSize + n)})
+	return binary.BigEndian.AppendUint64(b, offset)
+}
+
+// AppendOffsetHoleChunk appends an OFFSET_HOLE chunk.
+func AppendOffsetHoleChunk(b []byte, flags uint16, cookie, offset uint64, length uint32) []byte {
+	b = AppendChunk(b, Chunk{Flags: flags, Type: ChunkOffsetHole, Cookie: cookie, Length: OffsetHoleSize})
+	return AppendOffsetHole(b, offset, length)
+}
+
+// AppendErrorChunk appends an ERROR (or ERROR_OFFSET, with e.HasOffset)
+// chunk.
+func AppendErrorChunk(b []byte, flags uint16, cookie uint64, e ChunkErr) []byte {
+	typ := ChunkError
+	if e.HasOffset {
+		typ = ChunkErrorOffset
+	}
+	start := len(b)
+	b = AppendChunk(b, Chunk{Flags: flags, Type: typ, Cookie: cookie})
+	b = AppendChunkError(b, e)
+	return patchChunkLength(b, start)
+}
+
+// AppendBlockStatusChunk appends a BLOCK_STATUS chunk for one context.
+func AppendBlockStatusChunk(b []byte, flags uint16, cookie uint64, contextID uint32, extents []Extent) []byte {
+	start := len(b)
+	b = AppendChunk(b, Chunk{Flags: flags, Type: ChunkBlockStatus, Cookie: cookie})
+	b = AppendBlockStatus(b, contextID, extents)
+	return patchChunkLength(b, start)
+}
+
+// AppendNoneChunk appends a final NONE chunk: the structured reply to a
+// request that has nothing more to send.
+func AppendNoneChunk(b []byte, cookie uint64) []byte {
+	return AppendChunk(b, Chunk{Flags: ChunkFlagDone, Type: ChunkNone, Cookie: cookie})
+}
+
+// patchChunkLength sets the length field of the chunk starting at
+// b[start] to the bytes that follow its header.
+func patchChunkLength(b []byte, start int) []byte {
+	binary.BigEndian.PutUint32(b[start+16:], uint32(len(b)-start-ChunkHeaderSize))
+	return b
 }

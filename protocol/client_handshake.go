@@ -18,6 +18,10 @@ type ExportInfo struct {
 	Flags uint16
 	// Block size constraints; 0 when unknown or not sent.
 	MinBlock, PrefBlock, MaxBlock uint32
+	// Ref is a server's own handle on the export its ExportProvider
+	// resolved (never sent): the handshake hands it back in
+	// Session.Export, so the name need not be resolved again.
+	Ref any
 }
 
 // ClientOptions says what ClientHandshake asks for.

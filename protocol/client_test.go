@@ -74,7 +74,7 @@ func TestClientDo(t *testing.T) {
 		req:        read,
 		reply: cat(
 			chunk(0, ChunkOffsetHole, ck, AppendOffsetHole(nil, 104, 4)),
-			chunk(0, ChunkOffsetData, ck, AppendOffsetData(nil, 100, []byte("abcd"))),
+			chunk(0, ChunkOffsetData, ck, offsetData(100, []byte("abcd"))),
 			chunk(done, ChunkNone, ck, nil),
 		),
 		want: &Reply{Data: []byte("abcd\x00\x00\x00\x00"), Chunks: []Chunk{
@@ -86,22 +86,22 @@ func TestClientDo(t *testing.T) {
 		name:       "structured READ with a gap",
 		structured: true,
 		req:        read,
-		reply:      chunk(done, ChunkOffsetData, ck, AppendOffsetData(nil, 100, []byte("abcd"))),
+		reply:      chunk(done, ChunkOffsetData, ck, offsetData(100, []byte("abcd"))),
 		wantErr:    ErrProtocol,
 	}, {
 		name:       "structured READ overlapping chunks",
 		structured: true,
 		req:        read,
 		reply: cat(
-			chunk(0, ChunkOffsetData, ck, AppendOffsetData(nil, 100, []byte("abcdef"))),
-			chunk(done, ChunkOffsetData, ck, AppendOffsetData(nil, 104, []byte("efgh"))),
+			chunk(0, ChunkOffsetData, ck, offsetData(100, []byte("abcdef"))),
+			chunk(done, ChunkOffsetData, ck, offsetData(104, []byte("efgh"))),
 		),
 		wantErr: ErrProtocol,
 	}, {
 		name:       "structured READ data outside the request",
 		structured: true,
 		req:        read,
-		reply:      chunk(done, ChunkOffsetData, ck, AppendOffsetData(nil, 104, []byte("efghijkl"))),
+		reply:      chunk(done, ChunkOffsetData, ck, offsetData(104, []byte("efghijkl"))),
 		wantErr:    ErrProtocol,
 	}, {
 		name:       "simple reply with data after structured was negotiated",
@@ -114,7 +114,7 @@ func TestClientDo(t *testing.T) {
 		structured: true,
 		req:        read,
 		reply: cat(
-			chunk(0, ChunkOffsetData, ck, AppendOffsetData(nil, 100, []byte("abcd"))),
+			chunk(0, ChunkOffsetData, ck, offsetData(100, []byte("abcd"))),
 			chunk(done, ChunkErrorOffset, ck, AppendChunkError(nil, ChunkErr{Errno: EIO, Message: "bad sector", Offset: 104, HasOffset: true})),
 		),
 		want: &Reply{Errno: Errno(EIO), Message: "bad sector", ErrorOffset: 104, HasErrorOffset: true, Chunks: []Chunk{
@@ -251,10 +251,10 @@ func memServer(rw io.ReadWriter, disk []byte, structured bool, ctxID uint32) err
 			if len(second) > 0 && bytes.Count(second, []byte{0}) == len(second) {
 				out = chunk(0, ChunkOffsetHole, req.Cookie, AppendOffsetHole(nil, half, uint32(len(second))))
 			} else if len(second) > 0 {
-				out = chunk(0, ChunkOffsetData, req.Cookie, AppendOffsetData(nil, half, second))
+				out = chunk(0, ChunkOffsetData, req.Cookie, offsetData(half, second))
 			}
 			if half > req.Offset {
-				out = append(out, chunk(0, ChunkOffsetData, req.Cookie, AppendOffsetData(nil, req.Offset, disk[req.Offset:half]))...)
+				out = append(out, chunk(0, ChunkOffsetData, req.Cookie, offsetData(req.Offset, disk[req.Offset:half]))...)
 			}
 			out = append(out, chunk(ChunkFlagDone, ChunkNone, req.Cookie, nil)...)
 		case req.Type == CmdWrite:

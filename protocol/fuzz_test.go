@@ -254,7 +254,6 @@ func FuzzReadReplyHeader(f *testing.F) {
 }
 
 func FuzzChunkPayloads(f *testing.F) {
-	f.Add(ChunkOffsetData, AppendOffsetData(nil, 512, []byte("data")))
 	f.Add(ChunkOffsetHole, AppendOffsetHole(nil, 512, 4096))
 	f.Add(ChunkBlockStatus, AppendBlockStatus(nil, 1, []Extent{{4096, 0}, {512, 3}}))
 	f.Add(ChunkError, AppendChunkError(nil, ChunkErr{Errno: EIO, Message: "bad"}))
@@ -262,12 +261,6 @@ func FuzzChunkPayloads(f *testing.F) {
 	f.Fuzz(func(t *testing.T, typ uint16, data []byte) {
 		var enc []byte
 		switch typ {
-		case ChunkOffsetData:
-			off, d, err := ParseOffsetData(data)
-			if err != nil {
-				return
-			}
-			enc = AppendOffsetData(nil, off, d)
 		case ChunkOffsetHole:
 			off, n, err := ParseOffsetHole(data)
 			if err != nil {
@@ -300,7 +293,7 @@ func FuzzChunkPayloads(f *testing.F) {
 func FuzzClientReply(f *testing.F) {
 	f.Add(uint16(CmdRead), true, cat(
 		chunk(0, ChunkOffsetHole, 1, AppendOffsetHole(nil, 4, 4)),
-		chunk(ChunkFlagDone, ChunkOffsetData, 1, AppendOffsetData(nil, 0, []byte("abcd")))))
+		chunk(ChunkFlagDone, ChunkOffsetData, 1, offsetData(0, []byte("abcd")))))
 	f.Add(uint16(CmdRead), false, cat(AppendSimpleReply(nil, 0, 1), []byte("abcdefgh")))
 	f.Add(uint16(CmdBlockStatus), true, chunk(ChunkFlagDone, ChunkBlockStatus, 1, AppendBlockStatus(nil, 1, []Extent{{8, 0}})))
 	f.Add(uint16(CmdFlush), true, chunk(ChunkFlagDone, ChunkError, 1, AppendChunkError(nil, ChunkErr{Errno: EIO})))
@@ -365,7 +358,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	write("FuzzChunkPayloads", 0, ChunkBlockStatus, AppendBlockStatus(nil, 1, []Extent{{1 << 20, StateHole | StateZero}}))
 	write("FuzzChunkPayloads", 1, ChunkErrorOffset, AppendChunkError(nil, ChunkErr{Errno: EOVERFLOW, Message: "too big", Offset: 1 << 33, HasOffset: true}))
 	write("FuzzClientReply", 0, uint16(CmdRead), true, cat(
-		chunk(0, ChunkOffsetData, 1, AppendOffsetData(nil, 4, []byte("efgh"))),
-		chunk(0, ChunkOffsetData, 1, AppendOffsetData(nil, 0, []byte("abcd"))),
+		chunk(0, ChunkOffsetData, 1, offsetData(4, []byte("efgh"))),
+		chunk(0, ChunkOffsetData, 1, offsetData(0, []byte("abcd"))),
 		chunk(ChunkFlagDone, ChunkNone, 1, nil)))
 }

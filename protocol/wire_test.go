@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"reflect"
 	"testing"
@@ -359,21 +360,12 @@ func TestMetaContextWire(t *testing.T) {
 	}
 }
 
-func TestChunkPayloadWire(t *testing.T) {
-	data := []byte{
-		0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, // offset 512
-		'a', 'b', // data
-	}
-	if got := AppendOffsetData(nil, 512, []byte("ab")); !bytes.Equal(got, data) {
-		t.Errorf("AppendOffsetData\n% x\nwant\n% x", got, data)
-	}
-	if off, d, err := ParseOffsetData(data); off != 512 || string(d) != "ab" || err != nil {
-		t.Errorf("ParseOffsetData = %d, %q, %v", off, d, err)
-	}
-	if _, _, err := ParseOffsetData(data[:8]); err == nil {
-		t.Errorf("ParseOffsetData accepted no data")
-	}
+// offsetData is an OFFSET_DATA payload: u64 offset, then data.
+func offsetData(offset uint64, data []byte) []byte {
+	return append(binary.BigEndian.AppendUint64(nil, offset), data...)
+}
 
+func TestChunkPayloadWire(t *testing.T) {
 	hole := []byte{
 		0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10, 0x00, // offset 4096
 		0x00, 0x00, 0x02, 0x00, // length 512

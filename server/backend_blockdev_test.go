@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"github.com/nbdboot/nbdboot/protocol"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,7 +36,7 @@ func TestFileBackendBlockDevice(t *testing.T) {
 	if b.Size() != 8*mib || b.MaybeSparse() {
 		t.Fatalf("%s: Size %d MaybeSparse %v", dev, b.Size(), b.MaybeSparse())
 	}
-	if ext, err := b.Extents(0, 8*mib, 10); err != nil || len(ext) != 1 || ext[0] != (Extent{Length: 8 * mib}) {
+	if ext, err := b.Extents(0, 8*mib, 10); err != nil || len(ext) != 1 || ext[0] != (protocol.Extent{Length: 8 * mib}) {
 		t.Errorf("Extents = %v, %v; want one data extent", ext, err)
 	}
 	if got := readBack(t, b, mib, 4096); !bytes.Equal(got, pattern(mib, 4096)) {

@@ -4,11 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/bits"
 	"os"
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/nbdboot/nbdboot/internal/nowait"
+	"github.com/nbdboot/nbdboot/protocol"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,8 +25,7 @@ type FileBackend struct {
 	sparse atomic.Bool
 	// noSeekData is set once SEEK_DATA turned out unsupported.
 	noSeekData atomic.Bool
-	// noNowait is set once preadv2(RWF_NOWAIT) turned out unsupported.
-	noNowait atomic.Bool
+	nowait     *nowait.File
 }
 
 // OpenFile opens a regular file or block device as a Backend.
@@ -51,7 +51,7 @@ func newFileBackend(f *os.File) (*FileBackend, error) {
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return nil, fmt.Errorf("stat %s: %w", f.Name(), err)
 	}
-	b := &FileBackend{f: f, fd: int(f.Fd())}
+	b := &FileBackend{f: f, fd: int(f.Fd()), nowait: nowait.New(int(f.Fd()))}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
 		b.size = st.Size
@@ -76,34 +76,12 @@ func (b *FileBackend) Size() int64 { return b.size }
 // ReadAt implements Backend.
 func (b *FileBackend) ReadAt(p []byte, off int64) (int, error) { return b.f.ReadAt(p, off) }
 
-// ReadAtNoWait reads what of p at off is in the page cache without
-// waiting for the disk (preadv2 with RWF_NOWAIT); it returns errWouldBlock
-// when nothing could be read without waiting. A short count means only a
-// prefix was cached.
+// ReadAtNoWait implements NoWaitReader: it reads what of p at off is in
+// the page cache without waiting for the disk (preadv2 with RWF_NOWAIT);
+// it returns errWouldBlock when nothing could be read without waiting. A
+// short count means only a prefix was cached.
 func (b *FileBackend) ReadAtNoWait(p []byte, off int64) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	if b.noNowait.Load() {
-		return 0, errWouldBlock
-	}
-	iov := unix.Iovec{Base: &p[0]}
-	iov.SetLen(len(p))
-	// Raw: the call does not block (that is what RWF_NOWAIT is for), so
-	// it need not hand its P back to the scheduler.
-	lo, hi := uintptr(off), uintptr(uint64(off)>>(bits.UintSize-1)>>1) // pos_l, pos_h
-	n, _, e := unix.RawSyscall6(unix.SYS_PREADV2, uintptr(b.fd), uintptr(unsafe.Pointer(&iov)), 1, lo, hi, unix.RWF_NOWAIT)
-	switch {
-	case e == 0:
-		return int(n), nil
-	case e == unix.EAGAIN:
-		return 0, errWouldBlock
-	case e == unix.EOPNOTSUPP || e == unix.ENOSYS || e == unix.EINVAL:
-		b.noNowait.Store(true) // no RWF_NOWAIT here: always wait
-		return 0, errWouldBlock
-	default:
-		return 0, errWouldBlock // let the waiting path read it and report
-	}
+	return b.nowait.ReadAt(p, off)
 }
 
 // WriteAt implements Backend.
@@ -212,25 +190,15 @@ func (b *FileBackend) MaybeSparse() bool { return b.sparse.Load() && !b.noSeekDa
 
 // Extents implements Backend with SEEK_DATA and SEEK_HOLE. Where those are
 // unsupported the whole range is reported as data.
-func (b *FileBackend) Extents(off, length int64, max int) ([]Extent, error) {
+func (b *FileBackend) Extents(off, length int64, max int) ([]protocol.Extent, error) {
 	end := off + length
 	if length <= 0 || max <= 0 {
 		return nil, nil
 	}
 	if b.noSeekData.Load() {
-		return []Extent{{Length: length}}, nil
+		return protocol.AddExtent(nil, length, 0), nil
 	}
-	var out []Extent
-	add := func(n int64, hole bool) {
-		if n <= 0 {
-			return
-		}
-		if k := len(out); k > 0 && out[k-1].Hole == hole {
-			out[k-1].Length += n
-			return
-		}
-		out = append(out, Extent{Length: n, Hole: hole})
-	}
+	var out []protocol.Extent
 	pos := off
 	for pos < end && len(out) < max {
 		data, err := unix.Seek(b.fd, pos, unix.SEEK_DATA)
@@ -239,16 +207,16 @@ func (b *FileBackend) Extents(off, length int64, max int) ([]Extent, error) {
 		} else if err != nil {
 			if errors.Is(err, unix.EINVAL) || isNotSupported(err) {
 				b.noSeekData.Store(true)
-				return []Extent{{Length: length}}, nil
+				return protocol.AddExtent(nil, length, 0), nil
 			}
 			return nil, fmt.Errorf("seek data at %d: %w", pos, err)
 		}
 		data = min(data, end)
 		if data > pos {
-			if len(out) > 0 && !out[len(out)-1].Hole && len(out) == max {
+			if len(out) > 0 && out[len(out)-1].Flags == 0 && len(out) == max {
 				break
 			}
-			add(data-pos, true)
+			out = protocol.AddExtent(out, data-pos, protocol.StateHoleZero)
 			pos = data
 			if pos >= end || len(out) >= max {
 				break
@@ -262,10 +230,10 @@ func (b *FileBackend) Extents(off, length int64, max int) ([]Extent, error) {
 		if hole <= pos { // raced with a concurrent write; call it data
 			hole = min(pos+4096, end)
 		}
-		add(hole-pos, false)
+		out = protocol.AddExtent(out, hole-pos, 0)
 		pos = hole
 	}
-	return out, nil
+	return out[:min(len(out), max)], nil
 }
 
 // Cache implements Backend with posix_fadvise(WILLNEED).

@@ -2,13 +2,17 @@ package server
 
 import (
 	"bytes"
+	"github.com/nbdboot/nbdboot/protocol"
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
 )
 
-const mib = 1 << 20
+const (
+	mib  = 1 << 20
+	hole = protocol.StateHoleZero // the flags of a hole
+)
 
 // newFileBackend creates a sparse file of size bytes with data written at
 // the given offsets (4 KiB of pattern each).
@@ -56,15 +60,15 @@ func TestFileBackendExtents(t *testing.T) {
 	for _, tt := range []struct {
 		off, n int64
 		max    int
-		want   []Extent
+		want   []protocol.Extent
 	}{
-		{0, 4 * mib, 100, []Extent{{mib, true}, {4096, false}, {2*mib - 4096, true}, {4096, false}, {mib - 4096, true}}},
-		{0, 4 * mib, 1, []Extent{{mib, true}}},
-		{0, 4 * mib, 2, []Extent{{mib, true}, {4096, false}}},
-		{mib + 1024, 1024, 10, []Extent{{1024, false}}},
-		{mib + 2048, 4096, 10, []Extent{{2048, false}, {2048, true}}},
-		{2 * mib, 512, 10, []Extent{{512, true}}},
-		{3 * mib, mib, 10, []Extent{{4096, false}, {mib - 4096, true}}},
+		{0, 4 * mib, 100, []protocol.Extent{{Length: mib, Flags: hole}, {Length: 4096}, {Length: 2*mib - 4096, Flags: hole}, {Length: 4096}, {Length: mib - 4096, Flags: hole}}},
+		{0, 4 * mib, 1, []protocol.Extent{{Length: mib, Flags: hole}}},
+		{0, 4 * mib, 2, []protocol.Extent{{Length: mib, Flags: hole}, {Length: 4096}}},
+		{mib + 1024, 1024, 10, []protocol.Extent{{Length: 1024}}},
+		{mib + 2048, 4096, 10, []protocol.Extent{{Length: 2048}, {Length: 2048, Flags: hole}}},
+		{2 * mib, 512, 10, []protocol.Extent{{Length: 512, Flags: hole}}},
+		{3 * mib, mib, 10, []protocol.Extent{{Length: 4096}, {Length: mib - 4096, Flags: hole}}},
 	} {
 		got, err := b.Extents(tt.off, tt.n, tt.max)
 		if err != nil {
@@ -95,7 +99,7 @@ func TestFileBackendWriteTrimZero(t *testing.T) {
 		t.Fatal(err)
 	}
 	ext, _ := b.Extents(0, 2*mib, 10)
-	if want := []Extent{{mib, true}, {mib, false}}; !reflect.DeepEqual(ext, want) {
+	if want := []protocol.Extent{{Length: mib, Flags: hole}, {Length: mib}}; !reflect.DeepEqual(ext, want) {
 		t.Errorf("after Trim: extents %v, want %v", ext, want)
 	}
 	if got := readBack(t, b, 0, mib); !bytes.Equal(got, zero) {
@@ -113,7 +117,7 @@ func TestFileBackendWriteTrimZero(t *testing.T) {
 		t.Error("Zero(noHole) range does not read as zeroes")
 	}
 	ext, _ = b.Extents(0, 2*mib, 10)
-	if len(ext) == 0 || ext[0].Hole {
+	if len(ext) == 0 || ext[0].Zero() {
 		t.Errorf("after Zero(noHole): extents %v, want data first", ext)
 	}
 
@@ -125,7 +129,7 @@ func TestFileBackendWriteTrimZero(t *testing.T) {
 		t.Error("Zero range does not read as zeroes")
 	}
 	ext, _ = b.Extents(mib, mib, 10)
-	if want := []Extent{{mib, true}}; !reflect.DeepEqual(ext, want) {
+	if want := []protocol.Extent{{Length: mib, Flags: hole}}; !reflect.DeepEqual(ext, want) {
 		t.Errorf("after Zero: extents %v, want %v", ext, want)
 	}
 

@@ -1,110 +1,102 @@
 package server
 
 import (
-	"encoding/binary"
 	"fmt"
 	"io"
-	"net"
 
 	"github.com/nbdboot/nbdboot/protocol"
 )
+
+// One READ, from the socket to pread and back: the read loop checks it
+// (reader.go) and, when the backend can read without waiting, tries it on
+// the loop (readInline in inline.go); otherwise, or when that would wait,
+// a goroutine runs cmdRead. Both split the range into data and holes
+// (readExtents), read the data runs into one pooled buffer (readRuns),
+// and build the reply with conn.read (reply.go), the only READ reply
+// builder; the writer (writer.go) sends it and gives the buffer back.
 
 // maxReadChunks bounds the data and hole chunks of one structured READ;
 // beyond it the rest is sent as data.
 const maxReadChunks = 32
 
-// cmdRead reads the whole range before a byte of the reply is sent, so a
+// cmdRead serves a READ on a goroutine, waiting for the disk if it must.
+// It reads the whole range before a byte of the reply is sent, so a
 // failed read becomes an error reply, never a half-sent success.
-func (c *conn) cmdRead(req protocol.Request, fin func()) {
-	n := int(req.Length)
-	off := int64(req.Offset)
-	buf := getBuf(n)
-	done := func() { putBuf(buf); fin() }
-	data := *buf
-	if !c.structured {
-		if err := c.readFull(data, off); err != nil {
-			c.readFailed(req, err, done)
-			return
-		}
-		c.send(c.dataReply(req, data), done)
-		return
-	}
-	if n == 0 {
-		c.send(net.Buffers{protocol.AppendChunk(nil, protocol.Chunk{Flags: protocol.ChunkFlagDone, Type: protocol.ChunkNone, Cookie: req.Cookie})}, done)
-		return
-	}
+func (c *conn) cmdRead(req protocol.Request, held int64) {
+	buf := getBuf(int(req.Length))
+	r := newReply(buf, held, true)
 	exts := c.readExtents(req)
-	bufs := make(net.Buffers, 0, 2*len(exts))
-	pos := int64(0)
-	for i, e := range exts {
-		flags := uint16(0)
-		if i == len(exts)-1 {
-			flags = protocol.ChunkFlagDone
-		}
-		at := uint64(off + pos)
-		if e.Hole {
-			h := protocol.AppendChunk(make([]byte, 0, protocol.ChunkHeaderSize+12), protocol.Chunk{
-				Flags: flags, Type: protocol.ChunkOffsetHole, Cookie: req.Cookie, Length: 12})
-			h = binary.BigEndian.AppendUint64(h, at)
-			h = binary.BigEndian.AppendUint32(h, uint32(e.Length))
-			bufs = append(bufs, h)
-		} else {
-			part := data[pos : pos+e.Length]
-			if err := c.readFull(part, off+pos); err != nil {
-				c.readFailed(req, err, done)
-				return
-			}
-			h := protocol.AppendChunk(make([]byte, 0, protocol.ChunkHeaderSize+8), protocol.Chunk{
-				Flags: flags, Type: protocol.ChunkOffsetData, Cookie: req.Cookie, Length: uint32(8 + e.Length)})
-			h = binary.BigEndian.AppendUint64(h, at)
-			bufs = append(bufs, h, part)
-		}
-		pos += e.Length
+	if err := c.readRuns(*buf, int64(req.Offset), exts, false); err != nil {
+		c.log.Warn("read failed", "offset", req.Offset, "length", req.Length, "err", err)
+		r.payload = nil
+		putBuf(buf)
+		c.send(c.fail(r, req, errnoOf(err), "read failed"))
+		return
 	}
-	c.send(bufs, done)
-}
-
-// dataReply is the reply to a READ whose whole range is data, read into
-// data: a simple reply, or one final OFFSET_DATA chunk.
-func (c *conn) dataReply(req protocol.Request, data []byte) net.Buffers {
-	if !c.structured {
-		return net.Buffers{protocol.AppendSimpleReply(make([]byte, 0, protocol.SimpleReplyHeaderSize), 0, req.Cookie), data}
-	}
-	h := protocol.AppendChunk(make([]byte, 0, protocol.ChunkHeaderSize+8), protocol.Chunk{
-		Flags: protocol.ChunkFlagDone, Type: protocol.ChunkOffsetData, Cookie: req.Cookie, Length: uint32(8 + len(data))})
-	h = binary.BigEndian.AppendUint64(h, req.Offset)
-	return net.Buffers{h, data}
+	c.send(c.read(r, req, *buf, exts))
 }
 
 // readExtents splits a structured READ into data and holes, unless DF
-// forbids fragments or the backend has no holes: then it is one data run.
-func (c *conn) readExtents(req protocol.Request) []Extent {
-	whole := []Extent{{Length: int64(req.Length)}}
-	if req.Flags&protocol.CmdFlagDF != 0 || !c.be.MaybeSparse() {
-		return whole
+// forbids fragments or the backend has no holes: then it is one data run
+// (nil). The runs cover the range exactly.
+func (c *conn) readExtents(req protocol.Request) []protocol.Extent {
+	if !c.structured || req.Length == 0 || req.Flags&protocol.CmdFlagDF != 0 || !c.be.MaybeSparse() {
+		return nil
 	}
 	exts, err := c.be.Extents(int64(req.Offset), int64(req.Length), maxReadChunks)
 	if err != nil || len(exts) == 0 {
-		return whole
+		return nil
 	}
 	var covered int64
 	for _, e := range exts {
-		covered += e.Length
+		covered += int64(e.Length)
 	}
 	if rest := int64(req.Length) - covered; rest > 0 {
-		if last := &exts[len(exts)-1]; !last.Hole {
-			last.Length += rest
+		if last := &exts[len(exts)-1]; !last.Zero() {
+			last.Length += uint32(rest)
 		} else {
-			exts = append(exts, Extent{Length: rest})
+			exts = append(exts, protocol.Extent{Length: uint32(rest)})
 		}
 	}
 	return exts
 }
 
+// readRuns reads the data runs of exts (nil: all of data) into data, the
+// buffer of the range at off. With nowait it reads only what it can
+// without waiting and fails with errWouldBlock otherwise.
+func (c *conn) readRuns(data []byte, off int64, exts []protocol.Extent, nowait bool) error {
+	if exts == nil {
+		return c.readFull(data, off, nowait)
+	}
+	pos := 0
+	for _, e := range exts {
+		n := int(e.Length)
+		if !e.Zero() {
+			if err := c.readFull(data[pos:pos+n], off+int64(pos), nowait); err != nil {
+				return err
+			}
+		}
+		pos += n
+	}
+	return nil
+}
+
 // readFull reads len(p) bytes at off; a short read (the file shrank
-// under us) is an error.
-func (c *conn) readFull(p []byte, off int64) error {
-	n, err := c.be.ReadAt(p, off)
+// under us) is an error, and so is any read that would wait with nowait.
+func (c *conn) readFull(p []byte, off int64, nowait bool) error {
+	if len(p) == 0 {
+		return nil
+	}
+	var n int
+	var err error
+	if nowait {
+		n, err = c.abl.nowait.ReadAtNoWait(p, off)
+		if err != nil || n < len(p) {
+			return errWouldBlock
+		}
+		return nil
+	}
+	n, err = c.be.ReadAt(p, off)
 	if n == len(p) {
 		return nil
 	}
@@ -112,9 +104,4 @@ func (c *conn) readFull(p []byte, off int64) error {
 		err = io.ErrUnexpectedEOF
 	}
 	return fmt.Errorf("read %d bytes at %d: %w", len(p), off, err)
-}
-
-func (c *conn) readFailed(req protocol.Request, err error, done func()) {
-	c.log.Warn("read failed", "offset", req.Offset, "length", req.Length, "err", err)
-	c.replyError(req, errnoOf(err), "read failed", done)
 }

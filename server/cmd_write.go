@@ -9,15 +9,9 @@ import (
 // The commands that change data: WRITE, TRIM and WRITE_ZEROES. With FUA
 // each is followed by fdatasync before it is answered.
 
-// fuaWriter is implemented by backends that can make one write durable
-// more cheaply than a write and a whole-file sync.
-type fuaWriter interface {
-	WriteAtFUA(p []byte, off int64) error
-}
-
 func (c *conn) cmdWrite(req protocol.Request, data []byte) error {
-	if fw, ok := c.be.(fuaWriter); ok && req.Flags&protocol.CmdFlagFUA != 0 {
-		if err := fw.WriteAtFUA(data, int64(req.Offset)); err != nil {
+	if c.abl.fua != nil && req.Flags&protocol.CmdFlagFUA != 0 {
+		if err := c.abl.fua.WriteAtFUA(data, int64(req.Offset)); err != nil {
 			return fmt.Errorf("write %d bytes with FUA at %d: %w", len(data), req.Offset, err)
 		}
 		return nil

@@ -28,7 +28,7 @@ type conn struct {
 	exp        *Export
 	be         Backend
 	size       uint64
-	nowait     nowaitReader // nil: no request is served on the read loop
+	abl        abilities // the backend's optional abilities
 	structured bool
 	hasMeta    bool
 	metaID     uint32
@@ -39,9 +39,9 @@ type conn struct {
 	wmu        sync.Mutex // guards the reply queue
 	writing    bool       // a goroutine is sending the queue
 	queue      net.Buffers
-	dones      []sent
+	dones      []*reply
 	spareQueue net.Buffers
-	spareDones []sent
+	spareDones []*reply
 	broken     atomic.Bool
 	// replies and their bytes queued by the read loop since its last
 	// flush; read loop only
@@ -59,7 +59,7 @@ func newConn(s *Server, nc net.Conn, sess *protocol.Session, exp *Export, log *s
 	c := &conn{
 		srv:        s,
 		nc:         nc,
-		nowait:     nowaitOf(exp.Backend),
+		abl:        abilitiesOf(exp.Backend),
 		w:          nc,
 		log:        log,
 		exp:        exp,

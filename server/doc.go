@@ -6,18 +6,24 @@
 //
 //   - spec.go and config.go turn `NAME=PATH[,ro][,desc=TEXT]` arguments and
 //     a TOML file into a Config;
-//   - backend.go defines the Backend interface, backend_file.go implements
-//     it for files and block devices (pread/pwrite, fdatasync, fallocate,
-//     SEEK_DATA/SEEK_HOLE, posix_fadvise);
+//   - backend.go defines the Backend interface and its optional abilities
+//     (non-blocking reads, FUA writes), found once per connection along
+//     a chain of wrappers (Unwrap), so the fence, an overlay or a metrics
+//     layer keeps them; backend_file.go implements it for files and block
+//     devices (pread/pwrite, fdatasync, fallocate, SEEK_DATA/SEEK_HOLE,
+//     posix_fadvise);
 //   - export.go holds the export table (Exports), which resolves the names
 //     clients ask for and can be updated while serving (SIGHUP): exports
 //     removed or replaced are closed when their last connection ends;
 //   - listener.go accepts connections (Server.Serve), bounds the number
 //     still negotiating and the handshake time, and drains on shutdown;
 //   - conn.go, reader.go and writer.go run one connection's transmission
-//     phase: a reader goroutine parses requests, a goroutine per request
-//     serves it, and replies leave, possibly out of order, through one
-//     serialising writer, header and payload in one writev;
+//     phase: a reader goroutine parses requests, serves the cheap ones
+//     itself (inline.go) and hands the rest to a goroutine each, and
+//     replies leave, possibly out of order, through one serialising
+//     writer, header and payload in one writev; reply.go builds every
+//     reply with package protocol's encoders (cmd_read.go follows one
+//     READ from the socket to pread and back);
 //   - overlay.go serves NAME/CLIENT-ID of a copy-on-write export as that
 //     client's overlay from package cow, and plain NAME as the overlay of
 //     the client's IP address; control.go is the unix-socket control

@@ -60,9 +60,18 @@ func (e *Export) Info() protocol.ExportInfo {
 type Resolver interface {
 	protocol.ExportProvider
 	// AcquireFrom returns the export to serve to the client at peer after
-	// a finished handshake, and release, to call once the connection has
+	// a finished handshake that negotiated info (as this Resolver's
+	// Export answered it), and release, to call once the connection has
 	// ended.
-	AcquireFrom(name string, peer net.Addr) (e *Export, release func(), err error)
+	AcquireFrom(info protocol.ExportInfo, peer net.Addr) (e *Export, release func(), err error)
+}
+
+// resolved is what a name resolves to, handed to the handshake in
+// ExportInfo.Ref and taken back by AcquireFrom: the export, and for
+// NAME/CLIENT the overlay's client ID.
+type resolved struct {
+	e      *Export
+	client string // set for NAME/CLIENT
 }
 
 // Exports is a table of exports keyed by name, safe for concurrent use.
@@ -224,33 +233,52 @@ func (t *Exports) Resolve(name string) (*Export, error) {
 	return t.lookup(name)
 }
 
+// resolve finds what name serves, NAME/CLIENT included; the caller holds
+// t.mu.
+func (t *Exports) resolve(name string) (resolved, error) {
+	if base, client, ok := strings.Cut(name, "/"); ok {
+		e, err := t.cowExport(name, base, client)
+		return resolved{e: e, client: client}, err
+	}
+	e, err := t.lookup(name)
+	return resolved{e: e}, err
+}
+
 // Acquire is AcquireFrom without a peer address: plain NAME of a
 // copy-on-write export then serves the base, read-only.
 func (t *Exports) Acquire(name string) (*Export, func(), error) {
-	return t.AcquireFrom(name, nil)
+	return t.AcquireFrom(protocol.ExportInfo{Name: name}, nil)
 }
 
 // AcquireFrom implements Resolver: the export's backend stays open until
 // release is called, even if an Update removes the export meanwhile.
 // NAME/CLIENT is CLIENT's overlay over copy-on-write export NAME, and
-// plain NAME the overlay of peer's IP address.
-func (t *Exports) AcquireFrom(name string, peer net.Addr) (*Export, func(), error) {
-	if base, client, ok := strings.Cut(name, "/"); ok {
-		return t.acquireOverlay(name, base, client)
-	}
+// plain NAME the overlay of peer's IP address. The export the handshake
+// resolved (info.Ref) is served unless an Update replaced it since; then
+// the name is resolved again.
+func (t *Exports) AcquireFrom(info protocol.ExportInfo, peer net.Addr) (*Export, func(), error) {
+	name := info.Name
 	t.mu.Lock()
-	e, err := t.lookup(name)
-	if err != nil {
-		t.mu.Unlock()
-		return nil, nil, err
+	r, ok := info.Ref.(*resolved)
+	if !ok || r.e.retired {
+		res, err := t.resolve(name)
+		if err != nil {
+			t.mu.Unlock()
+			return nil, nil, err
+		}
+		r = &res
 	}
-	if e.cow != "" && peer != nil {
-		t.mu.Unlock()
+	e := r.e
+	switch {
+	case r.client != "":
+		return t.acquireOverlay(name, e, r.client)
+	case e.cow != "" && peer != nil:
 		ip, err := peerIP(peer)
 		if err != nil {
+			t.mu.Unlock()
 			return nil, nil, fmt.Errorf("export %q: %w", name, err)
 		}
-		return t.acquireOverlay(e.Name, e.Name, ip)
+		return t.acquireOverlay(e.Name, e, ip)
 	}
 	e.refs++
 	t.mu.Unlock()
@@ -268,21 +296,26 @@ func (t *Exports) release(e *Export) {
 	}
 }
 
-// Export implements protocol.ExportProvider.
+// Export implements protocol.ExportProvider; the ExportInfo carries
+// what name resolved to (Ref) for AcquireFrom.
 func (t *Exports) Export(name string) (protocol.ExportInfo, error) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	if base, client, ok := strings.Cut(name, "/"); ok {
-		return t.overlayInfo(name, base, client)
-	}
-	e, err := t.lookup(name)
+	r, err := t.resolve(name)
 	if err != nil {
 		return protocol.ExportInfo{}, err
 	}
-	if e.cow != "" {
-		return e.overlayInfo(e.Name), nil
+	var info protocol.ExportInfo
+	switch {
+	case r.client != "":
+		info = r.e.overlayInfo(name)
+	case r.e.cow != "":
+		info = r.e.overlayInfo(r.e.Name)
+	default:
+		info = r.e.Info()
 	}
-	return e.Info(), nil
+	info.Ref = &r
+	return info, nil
 }
 
 // Exports implements protocol.ExportProvider (NBD_OPT_LIST).

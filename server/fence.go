@@ -74,7 +74,7 @@ func identity(exp *Export, peer net.Addr) string {
 // returns the backend the connection must use (it counts the changes in
 // flight) and leave, to call once the connection has ended.
 func (f *fence) enter(id string, be Backend, kill func()) (Backend, func()) {
-	m := &fenceMember{Backend: be, kill: kill, ops: map[uint64]time.Time{}}
+	m := &fenceMember{Backend: be, fua: abilitiesOf(be).fua, kill: kill, ops: map[uint64]time.Time{}}
 	m.cond.L = &m.mu
 	f.mu.Lock()
 	others := make([]*fenceMember, 0, len(f.groups[id]))
@@ -95,9 +95,6 @@ func (f *fence) enter(id string, be Backend, kill func()) (Backend, func()) {
 			delete(f.groups, id)
 		}
 		f.mu.Unlock()
-	}
-	if _, ok := be.(fuaWriter); ok {
-		return &fencedFUA{m}, leave
 	}
 	return m, leave
 }
@@ -133,6 +130,7 @@ func (f *fence) fenceOthers(id string, others []*fenceMember) {
 // fenceMember is one connection's backend, counting its changes in flight.
 type fenceMember struct {
 	Backend
+	fua  FUAWriter // the backend's FUA write; nil: write then Sync
 	kill func()
 
 	mu   sync.Mutex
@@ -253,14 +251,23 @@ func (m *fenceMember) Sync() error {
 	return m.Backend.Sync()
 }
 
-// fencedFUA is a fenceMember over a backend with WriteAtFUA.
-type fencedFUA struct{ *fenceMember }
-
-func (m *fencedFUA) WriteAtFUA(p []byte, off int64) error {
+// WriteAtFUA counts a FUA write as one change: the inner backend's own
+// FUA write if it has one, else a write and a Sync.
+func (m *fenceMember) WriteAtFUA(p []byte, off int64) error {
 	seq, err := m.begin()
 	if err != nil {
 		return err
 	}
 	defer m.end(seq)
-	return m.Backend.(fuaWriter).WriteAtFUA(p, off)
+	if m.fua != nil {
+		return m.fua.WriteAtFUA(p, off)
+	}
+	if _, err := m.Backend.WriteAt(p, off); err != nil {
+		return err
+	}
+	return m.Backend.Sync()
 }
+
+// Unwrap implements Wrapper: reads pass through the fence unchanged, so
+// the backend's non-blocking reads serve the fenced connection too.
+func (m *fenceMember) Unwrap() Backend { return m.Backend }

@@ -91,8 +91,8 @@ func (b *memBackend) Zero(off, length int64, noHole, fast bool) error {
 	clear(b.data[off : off+length])
 	return nil
 }
-func (b *memBackend) Extents(off, length int64, max int) ([]Extent, error) {
-	return []Extent{{Length: length}}, nil
+func (b *memBackend) Extents(off, length int64, max int) ([]protocol.Extent, error) {
+	return []protocol.Extent{{Length: uint32(length)}}, nil
 }
 func (b *memBackend) MaybeSparse() bool             { return false }
 func (b *memBackend) Cache(off, length int64) error { return nil }

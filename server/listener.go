@@ -156,7 +156,7 @@ func (s *Server) handle(nc net.Conn) {
 		}
 		return
 	}
-	exp, release, err := s.res.AcquireFrom(sess.Export.Name, nc.RemoteAddr())
+	exp, release, err := s.res.AcquireFrom(sess.Export, nc.RemoteAddr())
 	if err != nil {
 		log.Warn("cannot serve the export negotiated", "export", sess.Export.Name, "err", err)
 		return

@@ -37,15 +37,6 @@ func (t *Exports) cowExport(name, base, client string) (*Export, error) {
 	return e, nil
 }
 
-// overlayInfo describes NAME/CLIENT: the base's size, writable.
-func (t *Exports) overlayInfo(name, base, client string) (protocol.ExportInfo, error) {
-	e, err := t.cowExport(name, base, client)
-	if err != nil {
-		return protocol.ExportInfo{}, err
-	}
-	return e.overlayInfo(name), nil
-}
-
 // overlayInfo describes an overlay of copy-on-write export e as name.
 func (e *Export) overlayInfo(name string) protocol.ExportInfo {
 	return (&Export{Name: name, Description: e.Description, Backend: e.Backend}).Info()
@@ -61,19 +52,15 @@ func peerIP(peer net.Addr) (string, error) {
 	return ap.Addr().Unmap().WithZone("").String(), nil
 }
 
-// acquireOverlay opens (or shares) client's overlay over export base.
-func (t *Exports) acquireOverlay(name, base, client string) (*Export, func(), error) {
-	t.mu.Lock()
-	e, err := t.cowExport(name, base, client)
-	if err != nil {
-		t.mu.Unlock()
-		return nil, nil, err
-	}
+// acquireOverlay opens (or shares) client's overlay named name over
+// copy-on-write export e; the caller holds t.mu, which it unlocks.
+func (t *Exports) acquireOverlay(name string, e *Export, client string) (*Export, func(), error) {
+	base := e.Name
 	e.refs++ // the base stays open while the overlay is served
 	policy := cow.Policy{Persistent: e.cow == COWPersistent, BaseID: e.baseID,
 		Grace: time.Duration(e.grace), Options: cow.Options{Quota: int64(e.quota)}}
 	t.mu.Unlock()
-	ov, releaseOverlay, err := t.overlays.Acquire(base, client, cowBase{e.Backend}, policy)
+	ov, releaseOverlay, err := t.overlays.Acquire(base, client, cowBase{e.Backend, abilitiesOf(e.Backend).nowait}, policy)
 	if err != nil {
 		t.release(e)
 		return nil, nil, fmt.Errorf("export %q: %w", name, err)
@@ -125,18 +112,6 @@ func (b *overlayBackend) noteQuota(err error) {
 	}
 }
 
-func (b *overlayBackend) Extents(off, length int64, max int) ([]Extent, error) {
-	exts, err := b.Overlay.Extents(off, length, max)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Extent, len(exts))
-	for i, e := range exts {
-		out[i] = Extent{Length: e.Length, Hole: e.Hole}
-	}
-	return out, nil
-}
-
 func (b *overlayBackend) Zero(off, length int64, noHole, fast bool) error {
 	err := b.Overlay.Zero(off, length, noHole, fast)
 	b.noteQuota(err)
@@ -148,17 +123,17 @@ func (b *overlayBackend) Zero(off, length int64, noHole, fast bool) error {
 
 func (b *overlayBackend) Close() error { return nil }
 
-// cowBase lets a Backend be an overlay's base, holes included.
-type cowBase struct{ Backend }
+// cowBase lets a Backend be an overlay's base, holes included, and
+// lends the overlay its non-blocking reads (nowait, nil if it has none).
+type cowBase struct {
+	Backend
+	nowait NoWaitReader
+}
 
-func (b cowBase) Extents(off, length int64, max int) ([]cow.Extent, error) {
-	exts, err := b.Backend.Extents(off, length, max)
-	if err != nil {
-		return nil, err
+// ReadAtNoWait is the base's non-blocking read, or errWouldBlock.
+func (b cowBase) ReadAtNoWait(p []byte, off int64) (int, error) {
+	if b.nowait == nil {
+		return 0, errWouldBlock
 	}
-	out := make([]cow.Extent, len(exts))
-	for i, e := range exts {
-		out[i] = cow.Extent{Length: e.Length, Hole: e.Hole}
-	}
-	return out, nil
+	return b.nowait.ReadAtNoWait(p, off)
 }

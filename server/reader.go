@@ -52,7 +52,7 @@ func (c *conn) dispatch(req protocol.Request) error {
 		}
 		c.log.Debug("request refused", "cmd", protocol.CommandName(req.Type), "offset", req.Offset,
 			"length", req.Length, "flags", req.Flags, "errno", errno)
-		c.send(c.errorReply(req, errno, ""), nil)
+		c.send(c.fail(newReply(nil, 0, false), req, errno, ""))
 		return nil
 	}
 	if ok, err := c.tryInline(req); ok || err != nil {
@@ -71,7 +71,7 @@ func (c *conn) dispatch(req protocol.Request) error {
 			return fmt.Errorf("read WRITE payload of %d bytes: %w", req.Length, err)
 		}
 	}
-	go c.serveRequest(req, payload, func() { c.release(payload, held) })
+	go c.serveRequest(req, payload, held)
 	return nil
 }
 
