@@ -9,11 +9,32 @@ func (o *Overlay) Extents(off, length int64, max int) ([]protocol.Extent, error)
 	if err := o.check("block status", off, length); err != nil {
 		return nil, err
 	}
+	exts, _ := o.extents(nil, off, length, max, false)
+	return exts, nil
+}
+
+// BaseExtentsNoWait is the optional allocation query of a Base that can
+// answer from memory: it appends the runs to dst and reports true, or
+// reports false when it would have to ask the disk.
+type BaseExtentsNoWait interface {
+	ExtentsNoWait(dst []protocol.Extent, off, length int64, max int) ([]protocol.Extent, bool)
+}
+
+// ExtentsNoWait is Extents for the server's read loop, appended to dst:
+// it reports false when the base could only tell by asking the disk.
+func (o *Overlay) ExtentsNoWait(dst []protocol.Extent, off, length int64, max int) ([]protocol.Extent, bool) {
+	if o.check("block status", off, length) != nil {
+		return dst, false
+	}
+	return o.extents(dst, off, length, max, true)
+}
+
+func (o *Overlay) extents(dst []protocol.Extent, off, length int64, max int, nowait bool) ([]protocol.Extent, bool) {
 	if length == 0 || max <= 0 {
-		return nil, nil
+		return dst, true
 	}
 	end := off + length
-	ex := extentList{max: max}
+	ex := extentList{out: dst, start: len(dst), max: max}
 	limit := (end-1)>>o.shift + 1
 	for pos := off; pos < end && !ex.full; {
 		s, n := o.states.run(pos>>o.shift, limit)
@@ -24,21 +45,39 @@ func (o *Overlay) Extents(off, length int64, max int) ([]protocol.Extent, error)
 		case StateZero:
 			ex.add(runEnd-pos, protocol.StateHoleZero)
 		default:
-			o.baseExtents(&ex, pos, runEnd)
+			if !o.baseExtents(&ex, pos, runEnd, nowait) {
+				return dst, false
+			}
 		}
 		pos = runEnd
 	}
-	return ex.out, nil
+	return ex.out, true
 }
 
-// baseExtents adds the base's allocation of [pos, end).
-func (o *Overlay) baseExtents(ex *extentList, pos, end int64) {
-	if o.baseExt == nil {
+// baseExtents adds the base's allocation of [pos, end); with nowait it
+// reports false if the base cannot tell from memory.
+func (o *Overlay) baseExtents(ex *extentList, pos, end int64, nowait bool) bool {
+	bn, canNoWait := o.baseExt.(BaseExtentsNoWait)
+	switch {
+	case o.baseExt == nil:
 		ex.add(end-pos, 0)
-		return
+		return true
+	case nowait && !canNoWait:
+		return false
 	}
+	var scratch [8]protocol.Extent
 	for pos < end && !ex.full {
-		exts, err := o.baseExt.Extents(pos, end-pos, ex.max-len(ex.out)+1)
+		want := ex.max - ex.len() + 1
+		var exts []protocol.Extent
+		var err error
+		if nowait {
+			var ok bool
+			if exts, ok = bn.ExtentsNoWait(scratch[:0], pos, end-pos, want); !ok {
+				return false
+			}
+		} else {
+			exts, err = o.baseExt.Extents(pos, end-pos, want)
+		}
 		if err != nil || len(exts) == 0 {
 			break
 		}
@@ -54,21 +93,26 @@ func (o *Overlay) baseExtents(ex *extentList, pos, end int64) {
 	if pos < end {
 		ex.add(end-pos, 0) // unknown: call it data
 	}
+	return true
 }
 
-// extentList collects runs, merging neighbours, up to max entries.
+// extentList collects runs after out[:start], merging neighbours, up to
+// max entries.
 type extentList struct {
-	out  []protocol.Extent
-	max  int
-	full bool // an extent did not fit: stop
+	out   []protocol.Extent
+	start int
+	max   int
+	full  bool // an extent did not fit: stop
 }
+
+func (l *extentList) len() int { return len(l.out) - l.start }
 
 func (l *extentList) add(n int64, flags uint32) {
 	if l.full || n <= 0 {
 		return
 	}
 	l.out = protocol.AddExtent(l.out, n, flags)
-	if len(l.out) > l.max {
-		l.out, l.full = l.out[:l.max], true
+	if l.len() > l.max {
+		l.out, l.full = l.out[:l.start+l.max], true
 	}
 }

@@ -65,11 +65,24 @@ type FUAWriter interface {
 	WriteAtFUA(p []byte, off int64) error
 }
 
+// NoWaitExtents can describe a range from memory, as Extents does, when
+// it knows the range without asking the disk.
+type NoWaitExtents interface {
+	// ExtentsNoWait appends the runs of [off, off+length) to dst, as
+	// Extents describes them, and reports true; or reports false when
+	// finding them might wait.
+	ExtentsNoWait(dst []protocol.Extent, off, length int64, max int) ([]protocol.Extent, bool)
+}
+
 // abilities are the optional abilities of a connection's backend; a nil
 // field means the backend lacks it.
 type abilities struct {
 	nowait NoWaitReader // nil: no READ is served on the read loop
 	fua    FUAWriter    // nil: FUA is a write then Sync
+	// extents, with nowait, lets a READ of a sparse backend be split
+	// into data and holes on the read loop; nil: such READs go to a
+	// goroutine.
+	extents NoWaitExtents
 }
 
 // maxUnwrap bounds the wrapper chain walked (a cycle is a bug, not a hang).
@@ -87,6 +100,9 @@ func abilitiesOf(be Backend) abilities {
 		}
 		if w, ok := be.(FUAWriter); ok && a.fua == nil {
 			a.fua = w
+		}
+		if x, ok := be.(NoWaitExtents); ok && a.extents == nil {
+			a.extents = x
 		}
 		w, ok := be.(Wrapper)
 		if !ok {

@@ -26,6 +26,7 @@ type FileBackend struct {
 	// noSeekData is set once SEEK_DATA turned out unsupported.
 	noSeekData atomic.Bool
 	nowait     *nowait.File
+	alloc      *allocMap // regular files: which blocks may hold data
 }
 
 // OpenFile opens a regular file or block device as a Backend.
@@ -55,6 +56,7 @@ func newFileBackend(f *os.File) (*FileBackend, error) {
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
 		b.size = st.Size
+		b.alloc = newAllocMap(b.fd, st.Size)
 		b.sparse.Store(st.Blocks*512 < st.Size)
 	case unix.S_IFBLK:
 		b.blockDev = true
@@ -85,7 +87,11 @@ func (b *FileBackend) ReadAtNoWait(p []byte, off int64) (int, error) {
 }
 
 // WriteAt implements Backend.
-func (b *FileBackend) WriteAt(p []byte, off int64) (int, error) { return b.f.WriteAt(p, off) }
+func (b *FileBackend) WriteAt(p []byte, off int64) (int, error) {
+	b.alloc.beginWrite(off, int64(len(p))) // the allocation map (allocmap.go)
+	defer b.alloc.endWrite()
+	return b.f.WriteAt(p, off)
+}
 
 // Sync implements Backend with fdatasync.
 func (b *FileBackend) Sync() error {
@@ -96,6 +102,8 @@ func (b *FileBackend) Sync() error {
 // (pwritev2 with RWF_DSYNC, which syncs only this range), falling back to
 // WriteAt and fdatasync.
 func (b *FileBackend) WriteAtFUA(p []byte, off int64) error {
+	b.alloc.beginWrite(off, int64(len(p)))
+	defer b.alloc.endWrite()
 	for len(p) > 0 {
 		n, err := unix.Pwritev2(b.fd, [][]byte{p}, off, unix.RWF_DSYNC)
 		if errors.Is(err, unix.EINTR) {
@@ -163,9 +171,12 @@ func (b *FileBackend) Zero(off, length int64, noHole, fast bool) error {
 }
 
 func (b *FileBackend) fallocate(mode uint32, off, length int64) error {
+	punch := mode&unix.FALLOC_FL_PUNCH_HOLE != 0
+	t := b.alloc.beforePunch()
 	err := ignoreEINTR(func() error { return unix.Fallocate(b.fd, mode, off, length) })
-	if err == nil && mode&unix.FALLOC_FL_PUNCH_HOLE != 0 {
+	if err == nil && punch {
 		b.sparse.Store(true)
+		b.alloc.afterPunch(off, length, t)
 	}
 	return err
 }
@@ -188,52 +199,30 @@ func (b *FileBackend) writeZeroes(off, length int64) error {
 // MaybeSparse implements Backend.
 func (b *FileBackend) MaybeSparse() bool { return b.sparse.Load() && !b.noSeekData.Load() }
 
-// Extents implements Backend with SEEK_DATA and SEEK_HOLE. Where those are
-// unsupported the whole range is reported as data.
+// Extents implements Backend from the allocation map (allocmap.go),
+// which learns unknown regions with SEEK_DATA and SEEK_HOLE. Where those
+// are unsupported (or on a block device) the whole range is data.
 func (b *FileBackend) Extents(off, length int64, max int) ([]protocol.Extent, error) {
-	end := off + length
 	if length <= 0 || max <= 0 {
 		return nil, nil
 	}
-	if b.noSeekData.Load() {
+	if b.alloc == nil || b.noSeekData.Load() {
 		return protocol.AddExtent(nil, length, 0), nil
 	}
-	var out []protocol.Extent
-	pos := off
-	for pos < end && len(out) < max {
-		data, err := unix.Seek(b.fd, pos, unix.SEEK_DATA)
-		if errors.Is(err, unix.ENXIO) {
-			data = end // no data after pos: hole to the end
-		} else if err != nil {
-			if errors.Is(err, unix.EINVAL) || isNotSupported(err) {
-				b.noSeekData.Store(true)
-				return protocol.AddExtent(nil, length, 0), nil
-			}
-			return nil, fmt.Errorf("seek data at %d: %w", pos, err)
-		}
-		data = min(data, end)
-		if data > pos {
-			if len(out) > 0 && out[len(out)-1].Flags == 0 && len(out) == max {
-				break
-			}
-			out = protocol.AddExtent(out, data-pos, protocol.StateHoleZero)
-			pos = data
-			if pos >= end || len(out) >= max {
-				break
-			}
-		}
-		hole, err := unix.Seek(b.fd, pos, unix.SEEK_HOLE)
-		if err != nil {
-			return nil, fmt.Errorf("seek hole at %d: %w", pos, err)
-		}
-		hole = min(hole, end)
-		if hole <= pos { // raced with a concurrent write; call it data
-			hole = min(pos+4096, end)
-		}
-		out = protocol.AddExtent(out, hole-pos, 0)
-		pos = hole
+	exts, err := b.alloc.extents(off, length, max)
+	if errors.Is(err, errNoSeekData) {
+		b.noSeekData.Store(true)
+		return protocol.AddExtent(nil, length, 0), nil
 	}
-	return out[:min(len(out), max)], nil
+	return exts, err
+}
+
+// ExtentsNoWait implements NoWaitExtents from the allocation map.
+func (b *FileBackend) ExtentsNoWait(dst []protocol.Extent, off, length int64, max int) ([]protocol.Extent, bool) {
+	if b.alloc == nil || b.noSeekData.Load() {
+		return protocol.AddExtent(dst, length, 0), true
+	}
+	return b.alloc.extentsNoWait(dst, off, length, max)
 }
 
 // Cache implements Backend with posix_fadvise(WILLNEED).

@@ -40,25 +40,63 @@ func (c *conn) cmdRead(req protocol.Request, held int64) {
 // forbids fragments or the backend has no holes: then it is one data run
 // (nil). The runs cover the range exactly.
 func (c *conn) readExtents(req protocol.Request) []protocol.Extent {
-	if !c.structured || req.Length == 0 || req.Flags&protocol.CmdFlagDF != 0 || !c.be.MaybeSparse() {
+	if !c.splits(req) {
 		return nil
 	}
 	exts, err := c.be.Extents(int64(req.Offset), int64(req.Length), maxReadChunks)
-	if err != nil || len(exts) == 0 {
+	if err != nil {
 		return nil
 	}
+	return coverRead(req, exts)
+}
+
+// readExtentsNoWait is readExtents from memory, for the read loop
+// (c.exts is its scratch space); false when that would wait.
+func (c *conn) readExtentsNoWait(req protocol.Request) ([]protocol.Extent, bool) {
+	if !c.splits(req) {
+		return nil, true
+	}
+	if c.abl.extents == nil {
+		return nil, false
+	}
+	exts, ok := c.abl.extents.ExtentsNoWait(c.exts[:0], int64(req.Offset), int64(req.Length), maxReadChunks)
+	if !ok {
+		return nil, false
+	}
+	return coverRead(req, exts), true
+}
+
+// splits reports whether a READ is worth splitting into data and holes.
+func (c *conn) splits(req protocol.Request) bool {
+	return c.structured && req.Length > 0 && req.Flags&protocol.CmdFlagDF == 0 && c.be.MaybeSparse()
+}
+
+// minHoleChunk is the shortest hole sent as a hole chunk: a hole chunk
+// (32 bytes) that splits a data chunk (28 more) saves nothing on less.
+const minHoleChunk = 64
+
+// coverRead makes the runs of a READ cover it exactly: a shortfall is
+// data, and holes too short to save bytes are sent as data. It returns
+// nil (one data run) when no hole remains.
+func coverRead(req protocol.Request, exts []protocol.Extent) []protocol.Extent {
 	var covered int64
+	holes := false
+	out := exts[:0] // rewritten in place, merging
 	for _, e := range exts {
 		covered += int64(e.Length)
+		if e.Zero() && e.Length < minHoleChunk {
+			e.Flags = 0
+		}
+		holes = holes || e.Zero()
+		out = protocol.AddExtent(out, int64(e.Length), e.Flags)
+	}
+	if !holes {
+		return nil
 	}
 	if rest := int64(req.Length) - covered; rest > 0 {
-		if last := &exts[len(exts)-1]; !last.Zero() {
-			last.Length += uint32(rest)
-		} else {
-			exts = append(exts, protocol.Extent{Length: uint32(rest)})
-		}
+		out = protocol.AddExtent(out, rest, 0)
 	}
-	return exts
+	return out
 }
 
 // readRuns reads the data runs of exts (nil: all of data) into data, the

@@ -19,16 +19,18 @@ var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<
 
 // conn is one client connection in the transmission phase.
 type conn struct {
-	srv        *Server
-	nc         net.Conn
-	r          *bufio.Reader
-	w          io.Writer
-	raw        *rawSock // nil: w and the session's reader do the I/O
-	log        *slog.Logger
-	exp        *Export
-	be         Backend
-	size       uint64
-	abl        abilities // the backend's optional abilities
+	srv  *Server
+	nc   net.Conn
+	r    *bufio.Reader
+	w    io.Writer
+	raw  *rawSock // nil: w and the session's reader do the I/O
+	log  *slog.Logger
+	exp  *Export
+	be   Backend
+	size uint64
+	abl  abilities // the backend's optional abilities
+	// exts is the read loop's scratch space for a READ's runs.
+	exts       [maxReadChunks + 1]protocol.Extent
 	structured bool
 	hasMeta    bool
 	metaID     uint32

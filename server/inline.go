@@ -45,7 +45,7 @@ func (c *conn) tryInline(req protocol.Request) (bool, error) {
 	}
 	switch req.Type {
 	case protocol.CmdRead:
-		if req.Length == 0 || (c.structured && req.Flags&protocol.CmdFlagDF == 0 && c.be.MaybeSparse()) {
+		if req.Length == 0 {
 			return false, nil
 		}
 		c.readInline(req)
@@ -59,18 +59,20 @@ func (c *conn) tryInline(req protocol.Request) (bool, error) {
 	return false, nil
 }
 
-// readInline reads from the cache and queues the reply; on a cache miss
-// the request goes to a goroutine that waits for the disk.
+// readInline splits the range into data and holes from memory, reads
+// the data from the cache and queues the reply; when either would wait
+// the request goes to a goroutine (cmdRead) that may.
 func (c *conn) readInline(req protocol.Request) {
 	held := int64(req.Length)
 	c.take(held)
+	exts, ok := c.readExtentsNoWait(req)
 	buf := getBuf(int(req.Length))
-	if err := c.readRuns(*buf, int64(req.Offset), nil, true); err != nil {
+	if !ok || c.readRuns(*buf, int64(req.Offset), exts, true) != nil {
 		putBuf(buf)
 		go c.cmdRead(req, held)
 		return
 	}
-	c.enqueue(c.read(newReply(buf, held, true), req, *buf, nil))
+	c.enqueue(c.read(newReply(buf, held, true), req, *buf, exts))
 }
 
 // writeInline reads a WRITE's payload, writes it and queues the reply.

@@ -60,7 +60,7 @@ func (t *Exports) acquireOverlay(name string, e *Export, client string) (*Export
 	policy := cow.Policy{Persistent: e.cow == COWPersistent, BaseID: e.baseID,
 		Grace: time.Duration(e.grace), Options: cow.Options{Quota: int64(e.quota)}}
 	t.mu.Unlock()
-	ov, releaseOverlay, err := t.overlays.Acquire(base, client, cowBase{e.Backend, abilitiesOf(e.Backend).nowait}, policy)
+	ov, releaseOverlay, err := t.overlays.Acquire(base, client, cowBase{e.Backend, abilitiesOf(e.Backend)}, policy)
 	if err != nil {
 		t.release(e)
 		return nil, nil, fmt.Errorf("export %q: %w", name, err)
@@ -124,16 +124,25 @@ func (b *overlayBackend) Zero(off, length int64, noHole, fast bool) error {
 func (b *overlayBackend) Close() error { return nil }
 
 // cowBase lets a Backend be an overlay's base, holes included, and
-// lends the overlay its non-blocking reads (nowait, nil if it has none).
+// lends the overlay its abilities: non-blocking reads and allocation
+// from memory, so that the overlay's reads can stay on the read loop.
 type cowBase struct {
 	Backend
-	nowait NoWaitReader
+	abl abilities
 }
 
 // ReadAtNoWait is the base's non-blocking read, or errWouldBlock.
 func (b cowBase) ReadAtNoWait(p []byte, off int64) (int, error) {
-	if b.nowait == nil {
+	if b.abl.nowait == nil {
 		return 0, errWouldBlock
 	}
-	return b.nowait.ReadAtNoWait(p, off)
+	return b.abl.nowait.ReadAtNoWait(p, off)
+}
+
+// ExtentsNoWait is the base's allocation from memory, if it has one.
+func (b cowBase) ExtentsNoWait(dst []protocol.Extent, off, length int64, max int) ([]protocol.Extent, bool) {
+	if b.abl.extents == nil {
+		return dst, false
+	}
+	return b.abl.extents.ExtentsNoWait(dst, off, length, max)
 }
