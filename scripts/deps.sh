@@ -9,7 +9,7 @@ pkgs=(
 	fio
 	busybox-static
 	e2fsprogs squashfs-tools fdisk
-	kmod cpio zstd xz-utils
+	kmod cpio zstd xz-utils lzop lz4 bzip2
 	dnsmasq iproute2 socat
 	ca-certificates
 )
