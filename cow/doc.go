@@ -109,11 +109,14 @@
 // directory has a meta.json with the original names, the last use, the
 // allocated size, the lifetime and the base's identity.
 //
-// meta.json is replaced by rename without fsync (last use changes at
-// every connect and disconnect); a new overlay's first Sync with changes
-// makes it and the directory entries durable. A crash before then leaves
-// a directory holding nothing durable, which the next Manager ignores
-// and the client's next Acquire reuses.
+// meta.json is replaced by writing meta.json.tmp, fsyncing it and
+// renaming it, without a directory sync (last use changes at every
+// connect and disconnect): a later directory sync may make the rename
+// durable, and must never make it point at content that is not. A new
+// overlay's first Sync with changes makes meta.json and the directory
+// entries durable. A crash before then leaves a directory holding
+// nothing durable, which the next Manager ignores and the client's next
+// Acquire reuses.
 //
 // Acquire opens an overlay without holding the Manager's lock, so
 // clients booting at once open theirs in parallel; connections of the

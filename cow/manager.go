@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/nbdboot/nbdboot/internal/disk"
 )
 
 // DefaultGrace is how long an ephemeral overlay outlives its client's
@@ -45,6 +47,10 @@ type Config struct {
 	Grace time.Duration
 	// Log receives drops and errors nobody else sees; nil discards.
 	Log *slog.Logger
+	// FS is the file system seam overlays and their meta data are
+	// written through (Options.FS); nil means the real one. Tests
+	// inject a power-loss model.
+	FS disk.FS
 }
 
 // Policy is how an export's overlays live.
@@ -85,6 +91,7 @@ type Manager struct {
 	clock Clock
 	grace time.Duration
 	log   *slog.Logger
+	fs    disk.FS
 
 	mu      sync.Mutex
 	entries map[key]*entry
@@ -117,7 +124,10 @@ func NewManager(cfg Config) (*Manager, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("overlay manager: state directory is empty")
 	}
-	m := &Manager{dir: cfg.Dir, clock: cfg.Clock, grace: cfg.Grace, log: cfg.Log, entries: map[key]*entry{}}
+	m := &Manager{dir: cfg.Dir, clock: cfg.Clock, grace: cfg.Grace, log: cfg.Log, fs: cfg.FS, entries: map[key]*entry{}}
+	if m.fs == nil {
+		m.fs = disk.OS{}
+	}
 	if m.clock == nil {
 		m.clock = SystemClock{}
 	}
@@ -274,7 +284,8 @@ func (m *Manager) openEntry(e *entry, base Base, opt Options, isNew bool) error 
 	e.lastUse = m.clock.Now()
 	md := e.meta()
 	m.mu.Unlock()
-	ov, err := openOverlayDir(e.dir, md, base, opt, isNew)
+	opt.FS = m.fs
+	ov, err := openOverlayDir(m.fs, e.dir, md, base, opt, isNew)
 	m.mu.Lock()
 	e.opening = nil
 	close(ch)
@@ -299,14 +310,14 @@ func (m *Manager) openEntry(e *entry, base Base, opt Options, isNew bool) error 
 // has one. A directory it created is removed again if the overlay cannot
 // be opened; an existing one (an overlay whose meta data was unreadable,
 // say) is never.
-func openOverlayDir(dir string, md meta, base Base, opt Options, isNew bool) (*Overlay, error) {
+func openOverlayDir(fs disk.FS, dir string, md meta, base Base, opt Options, isNew bool) (*Overlay, error) {
 	_, err := os.Stat(dir)
 	created := errors.Is(err, os.ErrNotExist)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := fs.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	if isNew {
-		if err := writeMeta(dir, md); err != nil { // durable at the first Sync with changes
+		if err := writeMeta(fs, dir, md); err != nil { // durable at the first Sync with changes
 			return nil, err
 		}
 	}
@@ -330,7 +341,7 @@ func (e *entry) meta() meta {
 }
 
 func (m *Manager) saveMetaLocked(e *entry) {
-	if err := writeMeta(e.dir, e.meta()); err != nil {
+	if err := writeMeta(m.fs, e.dir, e.meta()); err != nil {
 		m.log.Error("overlay meta data", "export", e.export, "client", e.client, "err", err)
 	}
 }

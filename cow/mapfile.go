@@ -8,6 +8,8 @@ import (
 	"math/bits"
 	"os"
 	"path/filepath"
+
+	"github.com/nbdboot/nbdboot/internal/disk"
 )
 
 // File names inside an overlay directory.
@@ -207,9 +209,9 @@ func replayJournal(buf []byte, blockShift uint32, gen uint64, m *stateMap) (appl
 // it, renames it over name and syncs the directory. A crash at any point
 // leaves either the old or the new file under name. beforeRename, when
 // set, runs between the write and the rename (tests inject crashes there).
-func writeFileAtomic(dir, name string, data []byte, beforeRename func(name string) error) error {
+func writeFileAtomic(fs disk.FS, dir, name string, data []byte, beforeRename func(name string) error) error {
 	tmp := filepath.Join(dir, name+tmpSuffix)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
@@ -229,22 +231,10 @@ func writeFileAtomic(dir, name string, data []byte, beforeRename func(name strin
 			return err
 		}
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+	if err := fs.Rename(tmp, filepath.Join(dir, name)); err != nil {
 		return err
 	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
+	return fs.SyncDir(dir)
 }
 
 // blockShiftOf returns log2(bs) for a power of two in [512, 1 MiB].

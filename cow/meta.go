@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/nbdboot/nbdboot/internal/disk"
 )
 
 const metaName = "meta.json"
@@ -38,46 +40,60 @@ func readMeta(dir string) (meta, error) {
 	return m, nil
 }
 
-// writeMeta replaces dir's meta.json (write a temporary file, rename it)
-// without syncing: the meta data becomes durable with the overlay's
-// first Sync that has changes (makeDirDurable), and at every later
-// compaction's directory sync only as far as the file system orders
-// renames. A meta.json lost or torn by a crash before then leaves an
-// overlay that holds nothing durable; the directory is then ignored by
-// the next Manager and reused by its client's next Acquire.
-func writeMeta(dir string, m meta) error {
+// writeMeta replaces dir's meta.json: it writes meta.json.tmp, fsyncs it
+// and renames it over meta.json. The fsync is needed although the
+// rename itself need not be durable at once: a later directory sync (the
+// overlay's first Sync with changes, or any compaction) makes the rename
+// durable, and without the fsync it could then point at a file whose
+// content never reached the disk. An empty or torn meta.json makes the
+// next Manager skip the overlay and its client's next Acquire reuse the
+// data under fresh meta data, past the base-identity check.
+//
+// The rename is not followed by a directory sync: last use changes at
+// every connect and disconnect, and an older meta.json after a power cut
+// costs only a later expiry. A new overlay's meta.json and directory
+// entries become durable with its first Sync that has changes
+// (makeDirDurable); a crash before then leaves a directory holding
+// nothing durable, which the next Manager ignores and the client's next
+// Acquire reuses.
+func writeMeta(fs disk.FS, dir string, m meta) error {
 	b, err := json.MarshalIndent(m, "", "\t")
 	if err != nil {
 		return err
 	}
 	tmp := filepath.Join(dir, metaName+tmpSuffix)
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+	f, err := fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("write %s: %w", tmp, err)
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, metaName)); err != nil {
+	if err := fs.Rename(tmp, filepath.Join(dir, metaName)); err != nil {
 		return fmt.Errorf("write %s: %w", filepath.Join(dir, metaName), err)
 	}
 	return nil
 }
 
-// makeDirDurable makes an overlay directory's meta.json (if any) and its
-// entries in the two directories above durable: the state directory's
-// EXPORT/CLIENT/ layout. Syncing a directory that is not part of it is
-// harmless.
-func makeDirDurable(dir string) error {
-	if f, err := os.Open(filepath.Join(dir, metaName)); err == nil {
-		err = f.Sync()
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("sync %s: %w", filepath.Join(dir, metaName), err)
-		}
-	}
-	if err := syncDir(dir); err != nil {
+// makeDirDurable makes an overlay directory's entries (meta.json's
+// among them) and its entries in the two directories above durable: the
+// state directory's EXPORT/CLIENT/ layout. meta.json's content needs no
+// sync here: writeMeta synced it before renaming it into place. Syncing a
+// directory that is not part of a state directory is harmless.
+func makeDirDurable(fs disk.FS, dir string) error {
+	if err := fs.SyncDir(dir); err != nil {
 		return err
 	}
 	parent := filepath.Dir(dir)
-	if err := syncDir(parent); err != nil {
+	if err := fs.SyncDir(parent); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(parent))
+	return fs.SyncDir(filepath.Dir(parent))
 }

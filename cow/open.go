@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/nbdboot/nbdboot/internal/disk"
 )
 
 // Open opens the overlay stored in dir over base, creating it if dir holds
@@ -34,7 +36,10 @@ func open(dir string, base Base, opt Options, hook func(string) error) (*Overlay
 	o := &Overlay{
 		dir: dir, base: base, size: size, shift: shift, bs: bs,
 		blocks: (size + bs - 1) >> shift, quotaBlocks: opt.Quota >> shift,
-		zeroes: make([]byte, bs), testHook: hook, compactAt: journalMin,
+		zeroes: make([]byte, bs), testHook: hook, compactAt: journalMin, fs: opt.FS,
+	}
+	if o.fs == nil {
+		o.fs = disk.OS{}
 	}
 	if opt.Quota > 0 && o.quotaBlocks == 0 {
 		return nil, fmt.Errorf("open overlay %s: quota %d is smaller than one %d-byte block", dir, opt.Quota, bs)
@@ -43,8 +48,8 @@ func open(dir string, base Base, opt Options, hook func(string) error) (*Overlay
 	o.bufs.New = func() any { b := make([]byte, bs); return &b }
 	o.states = newStateMap(o.blocks)
 	if err := o.load(); err != nil {
-		if o.data != nil {
-			o.data.Close()
+		if o.dataW != nil {
+			o.dataW.Close()
 		}
 		return nil, fmt.Errorf("open overlay %s: %w", dir, err)
 	}
@@ -53,11 +58,11 @@ func open(dir string, base Base, opt Options, hook func(string) error) (*Overlay
 
 // load recovers the state from dir and starts a new generation.
 func (o *Overlay) load() error {
-	if err := os.MkdirAll(o.dir, 0o700); err != nil {
+	if err := o.fs.MkdirAll(o.dir, 0o700); err != nil {
 		return err
 	}
 	for _, n := range []string{mapName, journalName} {
-		if err := os.Remove(filepath.Join(o.dir, n+tmpSuffix)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := o.fs.Remove(filepath.Join(o.dir, n+tmpSuffix)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 	}
@@ -73,12 +78,12 @@ func (o *Overlay) load() error {
 			return err
 		}
 	}
-	f, err := os.OpenFile(filepath.Join(o.dir, dataName), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := o.fs.OpenFile(filepath.Join(o.dir, dataName), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
-	o.data, o.dfd = f, int(f.Fd())
-	st, err := f.Stat()
+	o.dataW, o.data, o.dfd = f, f.OS(), int(f.OS().Fd())
+	st, err := o.data.Stat()
 	if err != nil {
 		return err
 	}
@@ -116,7 +121,7 @@ func (o *Overlay) load() error {
 		o.unsaved = true
 		return nil
 	}
-	if err := o.data.Sync(); err != nil {
+	if err := o.dataW.Datasync(); err != nil {
 		return err
 	}
 	return o.compact()
@@ -127,12 +132,20 @@ func (o *Overlay) load() error {
 // and the data file has been synced, so the map describes durable data.
 func (o *Overlay) compact() error {
 	h := mapHeader{blockShift: o.shift, size: o.size, gen: o.gen + 1}
-	if err := writeFileAtomic(o.dir, mapName, encodeMap(h, o.states), o.testHook); err != nil {
+	if err := writeFileAtomic(o.fs, o.dir, mapName, encodeMap(h, o.states), o.testHook); err != nil {
 		return fmt.Errorf("write state map: %w", err)
 	}
 	// From here the new map holds everything; a journal of the old
 	// generation is ignored by a reopen.
 	o.gen = h.gen
+	if o.unsaved {
+		// The overlay's first map: from now on its files are kept, so
+		// the directory entries above them must become durable too.
+		// Cleared here, not when compact returns: a failure writing
+		// the journal below must not make later Syncs believe there is
+		// nothing on disk to keep durable.
+		o.unsaved, o.dirsPending = false, true
+	}
 	o.pendMu.Lock()
 	o.pending = nil
 	o.pendMu.Unlock()
@@ -141,11 +154,11 @@ func (o *Overlay) compact() error {
 		o.journal = nil
 	}
 	hdr := encodeJournalHeader(o.shift, o.gen)
-	if err := writeFileAtomic(o.dir, journalName, hdr, o.testHook); err != nil {
+	if err := writeFileAtomic(o.fs, o.dir, journalName, hdr, o.testHook); err != nil {
 		o.jbroken = true
 		return fmt.Errorf("write state journal: %w", err)
 	}
-	j, err := os.OpenFile(filepath.Join(o.dir, journalName), os.O_WRONLY|os.O_APPEND, 0)
+	j, err := o.fs.OpenFile(filepath.Join(o.dir, journalName), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		o.jbroken = true
 		return fmt.Errorf("open state journal: %w", err)

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/nbdboot/nbdboot/internal/disk"
 	"github.com/nbdboot/nbdboot/internal/nowait"
 	"github.com/nbdboot/nbdboot/protocol"
 )
@@ -51,6 +52,9 @@ type Options struct {
 	// Quota caps the bytes of Data blocks (the overlay's own data);
 	// zero means no cap.
 	Quota int64
+	// FS is the file system seam the overlay changes its files through;
+	// nil means the real one (disk.OS). Tests inject a power-loss model.
+	FS disk.FS
 }
 
 // Overlay is a per-client copy-on-write layer over a read-only base. It
@@ -66,7 +70,9 @@ type Overlay struct {
 	blocks      int64
 	quotaBlocks int64 // 0: no quota
 
-	data   *os.File
+	fs     disk.FS
+	data   *os.File  // reads; dataW.OS()
+	dataW  disk.File // writes and syncs
 	dfd    int
 	dataNW atomic.Pointer[nowait.File] // see dataNoWait
 	states *stateMap
@@ -78,7 +84,7 @@ type Overlay struct {
 	pending []record // state changes not yet in the journal, in order
 
 	syncMu  sync.Mutex // serialises Sync, compaction and Close
-	journal *os.File
+	journal disk.File
 	jsize   int64
 	gen     uint64
 	jbroken bool // the journal may end in a torn record: compact next
@@ -303,7 +309,7 @@ func (o *Overlay) writeBlocks(p []byte, off int64) error {
 		to = tb << o.shift
 	}
 	if to > from {
-		if _, err := o.data.WriteAt(p[from-off:to-off], from); err != nil {
+		if _, err := o.dataW.WriteAt(p[from-off:to-off], from); err != nil {
 			return err
 		}
 	}
@@ -325,7 +331,7 @@ func (o *Overlay) rmw(b int64, p []byte, off int64) error {
 	}
 	lo, hi := max(off, start), min(off+int64(len(p)), start+int64(len(blk)))
 	copy(blk[lo-start:], p[lo-off:hi-off])
-	if _, err := o.data.WriteAt(blk, start); err != nil {
+	if _, err := o.dataW.WriteAt(blk, start); err != nil {
 		return err
 	}
 	return nil

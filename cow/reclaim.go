@@ -34,7 +34,7 @@ func (o *Overlay) reclaim() error {
 			s, n := o.states.run(b, limit)
 			if s != StateData {
 				start, end := b<<o.shift, min((b+n)<<o.shift, o.size)
-				err := unix.Fallocate(o.dfd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, start, end-start)
+				err := o.dataW.Fallocate(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, start, end-start)
 				if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
 					return nil
 				} else if err != nil {

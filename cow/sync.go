@@ -1,10 +1,6 @@
 package cow
 
-import (
-	"fmt"
-
-	"golang.org/x/sys/unix"
-)
+import "fmt"
 
 // journalMin is the journal size below which Sync never compacts.
 const journalMin = 256 << 10
@@ -27,28 +23,32 @@ func (o *Overlay) syncLocked() error {
 	if p := o.failed.Load(); p != nil {
 		return fmt.Errorf("sync overlay %s: failed earlier: %w", o.dir, *p)
 	}
+	if err := o.saveState(); err != nil {
+		return err
+	}
 	if o.dirsPending {
-		if err := makeDirDurable(o.dir); err != nil {
+		// The first map made the overlay's files worth keeping: make the
+		// entries above them durable (retried until it succeeds).
+		if err := makeDirDurable(o.fs, o.dir); err != nil {
 			return fmt.Errorf("sync overlay %s: %w", o.dir, err)
 		}
 		o.dirsPending = false
 	}
+	return nil
+}
+
+// saveState makes the data file and the state changes durable.
+func (o *Overlay) saveState() error {
 	if o.unsaved {
 		o.pendMu.Lock()
 		changed := len(o.pending) > 0
 		o.pendMu.Unlock()
 		if !changed {
-			return nil // no state to save: every block still reads the base
+			// No state to save: every block still reads the base, and
+			// the data file holds nothing a reopen would read.
+			return nil
 		}
-		if err := o.compactLive(); err != nil {
-			return err
-		}
-		o.unsaved = false
-		if err := makeDirDurable(o.dir); err != nil {
-			o.dirsPending = true // retried by the next Sync
-			return fmt.Errorf("sync overlay %s: %w", o.dir, err)
-		}
-		return nil
+		return o.compactLive()
 	}
 	if o.jbroken || o.jsize > max(o.compactAt, int64(len(o.states.words))*4) {
 		return o.compactLive()
@@ -69,7 +69,7 @@ func (o *Overlay) syncLocked() error {
 	}
 	err := writeAll(o.journal, buf)
 	if err == nil {
-		err = ignoreEINTR(func() error { return unix.Fdatasync(int(o.journal.Fd())) })
+		err = o.journal.Datasync()
 	}
 	if err != nil {
 		// The journal may now end in a torn record, which a reopen
@@ -98,9 +98,7 @@ func (o *Overlay) compactLive() error {
 // fdatasync the kernel may have dropped the dirty pages, so nothing the
 // overlay later says about durability could be trusted.
 func (o *Overlay) fdatasync() error {
-	err := ignoreEINTR(func() error { return unix.Fdatasync(o.dfd) })
-	if err != nil {
-		err = fmt.Errorf("fdatasync %s: %w", o.data.Name(), err)
+	if err := o.dataW.Datasync(); err != nil {
 		o.failed.CompareAndSwap(nil, &err)
 		return fmt.Errorf("sync overlay %s: %w", o.dir, err)
 	}
@@ -122,7 +120,7 @@ func (o *Overlay) Close() error {
 			err = fmt.Errorf("close journal of overlay %s: %w", o.dir, cerr)
 		}
 	}
-	if cerr := o.data.Close(); err == nil && cerr != nil {
+	if cerr := o.dataW.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close overlay %s: %w", o.dir, cerr)
 	}
 	return err
@@ -137,18 +135,10 @@ func (o *Overlay) abandon() {
 	if o.journal != nil {
 		o.journal.Close()
 	}
-	o.data.Close()
+	o.dataW.Close()
 }
 
 func writeAll(f interface{ Write([]byte) (int, error) }, b []byte) error {
 	_, err := f.Write(b)
 	return err
-}
-
-func ignoreEINTR(f func() error) error {
-	for {
-		if err := f(); err != unix.EINTR {
-			return err
-		}
-	}
 }

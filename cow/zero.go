@@ -87,7 +87,7 @@ func (o *Overlay) Zero(off, length int64, noHole, fast bool) error {
 		case StateZero:
 			continue
 		case StateData:
-			_, err = o.data.WriteAt(o.zeroes[:e.hi-e.lo], e.lo)
+			_, err = o.dataW.WriteAt(o.zeroes[:e.hi-e.lo], e.lo)
 		case StateBase:
 			if err = o.rmw(e.b, o.zeroes[:e.hi-e.lo], e.lo); err == nil {
 				o.setRun(e.b, 1, StateData)
@@ -137,14 +137,14 @@ func (o *Overlay) edges(off, end, fb, le int64) []edge {
 // (unless fast) written zeroes. The caller holds their write locks.
 func (o *Overlay) allocZeroes(fb, le int64, fast bool) error {
 	start, end := fb<<o.shift, min(le<<o.shift, o.size)
-	err := unix.Fallocate(o.dfd, unix.FALLOC_FL_ZERO_RANGE|unix.FALLOC_FL_KEEP_SIZE, start, end-start)
+	err := o.dataW.Fallocate(unix.FALLOC_FL_ZERO_RANGE|unix.FALLOC_FL_KEEP_SIZE, start, end-start)
 	if !notSupported(err) {
 		return err
 	}
-	err = unix.Fallocate(o.dfd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, start, end-start)
+	err = o.dataW.Fallocate(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, start, end-start)
 	switch {
 	case err == nil:
-		err = unix.Fallocate(o.dfd, unix.FALLOC_FL_KEEP_SIZE, start, end-start)
+		err = o.dataW.Fallocate(unix.FALLOC_FL_KEEP_SIZE, start, end-start)
 		if !notSupported(err) {
 			return err
 		}
@@ -155,7 +155,7 @@ func (o *Overlay) allocZeroes(fb, le int64, fast bool) error {
 		return ErrNotFast
 	}
 	for pos := start; pos < end; pos += o.bs {
-		if _, err := o.data.WriteAt(o.zeroes[:min(o.bs, end-pos)], pos); err != nil {
+		if _, err := o.dataW.WriteAt(o.zeroes[:min(o.bs, end-pos)], pos); err != nil {
 			return err
 		}
 	}
@@ -181,9 +181,9 @@ func (o *Overlay) wholeBlocks(off, end int64) (fb, le int64) {
 // data file first. The caller holds their write locks.
 func (o *Overlay) zeroBlocks(fb, le int64) error {
 	start, end := fb<<o.shift, min(le<<o.shift, o.size)
-	err := unix.Fallocate(o.dfd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, start, end-start)
+	err := o.dataW.Fallocate(unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, start, end-start)
 	if err != nil && !notSupported(err) {
-		return fmt.Errorf("punch data file %s at %d+%d: %w", o.data.Name(), start, end-start, err)
+		return fmt.Errorf("punch data file at %d+%d: %w", start, end-start, err)
 	}
 	o.dataBlocks.Add(-o.setRun(fb, le-fb, StateZero))
 	return nil

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/nbdboot/nbdboot/internal/disk"
 	"github.com/nbdboot/nbdboot/internal/nowait"
 	"github.com/nbdboot/nbdboot/protocol"
 	"golang.org/x/sys/unix"
@@ -17,7 +18,8 @@ import (
 // descriptor shared by every connection, so that FLUSH (fdatasync) on any
 // connection covers writes made on all of them (NBD_FLAG_CAN_MULTI_CONN).
 type FileBackend struct {
-	f        *os.File
+	f        *os.File  // reads; w.OS()
+	w        disk.File // writes and syncs
 	fd       int
 	size     int64
 	blockDev bool
@@ -27,15 +29,26 @@ type FileBackend struct {
 	noSeekData atomic.Bool
 	nowait     *nowait.File
 	alloc      *allocMap // regular files: which blocks may hold data
+	// failed is sticky: a failed fdatasync or RWF_DSYNC write. The
+	// kernel reports a writeback error to an fd once, and may have
+	// dropped the dirty pages: a later fdatasync succeeding would say
+	// nothing about them, so every later Sync and FUA write fails.
+	failed atomic.Pointer[error]
 }
 
 // OpenFile opens a regular file or block device as a Backend.
 func OpenFile(path string, readOnly bool) (*FileBackend, error) {
+	return openFileFS(disk.OS{}, path, readOnly)
+}
+
+// openFileFS is OpenFile writing through fs (tests inject a power-loss
+// model).
+func openFileFS(fs disk.FS, path string, readOnly bool) (*FileBackend, error) {
 	flag := os.O_RDWR
 	if readOnly {
 		flag = os.O_RDONLY
 	}
-	f, err := os.OpenFile(path, flag, 0)
+	f, err := fs.OpenFile(path, flag, 0)
 	if err != nil {
 		return nil, err // *PathError: names the operation and the path
 	}
@@ -47,12 +60,13 @@ func OpenFile(path string, readOnly bool) (*FileBackend, error) {
 	return b, nil
 }
 
-func newFileBackend(f *os.File) (*FileBackend, error) {
+func newFileBackend(w disk.File) (*FileBackend, error) {
+	f := w.OS()
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return nil, fmt.Errorf("stat %s: %w", f.Name(), err)
 	}
-	b := &FileBackend{f: f, fd: int(f.Fd()), nowait: nowait.New(int(f.Fd()))}
+	b := &FileBackend{f: f, w: w, fd: int(f.Fd()), nowait: nowait.New(int(f.Fd()))}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
 		b.size = st.Size
@@ -90,37 +104,47 @@ func (b *FileBackend) ReadAtNoWait(p []byte, off int64) (int, error) {
 func (b *FileBackend) WriteAt(p []byte, off int64) (int, error) {
 	b.alloc.beginWrite(off, int64(len(p))) // the allocation map (allocmap.go)
 	defer b.alloc.endWrite()
-	return b.f.WriteAt(p, off)
+	return b.w.WriteAt(p, off)
 }
 
-// Sync implements Backend with fdatasync.
+// Sync implements Backend with fdatasync. A failure is sticky (failed).
 func (b *FileBackend) Sync() error {
-	return ignoreEINTR(func() error { return unix.Fdatasync(b.fd) })
+	if p := b.failed.Load(); p != nil {
+		return fmt.Errorf("sync %s: failed earlier: %w", b.f.Name(), *p)
+	}
+	if err := b.w.Datasync(); err != nil {
+		b.failed.CompareAndSwap(nil, &err)
+		return err
+	}
+	return nil
 }
 
 // WriteAtFUA writes p at off and makes it durable before returning
 // (pwritev2 with RWF_DSYNC, which syncs only this range), falling back to
-// WriteAt and fdatasync.
+// WriteAt and Sync where RWF_DSYNC is unsupported. A failed RWF_DSYNC
+// write is sticky like a failed Sync (its sync may have consumed the
+// writeback error a later fdatasync would report), unless the write
+// itself found no space: ENOSPC and EDQUOT come from the write's block
+// reservation, before anything is synced.
 func (b *FileBackend) WriteAtFUA(p []byte, off int64) error {
+	if e := b.failed.Load(); e != nil {
+		return fmt.Errorf("write %d bytes at offset %d with FUA to %s: failed earlier: %w", len(p), off, b.f.Name(), *e)
+	}
 	b.alloc.beginWrite(off, int64(len(p)))
 	defer b.alloc.endWrite()
-	for len(p) > 0 {
-		n, err := unix.Pwritev2(b.fd, [][]byte{p}, off, unix.RWF_DSYNC)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if isNotSupported(err) {
-			if _, err := b.f.WriteAt(p, off); err != nil {
-				return err
-			}
-			return b.Sync()
-		}
-		if err != nil {
+	_, err := b.w.WriteAtDSync(p, off)
+	switch {
+	case err == nil:
+		return nil
+	case disk.NotSupported(err):
+		if _, err := b.w.WriteAt(p, off); err != nil {
 			return err
 		}
-		p, off = p[n:], off+int64(n)
+		return b.Sync()
+	case !errors.Is(err, unix.ENOSPC) && !errors.Is(err, unix.EDQUOT):
+		b.failed.CompareAndSwap(nil, &err)
 	}
-	return nil
+	return err
 }
 
 // Trim implements Backend: BLKDISCARD on a block device, a punched hole in
@@ -173,7 +197,7 @@ func (b *FileBackend) Zero(off, length int64, noHole, fast bool) error {
 func (b *FileBackend) fallocate(mode uint32, off, length int64) error {
 	punch := mode&unix.FALLOC_FL_PUNCH_HOLE != 0
 	t := b.alloc.beforePunch()
-	err := ignoreEINTR(func() error { return unix.Fallocate(b.fd, mode, off, length) })
+	err := b.w.Fallocate(mode, off, length)
 	if err == nil && punch {
 		b.sparse.Store(true)
 		b.alloc.afterPunch(off, length, t)
@@ -187,7 +211,7 @@ var zeroBlock = make([]byte, 1<<20)
 func (b *FileBackend) writeZeroes(off, length int64) error {
 	for length > 0 {
 		n := min(length, int64(len(zeroBlock)))
-		if _, err := b.f.WriteAt(zeroBlock[:n], off); err != nil {
+		if _, err := b.w.WriteAt(zeroBlock[:n], off); err != nil {
 			return err
 		}
 		off += n
@@ -234,17 +258,8 @@ func (b *FileBackend) Cache(off, length int64) error {
 }
 
 // Close implements Backend.
-func (b *FileBackend) Close() error { return b.f.Close() }
+func (b *FileBackend) Close() error { return b.w.Close() }
 
 func isNotSupported(err error) bool {
 	return errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.ENOTTY)
-}
-
-func ignoreEINTR(f func() error) error {
-	for {
-		err := f()
-		if !errors.Is(err, unix.EINTR) {
-			return err
-		}
-	}
 }
