@@ -1,14 +1,28 @@
 // Command bench runs the same fio workloads against nbdserve and its peers
 // (nbd-server, nbdkit's file plugin, qemu-nbd) serving the same file,
-// interleaved round by round, and prints a table of medians with each
-// peer's ratio to nbdserve. A second table compares nbdserve's
-// copy-on-write export (a client's own overlay) with its plain export,
-// nbd-server's copyonwrite and qemu-nbd --snapshot on the read and write
-// workloads; a third has -classroom clients (fio processes, 30 by default)
-// boot at once from each copy-on-write server, replaying one boot-like
-// read pattern, and reports the aggregate throughput and the slowest
-// client's time. -sections picks the tables. It is `make bench`; it is
-// not a test.
+// interleaved round by round with the order rotated, and prints tables of
+// medians with each peer's ratio to nbdserve.
+//
+// The images (-images): "dense", a fully allocated file, and "sparse", the
+// same size with data in its first half and a hole in the second, as the
+// images labs serve are (mkfs.ext4 -d into a truncated file, a converted
+// VM disk). The tables (-sections):
+//
+//   - peers: nbdserve vs its peers, once per image (workloads that write
+//     are left out on the sparse image, which they would fill);
+//   - cow: nbdserve's copy-on-write export (a client's own overlay) over
+//     the sparse base, its plain export (of a copy), nbd-server's
+//     copyonwrite and qemu-nbd --snapshot, while -writers other clients
+//     write into their overlays;
+//   - storm: the boot storm, -storm clients connecting within -storm-spread
+//     to the copy-on-write servers, each reading a boot's pattern of the
+//     sparse base (small random reads, then larger sequential ones) and
+//     writing a few MiB: the slowest client's time against a lone
+//     client's, and the aggregate throughput.
+//
+// Server CPU per request is read from /proc (user and system time of the
+// server's process and its reaped children). It is `make bench`; it is not
+// a test.
 package main
 
 import (
@@ -18,6 +32,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -37,27 +53,36 @@ type options struct {
 	peers       []string
 	cowPeers    []string
 	only        string
+	images      []string
 	sections    map[string]bool
-	classroom   int
-	classroomIO int64
+	writers     int
+	storm       int
+	stormSpread time.Duration
+	stormRead   int64
+	stormWrite  int64
 }
 
 func run() error {
 	var o options
-	var peers, cowPeers, sections string
+	var peers, cowPeers, sections, images string
 	flag.StringVar(&o.nbdserve, "nbdserve", "build/bin/nbdserve", "path of the nbdserve binary")
-	flag.StringVar(&o.dir, "dir", "", "directory for the served file (default: a temporary directory)")
-	flag.Int64Var(&o.size, "size", 1<<30, "size of the served file in bytes")
+	flag.StringVar(&o.dir, "dir", "", "directory for the served files (default: a temporary directory)")
+	o.size, o.stormRead, o.stormWrite = 4<<30, 64<<20, 4<<20
+	flag.Var((*byteSize)(&o.size), "size", "size of each served file (bytes, or with K, M, G)")
 	flag.DurationVar(&o.runtime, "runtime", 5*time.Second, "duration of each fio run")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each round runs every workload on every server")
 	flag.StringVar(&peers, "peers", "nbdserve,nbd-server,nbdkit,qemu-nbd", "servers to compare, nbdserve first")
 	flag.StringVar(&cowPeers, "cow-peers", "nbdserve-cow,nbdserve,nbd-server-cow,qemu-nbd-snapshot",
 		"copy-on-write servers to compare, nbdserve-cow first (nbdserve: the plain export)")
 	flag.StringVar(&o.only, "only", "", "run only workloads whose name contains this")
-	flag.StringVar(&sections, "sections", "peers,cow,classroom",
-		"tables to produce: peers (nbdserve vs peers), cow (copy-on-write exports), classroom (clients booting at once)")
-	flag.IntVar(&o.classroom, "classroom", 30, "clients booting at once in the classroom table")
-	flag.Int64Var(&o.classroomIO, "classroom-io", 32<<20, "bytes each classroom client reads and writes")
+	flag.StringVar(&images, "images", "dense,sparse", "images of the peers table: dense, sparse")
+	flag.StringVar(&sections, "sections", "peers,cow,storm",
+		"tables to produce: peers (nbdserve vs peers), cow (copy-on-write exports), storm (clients booting at once)")
+	flag.IntVar(&o.writers, "writers", 3, "clients writing into their overlays during the cow table")
+	flag.IntVar(&o.storm, "storm", 30, "clients booting in the storm table")
+	flag.DurationVar(&o.stormSpread, "storm-spread", time.Second, "the storm's clients connect within this time")
+	flag.Var((*byteSize)(&o.stormRead), "storm-read", "bytes each storm client reads (K, M, G allowed)")
+	flag.Var((*byteSize)(&o.stormWrite), "storm-write", "bytes each storm client writes (K, M, G allowed)")
 	flag.Parse()
 	o.peers = strings.Split(peers, ",")
 	if o.peers[0] != "nbdserve" {
@@ -67,20 +92,31 @@ func run() error {
 	if o.cowPeers[0] != "nbdserve-cow" {
 		return fmt.Errorf("-cow-peers must start with nbdserve-cow, got %q", cowPeers)
 	}
+	o.images = strings.Split(images, ",")
+	for _, im := range o.images {
+		if im != "dense" && im != "sparse" {
+			return fmt.Errorf("-images: unknown image %q (known: dense, sparse)", im)
+		}
+	}
 	o.sections = map[string]bool{}
 	for _, sec := range strings.Split(sections, ",") {
 		switch sec {
-		case "peers", "cow", "classroom":
+		case "peers", "cow", "storm":
 			o.sections[sec] = true
 		default:
-			return fmt.Errorf("-sections: unknown section %q (known: peers, cow, classroom)", sec)
+			return fmt.Errorf("-sections: unknown section %q (known: peers, cow, storm)", sec)
 		}
 	}
-	if o.classroom < 1 {
-		return fmt.Errorf("-classroom: %d clients, want >= 1", o.classroom)
+	switch {
+	case o.storm < 1:
+		return fmt.Errorf("-storm: %d clients, want >= 1", o.storm)
+	case o.size < 16<<20 || o.size%(1<<20) != 0:
+		return fmt.Errorf("-size: %d, want a multiple of 1 MiB, at least 16 MiB", o.size)
 	}
-	if _, err := exec.LookPath("fio"); err != nil {
-		return fmt.Errorf("fio: %w (run `make deps`)", err)
+	for _, tool := range []string{"fio", "nbdcopy"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s: %w (run `make deps`)", tool, err)
+		}
 	}
 	if o.dir == "" {
 		d, err := os.MkdirTemp("", "nbdbench")
@@ -90,28 +126,55 @@ func run() error {
 		defer os.RemoveAll(d)
 		o.dir = d
 	}
-	image := filepath.Join(o.dir, "disk.img")
-	if err := makeImage(image, o.size); err != nil {
-		return err
+	sparse := filepath.Join(o.dir, "sparse.img")
+	if o.sections["cow"] || o.sections["storm"] || slices.Contains(o.images, "sparse") {
+		if err := makeImage(sparse, o.size, o.size/2); err != nil {
+			return err
+		}
 	}
 	if o.sections["peers"] {
-		ws := workloads(o, nil)
-		err := compare(o, "nbdserve vs peers", o.peers, image, func(ss []*server) (*results, error) { return runRounds(o, ss, ws) })
-		if err != nil {
-			return err
+		for _, im := range o.images {
+			path := sparse
+			if im == "dense" {
+				path = filepath.Join(o.dir, "dense.img")
+				if err := makeImage(path, o.size, o.size); err != nil {
+					return err
+				}
+			}
+			ws := workloads(o, nil, im == "sparse")
+			err := compare(o, "nbdserve vs peers, "+im+" image", o.peers, imageFor(path, nil),
+				func(ss []*server) (*results, error) { return runRounds(o, ss, ws, nil) })
+			os.Remove(filepath.Join(o.dir, "dense.img"))
+			if err != nil {
+				return err
+			}
 		}
 	}
 	if o.sections["cow"] {
-		ws := workloads(o, cowWorkloads)
-		err := compare(o, "copy-on-write: nbdserve cow export vs its plain export and peers' copy-on-write", o.cowPeers, image,
-			func(ss []*server) (*results, error) { return runRounds(o, ss, ws) })
+		// The plain export serves a copy: the write workload and the
+		// writers would otherwise fill the base's hole.
+		plain := filepath.Join(o.dir, "plain.img")
+		if err := copySparse(sparse, plain); err != nil {
+			return err
+		}
+		ws := workloads(o, cowWorkloads, false)
+		title := fmt.Sprintf("copy-on-write over the sparse image, %d other clients writing into their overlays", o.writers)
+		err := compare(o, title, o.cowPeers, imageFor(sparse, map[string]string{"nbdserve": plain}),
+			func(ss []*server) (*results, error) { return runRounds(o, ss, ws, writersDuring(o)) })
 		if err != nil {
 			return err
 		}
 	}
-	if o.sections["classroom"] {
-		title := fmt.Sprintf("classroom: %d clients booting at once, %d MiB each", o.classroom, o.classroomIO>>20)
-		err := compare(o, title, o.cowPeers, image, func(ss []*server) (*results, error) { return classroomRounds(o, ss) })
+	if o.sections["storm"] {
+		title := fmt.Sprintf("boot storm: %d clients within %v on one copy-on-write export of the sparse image, each reading %d MiB and writing %d MiB",
+			o.storm, o.stormSpread, o.stormRead>>20, o.stormWrite>>20)
+		var peers []string
+		for _, p := range o.cowPeers {
+			if p != "nbdserve" { // the storm is copy-on-write only
+				peers = append(peers, p)
+			}
+		}
+		err := compare(o, title, peers, imageFor(sparse, nil), func(ss []*server) (*results, error) { return stormRounds(o, ss) })
 		if err != nil {
 			return err
 		}
@@ -119,9 +182,19 @@ func run() error {
 	return nil
 }
 
-// compare starts peers over image, measures them with measure, prints
-// a table and stops them.
-func compare(o options, title string, peers []string, image string, measure func([]*server) (*results, error)) error {
+// imageFor is the file each server serves: path, unless other names one.
+func imageFor(path string, other map[string]string) func(name string) string {
+	return func(name string) string {
+		if p, ok := other[name]; ok {
+			return p
+		}
+		return path
+	}
+}
+
+// compare starts peers over their images, measures them with measure,
+// prints a table and stops them.
+func compare(o options, title string, peers []string, image func(string) string, measure func([]*server) (*results, error)) error {
 	servers, err := startServers(o, peers, image)
 	defer stopServers(servers)
 	if err != nil {
@@ -136,5 +209,28 @@ func compare(o options, title string, peers []string, image string, measure func
 	}
 	printTable(os.Stdout, o, title, peers, res)
 	fmt.Println()
+	return nil
+}
+
+// byteSize is a flag of bytes, with an optional K, M or G (powers of 1024).
+type byteSize int64
+
+func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
+
+func (b *byteSize) Set(v string) error {
+	shift := 0
+	switch {
+	case strings.HasSuffix(v, "K"):
+		shift = 10
+	case strings.HasSuffix(v, "M"):
+		shift = 20
+	case strings.HasSuffix(v, "G"):
+		shift = 30
+	}
+	n, err := strconv.ParseInt(strings.TrimRight(v, "KMG"), 10, 64)
+	if err != nil || n < 0 || n > 1<<(62-shift) {
+		return fmt.Errorf("%q: want bytes, or a number with K, M or G", v)
+	}
+	*b = byteSize(n << shift)
 	return nil
 }

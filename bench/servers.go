@@ -69,14 +69,15 @@ func serverCommand(o options, name, image string, port int) ([]string, error) {
 	return nil, fmt.Errorf("unknown peer %q (known: nbdserve, nbdserve-cow, nbd-server, nbd-server-cow, nbdkit, qemu-nbd, qemu-nbd-snapshot)", name)
 }
 
-func startServers(o options, peers []string, image string) ([]*server, error) {
+// startServers starts peers, each serving image(name).
+func startServers(o options, peers []string, image func(name string) string) ([]*server, error) {
 	var out []*server
 	for i, name := range peers {
 		port, err := freePort()
 		if err != nil {
 			return out, err
 		}
-		argv, err := serverCommand(o, name, image, port)
+		argv, err := serverCommand(o, name, image(name), port)
 		if err != nil {
 			return out, err
 		}
@@ -180,9 +181,40 @@ func waitListening(addr string, limit time.Duration) error {
 	}
 }
 
-// makeImage writes a fully allocated file of random-looking data, so that
-// reads hit real data on every server.
-func makeImage(path string, size int64) error {
+// cpu is the server's CPU time so far in seconds: user and system time
+// of its process and of its children it has reaped (nbd-server's
+// per-client processes), from /proc/PID/stat.
+func (s *server) cpu() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name (which may hold spaces) in
+	// parentheses: state is field 3, utime 14, stime 15, cutime 16,
+	// cstime 17.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 15 {
+		return 0
+	}
+	var ticks int64
+	for _, v := range f[11:15] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		ticks += n
+	}
+	return float64(ticks) / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of /proc's CPU times (100 on Linux).
+const clockTicks = 100
+
+// makeImage writes a file of size bytes whose first data bytes are
+// random-looking data (so that reads hit real data on every server) and
+// whose rest is a hole.
+func makeImage(path string, size, data int64) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("create image %s: %w", path, err)
@@ -197,14 +229,25 @@ func makeImage(path string, size int64) error {
 		buf[i] = byte(x)
 	}
 	w := bufio.NewWriterSize(f, 4<<20)
-	for off := int64(0); off < size; off += int64(len(buf)) {
+	for off := int64(0); off < data; off += int64(len(buf)) {
 		buf[0], buf[1] = byte(off>>20), byte(off>>28)
-		if _, err := w.Write(buf); err != nil {
+		if _, err := w.Write(buf[:min(int64(len(buf)), data-off)]); err != nil {
 			return fmt.Errorf("write image %s: %w", path, err)
 		}
 	}
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("write image %s: %w", path, err)
 	}
+	if err := f.Truncate(size); err != nil {
+		return fmt.Errorf("size image %s: %w", path, err)
+	}
 	return f.Sync()
+}
+
+// copySparse copies an image, holes kept.
+func copySparse(from, to string) error {
+	if out, err := exec.Command("cp", "--sparse=always", from, to).CombinedOutput(); err != nil {
+		return fmt.Errorf("copy %s to %s: %w: %s", from, to, err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }

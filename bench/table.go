@@ -27,7 +27,9 @@ type row struct {
 
 // runRounds runs every workload on every server, round by round, rotating
 // the order of the servers each round so that none always goes first.
-func runRounds(o options, servers []*server, ws []workload) (*results, error) {
+// during, if set, starts what runs beside each measurement (background
+// clients) and returns its stop function.
+func runRounds(o options, servers []*server, ws []workload, during func(s *server) (stop func())) (*results, error) {
 	res := &results{samples: map[string]map[string][]float64{}, rss: map[string]int64{}, failed: map[string]bool{}}
 	for _, w := range ws {
 		for _, m := range w.metrics {
@@ -38,7 +40,14 @@ func runRounds(o options, servers []*server, ws []workload) (*results, error) {
 		for _, w := range ws {
 			for i := range servers {
 				s := servers[(i+r)%len(servers)]
-				st, err := runFio(w, s.clientURI("fio"), o.runtime+time.Minute)
+				stop := func() {}
+				if during != nil {
+					stop = during(s)
+				}
+				cpu := s.cpu()
+				st, err := w.measure(o, s.clientURI("fio"), o.runtime+time.Minute)
+				st.serverCPU = s.cpu() - cpu
+				stop()
 				if err != nil {
 					// One peer failing a workload (nbd-server has hung
 					// with 32 clients here) must not lose the others' rows.

@@ -30,7 +30,6 @@ import (
 // base image is read-only; another writer's new data in a known hole
 // would read as zeroes).
 type allocMap struct {
-	fd    int
 	size  int64
 	shift uint // log2 of the block size
 	data  []atomic.Uint64
@@ -44,14 +43,14 @@ type allocMap struct {
 // file gets larger blocks.
 const maxMapBlocks = 1 << 27
 
-func newAllocMap(fd int, size int64) *allocMap {
+func newAllocMap(size int64) *allocMap {
 	shift := uint(12) // 4 KiB, the usual file system block
 	for size>>shift > maxMapBlocks {
 		shift++
 	}
 	blocks := (size + 1<<shift - 1) >> shift
 	words := (blocks + 63) / 64
-	return &allocMap{fd: fd, size: size, shift: shift,
+	return &allocMap{size: size, shift: shift,
 		data: make([]atomic.Uint64, words), known: make([]atomic.Uint64, (words+63)/64)}
 }
 
@@ -141,8 +140,9 @@ func (m *allocMap) extentsNoWait(dst []protocol.Extent, off, length int64, max i
 	return m.build(dst, off, end, max), true
 }
 
-// extents is extentsNoWait that learns the regions not yet known first.
-func (m *allocMap) extents(off, length int64, max int) ([]protocol.Extent, error) {
+// extents is extentsNoWait that learns the regions not yet known first,
+// from fd (the map may be shared by several descriptors of the file).
+func (m *allocMap) extents(fd int, off, length int64, max int) ([]protocol.Extent, error) {
 	end := off + length
 	w0, w1 := m.words(off, end)
 	for w := w0; w <= w1; w++ {
@@ -153,7 +153,7 @@ func (m *allocMap) extents(off, length int64, max int) ([]protocol.Extent, error
 		for u < w1 && !m.isKnown(u+1) {
 			u++
 		}
-		if err := m.scan(w, u); err != nil {
+		if err := m.scan(fd, w, u); err != nil {
 			return nil, err
 		}
 		w = u
@@ -161,15 +161,33 @@ func (m *allocMap) extents(off, length int64, max int) ([]protocol.Extent, error
 	return m.build(nil, off, end, max), nil
 }
 
+// learnAll learns every region not yet known, a batch at a time, until
+// the file is known, stop is set, or the file system fails: so that reads
+// find the map ready. It runs on a goroutine of its own.
+func (m *allocMap) learnAll(fd int, stop *atomic.Bool) {
+	const batch = 1024 // regions per scan
+	for w0 := int64(0); w0 < int64(len(m.data)) && !stop.Load(); w0 += batch {
+		w1 := min(w0+batch, int64(len(m.data))) - 1
+		for w := w0; w <= w1; w++ {
+			if !m.isKnown(w) {
+				if m.scan(fd, w, w1) != nil {
+					return
+				}
+				break
+			}
+		}
+	}
+}
+
 // errNoSeekData reports that the file system cannot tell data from holes.
 var errNoSeekData = errors.New("SEEK_DATA unsupported")
 
-// scan learns regions [w0, w1] from the file system: their data runs are
-// marked, then they are known.
-func (m *allocMap) scan(w0, w1 int64) error {
+// scan learns regions [w0, w1] from the file system through fd: their
+// data runs are marked, then they are known.
+func (m *allocMap) scan(fd int, w0, w1 int64) error {
 	pos, end := (w0*64)<<m.shift, min(((w1+1)*64)<<m.shift, m.size)
 	for pos < end {
-		data, err := unix.Seek(m.fd, pos, unix.SEEK_DATA)
+		data, err := unix.Seek(fd, pos, unix.SEEK_DATA)
 		if errors.Is(err, unix.ENXIO) {
 			break // no data after pos
 		}
@@ -182,7 +200,7 @@ func (m *allocMap) scan(w0, w1 int64) error {
 		if data >= end {
 			break
 		}
-		hole, err := unix.Seek(m.fd, data, unix.SEEK_HOLE)
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
 		if err != nil {
 			return fmt.Errorf("seek hole at %d: %w", data, err)
 		}

@@ -70,7 +70,7 @@ func TestAllocMap(t *testing.T) {
 // TestAllocMapLastBlock: a file whose size is not a multiple of the block
 // size; its short last block is marked, reported and punched.
 func TestAllocMapLastBlock(t *testing.T) {
-	m := newAllocMap(-1, 3*4096+100)
+	m := newAllocMap(3*4096 + 100)
 	for w := range m.known {
 		m.known[w].Store(^uint64(0)) // nothing to learn
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -28,7 +29,10 @@ type FileBackend struct {
 	// noSeekData is set once SEEK_DATA turned out unsupported.
 	noSeekData atomic.Bool
 	nowait     *nowait.File
-	alloc      *allocMap // regular files: which blocks may hold data
+	alloc      *allocMap      // regular files: which blocks may hold data
+	dev, ino   uint64         // the file's identity, to share alloc
+	closed     atomic.Bool    // stops the learner
+	learner    sync.WaitGroup // the background learning of alloc
 	// failed is sticky: a failed fdatasync or RWF_DSYNC write. The
 	// kernel reports a writeback error to an fd once, and may have
 	// dropped the dirty pages: a later fdatasync succeeding would say
@@ -70,7 +74,8 @@ func newFileBackend(w disk.File) (*FileBackend, error) {
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
 		b.size = st.Size
-		b.alloc = newAllocMap(b.fd, st.Size)
+		b.alloc = newAllocMap(st.Size)
+		b.dev, b.ino = st.Dev, st.Ino
 		b.sparse.Store(st.Blocks*512 < st.Size)
 	case unix.S_IFBLK:
 		b.blockDev = true
@@ -233,7 +238,7 @@ func (b *FileBackend) Extents(off, length int64, max int) ([]protocol.Extent, er
 	if b.alloc == nil || b.noSeekData.Load() {
 		return protocol.AddExtent(nil, length, 0), nil
 	}
-	exts, err := b.alloc.extents(off, length, max)
+	exts, err := b.alloc.extents(b.fd, off, length, max)
 	if errors.Is(err, errNoSeekData) {
 		b.noSeekData.Store(true)
 		return protocol.AddExtent(nil, length, 0), nil
@@ -258,7 +263,31 @@ func (b *FileBackend) Cache(off, length int64) error {
 }
 
 // Close implements Backend.
-func (b *FileBackend) Close() error { return b.w.Close() }
+func (b *FileBackend) Close() error {
+	b.closed.Store(true)
+	b.learner.Wait() // it must not seek a reused descriptor
+	return b.w.Close()
+}
+
+// shareAllocation is called by Exports when it opens an export: if
+// another export's backend serves the same file (same device, inode and
+// size), the two share one allocation map, so that a write through
+// either is seen by both; else a sparse file's map is learnt in the
+// background, so that its first reads need not wait for it.
+func (b *FileBackend) shareAllocation(others []*Export) {
+	if b.alloc == nil {
+		return
+	}
+	for _, e := range others {
+		if o, ok := e.Backend.(*FileBackend); ok && o != b && o.alloc != nil && o.dev == b.dev && o.ino == b.ino && o.size == b.size {
+			b.alloc = o.alloc
+			return
+		}
+	}
+	if b.sparse.Load() && !b.noSeekData.Load() {
+		b.learner.Go(func() { b.alloc.learnAll(b.fd, &b.closed) })
+	}
+}
 
 func isNotSupported(err error) bool {
 	return errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.ENOTTY)

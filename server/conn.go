@@ -29,8 +29,10 @@ type conn struct {
 	be   Backend
 	size uint64
 	abl  abilities // the backend's optional abilities
-	// exts is the read loop's scratch space for a READ's runs.
+	// exts and statusExts are the read loop's scratch space for a
+	// READ's runs and a BLOCK_STATUS reply's.
 	exts       [maxReadChunks + 1]protocol.Extent
+	statusExts []protocol.Extent
 	structured bool
 	hasMeta    bool
 	metaID     uint32

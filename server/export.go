@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 
@@ -180,6 +182,7 @@ func (t *Exports) Update(cfgs []ExportConfig) (opened, retired []string, err err
 			closeFresh()
 			return nil, nil, fmt.Errorf("export %q: %w", ec.Name, err)
 		}
+		b.shareAllocation(append(slices.Collect(maps.Values(old)), fresh...))
 		e := &Export{Name: ec.Name, Description: ec.Description, ReadOnly: readOnly, Backend: b, path: ec.Path,
 			cow: ec.COW, grace: ec.Grace, quota: ec.Quota}
 		if ec.COW != "" {

@@ -40,23 +40,41 @@ func (f flushReader) Read(p []byte) (int, error) {
 // tryInline serves a checked, begun request on the read loop if it is
 // cheap; it reports whether it took the request.
 func (c *conn) tryInline(req protocol.Request) (bool, error) {
-	if c.abl.nowait == nil || req.Length > maxInline {
-		return false, nil
+	if c.abl.nowait == nil {
+		return false, nil // a backend whose every read may wait
 	}
 	switch req.Type {
 	case protocol.CmdRead:
-		if req.Length == 0 {
+		if req.Length == 0 || req.Length > maxInline {
 			return false, nil
 		}
 		c.readInline(req)
 		return true, nil
 	case protocol.CmdWrite:
-		if req.Flags&protocol.CmdFlagFUA != 0 {
+		if req.Flags&protocol.CmdFlagFUA != 0 || req.Length > maxInline {
 			return false, nil
 		}
 		return true, c.writeInline(req)
+	case protocol.CmdBlockStatus:
+		return c.statusInline(req), nil
 	}
 	return false, nil
+}
+
+// statusInline answers a BLOCK_STATUS from memory if the backend knows
+// the range; it reports whether it did.
+func (c *conn) statusInline(req protocol.Request) bool {
+	if c.abl.extents == nil {
+		return false
+	}
+	exts, ok := c.abl.extents.ExtentsNoWait(c.statusExts[:0], int64(req.Offset), int64(req.Length), statusMax(req))
+	if !ok {
+		return false
+	}
+	c.statusExts = exts[:0]
+	c.take(0)
+	c.enqueue(c.status(newReply(nil, 0, true), req, exts))
+	return true
 }
 
 // readInline splits the range into data and holes from memory, reads

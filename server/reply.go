@@ -132,8 +132,13 @@ func (c *conn) read(r *reply, req protocol.Request, data []byte, exts []protocol
 	return r
 }
 
-// status builds a BLOCK_STATUS reply: one chunk for base:allocation.
+// status builds a BLOCK_STATUS reply: one chunk for base:allocation
+// describing exts, or, if there are none, the whole range with status 0
+// (always safe).
 func (c *conn) status(r *reply, req protocol.Request, exts []protocol.Extent) *reply {
+	if len(exts) == 0 {
+		exts = append(exts, protocol.Extent{Length: req.Length})
+	}
 	r.headers(protocol.ChunkHeaderSize + 4 + protocol.BlockStatusDescSize*len(exts))
 	r.hdr = protocol.AppendBlockStatusChunk(r.hdr, protocol.ChunkFlagDone, req.Cookie, c.metaID, exts)
 	r.put(0, nil)
