@@ -9,3 +9,8 @@ import "errors"
 func runInitramfs(args []string) error {
 	return errors.New("initramfs: not available in the nbdboot built into an initramfs; run it from a checkout of the repository")
 }
+
+// runImage is left out too: it needs mkfs.ext4 or mksquashfs and a tree.
+func runImage(args []string) error {
+	return errors.New("image: not available in the nbdboot built into an initramfs")
+}

@@ -8,6 +8,7 @@
 //	nbdboot attach [-connections N] [-timeout D] [-deadconn D] nbd://HOST[:PORT]/EXPORT [/dev/nbdN]
 //	nbdboot detach /dev/nbdN
 //	nbdboot list [nbd://HOST[:PORT]]
+//	nbdboot image -o FILE [-format ext4|squashfs] [-size S] DIR
 package main
 
 import (
@@ -22,6 +23,7 @@ const usage = `usage:
   nbdboot attach [-connections N] [-timeout D] [-deadconn D] nbd://HOST[:PORT]/EXPORT [/dev/nbdN]
   nbdboot detach /dev/nbdN
   nbdboot list [nbd://HOST[:PORT]]   (a server's exports, or the local nbd devices)
+  nbdboot image -o FILE [-format ext4|squashfs] [-size S] DIR   (a root directory as a lab image)
 
 Run "nbdboot COMMAND -h" for a command's flags.
 `
@@ -51,6 +53,8 @@ func run(args []string) error {
 		return runDetach(rest)
 	case "list":
 		return runList(rest)
+	case "image":
+		return runImage(rest)
 	case boot.SupervisorMode: // "@nbdboot supervise STATE", started by PID 1
 		return runSupervise(rest)
 	case boot.KeeperMode: // "@nbdboot ioctl-attach ... /dev/nbdN", started by PID 1
