@@ -4,7 +4,7 @@ BUILD ?= $(CURDIR)/build
 GO ?= go
 export NBDBOOT_BUILD := $(BUILD)
 
-.PHONY: all deps build test unit fuzz e2e demo bench clean kernel images initramfs
+.PHONY: all deps build test unit fuzz e2e demo bench clean kernel images initramfs distro
 
 all: build
 
@@ -21,7 +21,7 @@ build:
 # Packages whose tests boot qemu guests run one at a time (-p 1) after the
 # others: two cores do not carry several TCG guests and a race build at once.
 VMPKGS := ./e2e ./internal/vm/... ./initramfs ./nbdnl
-test: deps build kernel images initramfs
+test: deps build kernel images initramfs distro
 	@$(GO) vet ./...
 	@NBDBOOT_STRICT=1 $(GO) test -race -timeout 20m $$($(GO) list ./... | grep -v -e /e2e$$ -e /internal/vm -e /initramfs$$ -e /nbdnl$$)
 	@NBDBOOT_STRICT=1 $(GO) test -race -timeout 25m -p 1 $(VMPKGS)
@@ -29,16 +29,25 @@ test: deps build kernel images initramfs
 
 # Boot test inputs, shared by every boot test through NBDBOOT_BUILD:
 # build/kernel/{vmlinux,bzImage,version,root/lib/modules},
-# build/images/{root.ext4,root-part.img,root.squashfs},
-# build/initramfs.cpio.gz. Each step is quiet and quick when up to date.
+# build/kernel-bpo/ (the same for Debian's backports kernel, a second kernel
+# that renames the NIC; only build/kernel-bpo/unavailable when the mirror
+# has no backports), build/images/{root.ext4,root-part.img,root.squashfs},
+# build/initramfs.cpio.gz (and initramfs-bpo.cpio.gz), build/distro/root
+# (a Debian 12 systemd root). Each step is quiet and quick when up to date.
 kernel: deps
 	@scripts/fetch-kernel.sh $(BUILD)/kernel
+	@scripts/fetch-kernel.sh $(BUILD)/kernel-bpo bookworm-backports
 
 images: deps
 	@scripts/mkimages.sh $(BUILD)/images
 
 initramfs: kernel
 	@$(GO) run ./cmd/nbdboot initramfs -o $(BUILD)/initramfs.cpio.gz -kmod $(BUILD)/kernel/root -cache $(BUILD)/cache -reuse
+	@if [ -f $(BUILD)/kernel-bpo/version ]; then \
+		$(GO) run ./cmd/nbdboot initramfs -o $(BUILD)/initramfs-bpo.cpio.gz -kmod $(BUILD)/kernel-bpo/root -cache $(BUILD)/cache -reuse; fi
+
+distro: deps
+	@scripts/mkdistro.sh $(BUILD)/distro
 
 # Boots a diskless qemu guest from nbdserve on loopback, console live;
 # exits 0 once the guest reached its root's init and powered off.

@@ -8,7 +8,7 @@ pkgs=(
 	libnbd-bin python3-libnbd
 	fio
 	busybox-static
-	e2fsprogs squashfs-tools fdisk
+	e2fsprogs squashfs-tools fdisk debootstrap
 	kmod cpio zstd xz-utils lzop lz4 bzip2
 	dnsmasq iproute2 socat
 	ca-certificates

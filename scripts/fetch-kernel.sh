@@ -6,20 +6,47 @@
 #   OUT/root      the unpacked package with lib/modules/VERSION and depmod run
 #   OUT/version   VERSION, e.g. 6.1.0-56-amd64
 # The .deb is cached in CACHE (default OUT/../cache). Quiet and quick when up to date.
-# Usage: scripts/fetch-kernel.sh OUT_DIR
+# With SUITE (e.g. bookworm-backports), the kernel comes from that suite of the
+# Debian mirror in the apt configuration, through package lists of its own under
+# CACHE (the system's apt configuration is not changed). When the mirror does not
+# serve SUITE, OUT/unavailable says so and the script exits 0.
+# Usage: scripts/fetch-kernel.sh OUT_DIR [SUITE]
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
-out=${1:?usage: fetch-kernel.sh OUT_DIR}
+out=${1:?usage: fetch-kernel.sh OUT_DIR [SUITE]}
+suite=${2:-}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 cache=${CACHE:-$(dirname "$out")/cache}
 mkdir -p "$cache"
 
+# apt options for SUITE: its own source list and package lists under CACHE.
+aptopts=()
+if [ -n "$suite" ]; then
+	mirror=$(awk '/^URIs:/ {print $2}' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | grep -m1 '/debian/*$' || true)
+	[ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+	lists=$cache/apt-$suite
+	mkdir -p "$lists/lists/partial"
+	echo "deb $mirror $suite main" >"$lists/sources.list"
+	aptopts=(-o "Dir::Etc::SourceList=$lists/sources.list" -o "Dir::Etc::SourceParts=-"
+		-o "Dir::State::Lists=$lists/lists" -o "Dir::Cache=$lists")
+	if [ ! -f "$out/version" ] || [ -n "$(find "$lists/sources.list" -newer "$out/version" 2>/dev/null)" ] ||
+		[ -z "$(ls "$lists/lists" 2>/dev/null | grep -v partial)" ]; then
+		if ! apt-get "${aptopts[@]}" update -qq >"$lists/update.log" 2>&1 ||
+			[ -z "$(ls "$lists/lists" | grep Packages)" ]; then
+			echo "$suite is not served by $mirror (apt-get update: $(tail -n1 "$lists/update.log"))" >"$out/unavailable"
+			echo "fetch-kernel: $(cat "$out/unavailable"); no second kernel" >&2
+			exit 0
+		fi
+	fi
+	rm -f "$out/unavailable"
+fi
+
 # linux-image-amd64 depends on the current linux-image-X.Y.Z-N-amd64.
-current() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'; }
+current() { apt-cache "${aptopts[@]}" depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'; }
 pkg=$(current)
-if [ -z "$pkg" ]; then
+if [ -z "$pkg" ] && [ -z "$suite" ]; then
 	# A fresh system may have no package lists yet.
 	SUDO=
 	[ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -39,9 +66,9 @@ fi
 
 deb=$(ls "$cache/${pkg}"_*.deb 2>/dev/null | head -n1 || true)
 if [ -z "$deb" ]; then
-	(cd "$cache" && apt-get download -qq "$pkg" >/dev/null 2>&1) || {
+	(cd "$cache" && apt-get "${aptopts[@]}" download -qq "$pkg" >/dev/null 2>&1) || {
 		echo "fetch-kernel: apt-get download $pkg failed" >&2
-		(cd "$cache" && apt-get download "$pkg") >&2
+		(cd "$cache" && apt-get "${aptopts[@]}" download "$pkg") >&2
 		exit 1
 	}
 	deb=$(ls "$cache/${pkg}"_*.deb | head -n1)
