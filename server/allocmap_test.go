@@ -155,3 +155,26 @@ func TestSparseReadInline(t *testing.T) {
 	}
 	c.disconnect()
 }
+
+// TestCoverRead: a READ's runs cover it exactly, holes too short to save
+// bytes are sent as data, and no hole left means one data run (nil).
+func TestCoverRead(t *testing.T) {
+	req := protocol.Request{Type: protocol.CmdRead, Length: 8192}
+	for _, tt := range []struct {
+		name string
+		in   []protocol.Extent
+		want []protocol.Extent
+	}{
+		{"all data", []protocol.Extent{{Length: 8192}}, nil},
+		{"short: the rest is data", []protocol.Extent{{Length: 4096, Flags: hole}}, []protocol.Extent{{Length: 4096, Flags: hole}, {Length: 4096}}},
+		{"a tiny hole is data", []protocol.Extent{{Length: 4000}, {Length: 63, Flags: hole}, {Length: 4129}}, nil},
+		{"a 64-byte hole is a hole", []protocol.Extent{{Length: 4000}, {Length: 64, Flags: hole}, {Length: 4128}},
+			[]protocol.Extent{{Length: 4000}, {Length: 64, Flags: hole}, {Length: 4128}}},
+		{"tiny hole merged, big one kept", []protocol.Extent{{Length: 10, Flags: hole}, {Length: 90}, {Length: 8092, Flags: hole}},
+			[]protocol.Extent{{Length: 100}, {Length: 8092, Flags: hole}}},
+	} {
+		if got := coverRead(req, append([]protocol.Extent(nil), tt.in...)); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
