@@ -23,7 +23,9 @@ import (
 // of its own in the data), then a few MiB of random writes (logs, state).
 // The phases are fio jobs run one after the other (stonewall) in one fio
 // process per client. A lone client's time, measured first each round, is
-// what the slowest storm client is compared with.
+// what the slowest storm client is compared with. The server's CPU time
+// over the storm shows how much of the two shared cores the server took
+// and how much was left to the clients.
 
 const (
 	rowSlowest   = "slowest client s"
@@ -31,13 +33,14 @@ const (
 	rowRatio     = "slowest / lone"
 	rowAggregate = "aggregate MB/s"
 	rowWall      = "wall clock s"
+	rowCPU       = "server CPU s"
 )
 
 // stormRounds runs a lone client then the storm on every server, round by
 // round, rotating the order; every client uses a fresh ID (a fresh boot).
 func stormRounds(o options, servers []*server) (*results, error) {
 	res := &results{samples: map[string]map[string][]float64{}, rss: map[string]int64{}, failed: map[string]bool{},
-		rows: []row{{key: rowSlowest}, {key: rowLone}, {key: rowRatio}, {key: rowAggregate, higher: true}, {key: rowWall}}}
+		rows: []row{{key: rowSlowest}, {key: rowLone}, {key: rowRatio}, {key: rowAggregate, higher: true}, {key: rowWall}, {key: rowCPU}}}
 	for _, r := range res.rows {
 		res.samples[r.key] = map[string][]float64{}
 	}
@@ -48,16 +51,19 @@ func stormRounds(o options, servers []*server) (*results, error) {
 			if err != nil {
 				return nil, err
 			}
+			cpu := s.cpu()
 			st, err := stormRun(o, s, fmt.Sprintf("r%d", r), o.storm)
 			if err != nil {
 				return nil, err
 			}
+			cpu = s.cpu() - cpu
 			add := func(key string, v float64) { res.samples[key][s.name] = append(res.samples[key][s.name], v) }
 			add(rowSlowest, st.slowest)
 			add(rowLone, lone.slowest)
 			add(rowRatio, st.slowest/lone.slowest)
 			add(rowAggregate, st.aggMBs)
 			add(rowWall, st.wall)
+			add(rowCPU, cpu)
 		}
 		fmt.Fprintf(os.Stderr, "bench: round %d/%d: boot storm done\n", r+1, o.rounds)
 	}
@@ -126,20 +132,22 @@ func stormRun(o options, s *server, round string, n int) (stormResult, error) {
 		if c.err != nil {
 			return r, fmt.Errorf("boot storm on %s: client %d: fio: %w: %s", s.name, i+1, c.err, strings.TrimSpace(c.errs.String()))
 		}
-		st, err := parseFio(c.out.Bytes())
+		jobs, err := parseFioJobs(c.out.Bytes())
 		if err != nil {
 			return r, fmt.Errorf("boot storm on %s: client %d: %w", s.name, i+1, err)
 		}
-		total += st.Read.IOBytes + st.Write.IOBytes
+		for _, st := range jobs { // one per phase (stonewall)
+			total += st.Read.IOBytes + st.Write.IOBytes
+		}
 		r.slowest = max(r.slowest, c.took.Seconds())
 	}
 	r.aggMBs = float64(total) / r.wall / 1e6
 	return r, nil
 }
 
-// parseFio decodes fio's JSON output (after any warnings) into the
-// first job's stats.
-func parseFio(out []byte) (fioStats, error) {
+// parseFioJobs decodes fio's JSON output (after any warnings) into the
+// stats of its jobs (of its groups, with group_reporting).
+func parseFioJobs(out []byte) ([]fioStats, error) {
 	if i := bytes.IndexByte(out, '{'); i > 0 {
 		out = out[i:]
 	}
@@ -147,12 +155,12 @@ func parseFio(out []byte) (fioStats, error) {
 		Jobs []fioStats `json:"jobs"`
 	}
 	if err := json.Unmarshal(out, &doc); err != nil {
-		return fioStats{}, fmt.Errorf("parse fio output: %w", err)
+		return nil, fmt.Errorf("parse fio output: %w", err)
 	}
 	if len(doc.Jobs) == 0 {
-		return fioStats{}, fmt.Errorf("fio output: no jobs")
+		return nil, fmt.Errorf("fio output: no jobs")
 	}
-	return doc.Jobs[0], nil
+	return doc.Jobs, nil
 }
 
 // writersDuring returns the cow table's background: o.writers clients,

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -167,20 +166,11 @@ func runFio(w workload, uri string, limit time.Duration) (fioStats, error) {
 		}
 		return fioStats{}, fmt.Errorf("fio %q on %s: %w: %s", w.name, uri, err, msg)
 	}
-	// fio may print warnings before the JSON document.
-	if i := strings.IndexByte(string(out), '{'); i > 0 {
-		out = out[i:]
+	jobs, err := parseFioJobs(out)
+	if err != nil {
+		return fioStats{}, fmt.Errorf("fio %q on %s: %w", w.name, uri, err)
 	}
-	var doc struct {
-		Jobs []fioStats `json:"jobs"`
-	}
-	if err := json.Unmarshal(out, &doc); err != nil {
-		return fioStats{}, fmt.Errorf("parse fio output for %q on %s: %w", w.name, uri, err)
-	}
-	if len(doc.Jobs) == 0 {
-		return fioStats{}, fmt.Errorf("fio %q on %s: no jobs in output", w.name, uri)
-	}
-	return doc.Jobs[0], nil
+	return jobs[0], nil
 }
 
 // fioRuns numbers the fio runs of this process (one at a time).
