@@ -82,15 +82,14 @@ func writeMeta(fs disk.FS, dir string, m meta) error {
 	return nil
 }
 
-// makeDirDurable makes an overlay directory's entries (meta.json's
-// among them) and its entries in the two directories above durable: the
-// state directory's EXPORT/CLIENT/ layout. meta.json's content needs no
-// sync here: writeMeta synced it before renaming it into place. Syncing a
-// directory that is not part of a state directory is harmless.
+// makeDirDurable makes a new overlay directory's entries in the two
+// directories above it durable: the state directory's EXPORT/CLIENT/
+// layout. The overlay directory itself needs no sync here: the map's
+// rename that preceded this (writeFileAtomic) synced it, after meta.json
+// and data were created in it; meta.json's content was synced by
+// writeMeta before its rename. Syncing a directory that is not part of a
+// state directory is harmless.
 func makeDirDurable(fs disk.FS, dir string) error {
-	if err := fs.SyncDir(dir); err != nil {
-		return err
-	}
 	parent := filepath.Dir(dir)
 	if err := fs.SyncDir(parent); err != nil {
 		return err
