@@ -50,6 +50,9 @@ type UserNet struct {
 	// (socat) per connection, so the guest may reconnect and open
 	// several connections.
 	Forwards []Forward
+	// Hostname is the host name qemu's DHCP server gives the guest
+	// (option 12); "" for none.
+	Hostname string
 }
 
 // Forward relays guest TCP connections to Guest ("10.0.2.100:10809") to
@@ -122,6 +125,12 @@ func nicArgs(i int, nic NIC, socat string) ([]string, error) {
 	case nic.User != nil:
 		var b strings.Builder
 		fmt.Fprintf(&b, "user,id=%s,restrict=on", id)
+		if h := nic.User.Hostname; h != "" {
+			if strings.ContainsAny(h, ", ") {
+				return nil, fmt.Errorf("vm NIC %d: bad hostname %q", i, h)
+			}
+			fmt.Fprintf(&b, ",hostname=%s", h)
+		}
 		for _, f := range nic.User.Forwards {
 			if err := checkForward(f); err != nil {
 				return nil, fmt.Errorf("vm NIC %d: %w", i, err)

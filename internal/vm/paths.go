@@ -64,3 +64,22 @@ func CopyImage(t testing.TB, name string) string {
 	}
 	return dst
 }
+
+// DistroRoot is the Debian systemd root directory `make distro` built,
+// build/distro/root, for tests that make images of it.
+func DistroRoot(t testing.TB) string {
+	t.Helper()
+	return buildFile(t, "distro/root", "distro")
+}
+
+// SecondKernel is Debian's backports kernel and the initramfs built for
+// it (build/kernel-bpo/vmlinux, build/initramfs-bpo.cpio.gz). When the
+// apt mirror serves no backports, `make kernel` wrote
+// build/kernel-bpo/unavailable instead: ok is false and why says so.
+func SecondKernel(t testing.TB) (kernel, initramfs string, ok bool, why string) {
+	t.Helper()
+	if b, err := os.ReadFile(filepath.Join(BuildDir(), "kernel-bpo", "unavailable")); err == nil {
+		return "", "", false, string(b)
+	}
+	return buildFile(t, "kernel-bpo/vmlinux", "kernel"), buildFile(t, "initramfs-bpo.cpio.gz", "initramfs"), true, ""
+}
