@@ -201,8 +201,8 @@ func (o *Overlay) readRuns(p []byte, off int64, nowait bool) error {
 				err = readFull(o.base, buf, pos)
 			} else if nb, ok := o.base.(BaseNoWait); !ok {
 				err = ErrWouldBlock
-			} else {
-				err = readFull(readerAtFunc(nb.ReadAtNoWait), buf, pos)
+			} else if n, e := nb.ReadAtNoWait(buf, pos); e != nil || n < len(buf) {
+				err = ErrWouldBlock
 			}
 		case StateData:
 			if !nowait {
@@ -223,11 +223,6 @@ func (o *Overlay) readRuns(p []byte, off int64, nowait bool) error {
 	}
 	return nil
 }
-
-// readerAtFunc makes a read function an io.ReaderAt.
-type readerAtFunc func(p []byte, off int64) (int, error)
-
-func (f readerAtFunc) ReadAt(p []byte, off int64) (int, error) { return f(p, off) }
 
 // dataNoWait reads the data file without waiting (made at first use).
 func (o *Overlay) dataNoWait() *nowait.File {
