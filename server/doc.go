@@ -15,8 +15,11 @@
 //     blocks hold data, so a READ of a sparse file is split into data and
 //     holes on the read loop, without lseeks;
 //   - export.go holds the export table (Exports), which resolves the names
-//     clients ask for and can be updated while serving (SIGHUP): exports
-//     removed or replaced are closed when their last connection ends;
+//     clients ask for and can be updated while serving (SIGHUP): an
+//     export is immutable once published, a reload publishes new ones
+//     (sharing the open file when it is unchanged, image.go identifies
+//     it), and exports removed or replaced are closed when their last
+//     connection ends;
 //   - listener.go accepts connections (Server.Serve), bounds the number
 //     still negotiating and the handshake time, and drains on shutdown;
 //   - conn.go, reader.go and writer.go run one connection's transmission

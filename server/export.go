@@ -15,21 +15,35 @@ import (
 	"github.com/nbdboot/nbdboot/protocol"
 )
 
-// Export is one named export and the backend that serves it.
+// Export is one named export and the backend that serves it. Once in a
+// table an Export is immutable: an Update that changes its settings
+// publishes a new Export (sharing the backend when the file is the same),
+// so readers need no lock.
 type Export struct {
 	Name        string
-	Description string // guarded by the table's lock once in a table
+	Description string
 	ReadOnly    bool
 	Backend     Backend
+	// Image identifies the file served (device, inode, size and
+	// modification time when opened); exports of one Update history with
+	// equal Images serve the same open file.
+	Image ImageID
 
-	path    string // the configured path, to recognise it on Update
-	cow     string // COWEphemeral or COWPersistent: serves NAME/CLIENT overlays
-	baseID  string // identifies the base's content for persistent overlays
-	grace   Duration
-	quota   Size   // grace and quota: guarded by the table's lock
-	client  string // an overlay's client ID (identity for the fence)
-	refs    int    // connections serving it; guarded by the table's lock
-	retired bool   // removed from the table: close when refs drops to 0
+	path   string // the configured path, to recognise it on Update
+	cow    string // COWEphemeral or COWPersistent: serves NAME/CLIENT overlays
+	baseID string // identifies the base's content for persistent overlays
+	grace  Duration
+	quota  Size
+	client string // an overlay's client ID (identity for the fence)
+	own    *backendRefs
+}
+
+// backendRefs counts the connections of a backend shared by the
+// successive Exports an Update publishes for it; guarded by the table's
+// lock.
+type backendRefs struct {
+	refs    int  // connections serving it
+	retired bool // no export of the table serves it: close at refs 0
 }
 
 // Flags returns the transmission flags the export is offered with
@@ -108,6 +122,9 @@ func (t *Exports) set(list []*Export) error {
 			return fmt.Errorf("export %q: defined twice", e.Name)
 		}
 		byName[e.Name] = e
+		if e.own == nil {
+			e.own = &backendRefs{}
+		}
 	}
 	t.byName, t.order = byName, list
 	return nil
@@ -161,7 +178,7 @@ func (t *Exports) Update(cfgs []ExportConfig) (opened, retired []string, err err
 			e.Backend.Close()
 		}
 	}
-	keep := map[*Export]ExportConfig{} // kept export -> its new settings
+	kept := map[*backendRefs]bool{} // backends the new table still serves
 	for _, ec := range cfgs {
 		if err := ec.Validate(); err != nil {
 			closeFresh()
@@ -172,9 +189,9 @@ func (t *Exports) Update(cfgs []ExportConfig) (opened, retired []string, err err
 			return nil, nil, fmt.Errorf("export %q: cow needs the state directory, opened at start (restart nbdserve)", ec.Name)
 		}
 		readOnly := ec.ReadOnly || ec.COW != ""
-		if e, ok := old[ec.Name]; ok && e.path == ec.Path && e.ReadOnly == readOnly && e.cow == ec.COW {
-			keep[e] = ec
-			list = append(list, e)
+		if e, ok := old[ec.Name]; ok && e.path == ec.Path && e.ReadOnly == readOnly && e.cow == ec.COW && e.Image.sameFile(ec.Path, readOnly) {
+			kept[e.own] = true
+			list = append(list, e.with(ec))
 			continue
 		}
 		b, err := OpenFile(ec.Path, readOnly)
@@ -183,8 +200,8 @@ func (t *Exports) Update(cfgs []ExportConfig) (opened, retired []string, err err
 			return nil, nil, fmt.Errorf("export %q: %w", ec.Name, err)
 		}
 		b.shareAllocation(append(slices.Collect(maps.Values(old)), fresh...))
-		e := &Export{Name: ec.Name, Description: ec.Description, ReadOnly: readOnly, Backend: b, path: ec.Path,
-			cow: ec.COW, grace: ec.Grace, quota: ec.Quota}
+		e := &Export{Name: ec.Name, Description: ec.Description, ReadOnly: readOnly, Backend: b, Image: b.image(),
+			path: ec.Path, cow: ec.COW, grace: ec.Grace, quota: ec.Quota, own: &backendRefs{}}
 		if ec.COW != "" {
 			e.baseID = baseID(b)
 		}
@@ -201,13 +218,12 @@ func (t *Exports) Update(cfgs []ExportConfig) (opened, retired []string, err err
 	}
 	var toClose []*Export
 	for _, e := range old {
-		if ec, kept := keep[e]; kept {
-			e.Description, e.grace, e.quota = ec.Description, ec.Grace, ec.Quota
+		if kept[e.own] {
 			continue
 		}
-		e.retired = true
+		e.own.retired = true
 		retired = append(retired, e.Name)
-		if e.refs == 0 {
+		if e.own.refs == 0 {
 			toClose = append(toClose, e)
 		}
 	}
@@ -216,6 +232,18 @@ func (t *Exports) Update(cfgs []ExportConfig) (opened, retired []string, err err
 		e.Backend.Close()
 	}
 	return opened, retired, nil
+}
+
+// with returns e with the settings of ec that an Update may change
+// without reopening (description, grace, quota): e itself when they are
+// unchanged, else a new Export sharing e's backend.
+func (e *Export) with(ec ExportConfig) *Export {
+	if e.Description == ec.Description && e.grace == ec.Grace && e.quota == ec.Quota {
+		return e
+	}
+	n := *e
+	n.Description, n.grace, n.quota = ec.Description, ec.Grace, ec.Quota
+	return &n
 }
 
 // lookup finds name; the caller holds t.mu.
@@ -263,7 +291,7 @@ func (t *Exports) AcquireFrom(info protocol.ExportInfo, peer net.Addr) (*Export,
 	name := info.Name
 	t.mu.Lock()
 	r, ok := info.Ref.(*resolved)
-	if !ok || r.e.retired {
+	if !ok || t.byName[r.e.Name] != r.e {
 		res, err := t.resolve(name)
 		if err != nil {
 			t.mu.Unlock()
@@ -283,7 +311,7 @@ func (t *Exports) AcquireFrom(info protocol.ExportInfo, peer net.Addr) (*Export,
 		}
 		return t.acquireOverlay(e.Name, e, ip)
 	}
-	e.refs++
+	e.own.refs++
 	t.mu.Unlock()
 	var once sync.Once
 	return e, func() { once.Do(func() { t.release(e) }) }, nil
@@ -291,8 +319,8 @@ func (t *Exports) AcquireFrom(info protocol.ExportInfo, peer net.Addr) (*Export,
 
 func (t *Exports) release(e *Export) {
 	t.mu.Lock()
-	e.refs--
-	closeNow := e.retired && e.refs == 0
+	e.own.refs--
+	closeNow := e.own.retired && e.own.refs == 0
 	t.mu.Unlock()
 	if closeNow {
 		e.Backend.Close()
@@ -342,7 +370,7 @@ func (t *Exports) Close() error {
 	defer t.mu.Unlock()
 	var errs []error
 	for _, e := range t.order {
-		e.retired = true
+		e.own.retired = true
 		if err := e.Backend.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close export %q: %w", e.Name, err))
 		}

@@ -171,7 +171,9 @@ func (s *Server) handle(nc net.Conn) {
 	if !exp.ReadOnly {
 		be, leave := s.fence.enter(identity(exp, nc.RemoteAddr()), exp.Backend, func() { nc.Close() })
 		defer leave()
-		exp = &Export{Name: exp.Name, Description: exp.Description, Backend: be, client: exp.client}
+		fenced := *exp
+		fenced.Backend = be
+		exp = &fenced
 	}
 	c := newConn(s, nc, sess, exp, log.With("export", exp.Name))
 	if !s.register(c) {

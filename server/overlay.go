@@ -56,7 +56,7 @@ func peerIP(peer net.Addr) (string, error) {
 // copy-on-write export e; the caller holds t.mu, which it unlocks.
 func (t *Exports) acquireOverlay(name string, e *Export, client string) (*Export, func(), error) {
 	base := e.Name
-	e.refs++ // the base stays open while the overlay is served
+	e.own.refs++ // the base stays open while the overlay is served
 	policy := cow.Policy{Persistent: e.cow == COWPersistent, BaseID: e.baseID,
 		Grace: time.Duration(e.grace), Options: cow.Options{Quota: int64(e.quota)}}
 	t.mu.Unlock()
@@ -70,7 +70,7 @@ func (t *Exports) acquireOverlay(name string, e *Export, client string) (*Export
 		t.release(e)
 	}
 	be := &overlayBackend{Overlay: ov, log: t.log.With("export", base, "client", client), quota: int64(policy.Quota)}
-	return &Export{Name: name, Description: e.Description, Backend: be, client: base + "/" + client}, release, nil
+	return &Export{Name: name, Description: e.Description, Backend: be, Image: e.Image, client: base + "/" + client}, release, nil
 }
 
 // baseID identifies a base's content by path, size and modification time.
