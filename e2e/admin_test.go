@@ -89,9 +89,10 @@ func TestAdminCommands(t *testing.T) {
 	requireBootTools(t)
 	acquireBoot(t)
 	data := makeDataImage(t)
-	srv := startServer(t, "127.0.0.1:0",
-		server.ExportConfig{Name: exportName, Path: vm.CopyImage(t, "root.ext4"), Description: "the root filesystem"},
-		server.ExportConfig{Name: "data", Path: data, Description: "admin test data"})
+	srv := vm.StartServer(t, vm.ServerConfig{Exports: []server.ExportConfig{
+		{Name: exportName, Path: vm.CopyImage(t, "root.ext4"), Description: "the root filesystem"},
+		{Name: "data", Path: data, Description: "admin test data"},
+	}})
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("server log:\n%s", srv.Log.Tail(30))
@@ -175,29 +176,12 @@ func TestAdminCommands(t *testing.T) {
 }
 
 // waitLog waits for n server log lines matching pattern.
-func waitLog(t *testing.T, srv *nbdServer, pattern string, n int) {
+func waitLog(t *testing.T, srv *vm.Server, pattern string, n int) {
 	t.Helper()
-	re := regexp.MustCompile(pattern)
 	ctx, cancel := context.WithTimeout(t.Context(), serverWait)
 	defer cancel()
-	for {
-		srv.Log.mu.Lock()
-		lines, ch := srv.Log.lines, srv.Log.changed
-		srv.Log.mu.Unlock()
-		got := 0
-		for _, l := range lines {
-			if re.MatchString(l) {
-				got++
-			}
-		}
-		if got >= n {
-			return
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			t.Fatalf("server log: not %d lines matching %q within %v; log:\n%s", n, pattern, serverWait, srv.Log.Tail(20))
-		}
+	if err := srv.Log.WaitMatch(ctx, regexp.MustCompile(pattern), n); err != nil {
+		t.Fatalf("server log: %v; log:\n%s", err, srv.Log.Tail(20))
 	}
 }
 

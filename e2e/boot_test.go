@@ -103,11 +103,11 @@ func runBoot(t *testing.T, c bootCase) {
 	export := server.ExportConfig{Name: exportName, Path: img, ReadOnly: c.readOnly}
 	id := newID(t)
 	addr := "127.0.0.1:0"
-	var srv *nbdServer
+	var srv *vm.Server
 	if c.lateServer {
-		addr = reservePort(t)
+		addr = vm.ReservePort(t)
 	} else {
-		srv = startServer(t, addr, export)
+		srv = vm.StartServer(t, vm.ServerConfig{Addr: addr, Exports: []server.ExportConfig{export}})
 		addr = srv.Addr
 	}
 	cmdline := fmt.Sprintf("quiet %s rw nbdtest.id=%s", c.cmdline, id)
@@ -115,7 +115,7 @@ func runBoot(t *testing.T, c bootCase) {
 	if c.lateServer {
 		m.ExpectLine(`nbdboot: .*connect: no server answered yet`, bootTimeout)
 		t.Logf("after %v: the guest failed to connect; starting the server on %s", m.Since().Round(time.Millisecond), addr)
-		srv = startServer(t, addr, export)
+		srv = vm.StartServer(t, vm.ServerConfig{Addr: addr, Exports: []server.ExportConfig{export}})
 	}
 	att := m.ExpectLine(`nbdboot: .*attach: \S+ on (/dev/nbd[0-9]+), ([0-9]+) connection`, bootTimeout)
 	if att[1] != c.device || att[2] != strconv.Itoa(c.conns) {
@@ -142,14 +142,14 @@ func runBoot(t *testing.T, c bootCase) {
 }
 
 // checkConns asserts the server saw exactly want connections.
-func checkConns(t *testing.T, srv *nbdServer, want int) {
+func checkConns(t *testing.T, srv *vm.Server, want int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), serverWait)
 	defer cancel()
-	if err := srv.Log.WaitCount(ctx, logConnected, want); err != nil {
+	if err := srv.Log.WaitCount(ctx, vm.LogConnected, want); err != nil {
 		t.Errorf("server: %v; log:\n%s", err, srv.Log.Tail(20))
 	}
-	if got := srv.Log.Count(logConnected); got != want {
+	if got := srv.Log.Count(vm.LogConnected); got != want {
 		t.Errorf("server saw %d connections, want %d; log:\n%s", got, want, srv.Log.Tail(20))
 	}
 }

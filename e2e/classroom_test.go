@@ -23,7 +23,7 @@ import (
 // networking and guestfwd relays, so all three guests connect from
 // 127.0.0.1: only the client id nbdboot sends (NAME/MAC) tells them
 // apart. One set-up is a lab network instead (a namespace with a bridge
-// and a tap per guest, labnet_test.go), where the server keys the plain
+// and a tap per guest, vm.NewLab), where the server keys the plain
 // NAME by each guest's address.
 
 // classGuests is how many guests boot at once.
@@ -56,7 +56,7 @@ func classroomGuests(t *testing.T) []guest {
 			mac:  fmt.Sprintf("52:54:00:c1:a5:%02x", i+1),
 		}
 		gs[i].id = base + "-" + gs[i].name
-		gs[i].ip = labGuestIP(i)
+		gs[i].ip = vm.LabGuestIP(i)
 	}
 	return gs
 }
@@ -151,10 +151,10 @@ func runClassroom(t *testing.T, c classroom) {
 	baseSum := fileSHA256(t, img)
 	c.export.Path = img
 	gs := classroomGuests(t)
-	var lab *labNet
+	var lab *vm.Lab
 	listen := func() net.Listener { return loopbackListener(t) }
 	if c.lab {
-		lab = newLabNet(t, len(gs))
+		lab = vm.NewLab(t, len(gs))
 		for i := range gs {
 			gs[i].tap = lab.Taps[i]
 		}
@@ -167,17 +167,17 @@ func runClassroom(t *testing.T, c classroom) {
 		}
 	}
 	state := filepath.Join(t.TempDir(), "state")
-	srv := startLabServer(t, listen(), state, c.export)
+	srv := vm.StartServer(t, vm.ServerConfig{Listener: listen(), StateDir: state, Debug: true, Exports: []server.ExportConfig{c.export}})
 
 	write := bootClass(t, srv.Addr, lab, c, gs, "write")
 	if c.restart {
 		if err := srv.Stop(); err != nil {
 			t.Fatal(err)
 		}
-		srv = startLabServer(t, listen(), state, c.export)
+		srv = vm.StartServer(t, vm.ServerConfig{Listener: listen(), StateDir: state, Debug: true, Exports: []server.ExportConfig{c.export}})
 	}
 	if c.waitDrop {
-		if err := srv.WaitLog(logDroppedOverlay, len(gs), dropWait); err != nil {
+		if err := srv.WaitLog(vm.LogDroppedOverlay, len(gs), dropWait); err != nil {
 			t.Fatalf("ephemeral overlays not dropped after the guests powered off: %v", err)
 		}
 		for _, g := range gs {
@@ -231,7 +231,7 @@ func (r classRun) roots() string {
 // bootClass boots every guest at once in mode (write or check) and
 // follows their consoles; it fails the test unless every guest booted as
 // c says, printed what mode asks for and powered off.
-func bootClass(t *testing.T, addr string, lab *labNet, c classroom, gs []guest, mode string) classRun {
+func bootClass(t *testing.T, addr string, lab *vm.Lab, c classroom, gs []guest, mode string) classRun {
 	t.Helper()
 	start := time.Now()
 	ms := make([]*vm.Machine, len(gs))
@@ -348,7 +348,7 @@ func waitPoweroff(m *vm.Machine) error {
 // checkOverlays asserts that the server keeps one persistent overlay per
 // guest, keyed by client(guest), holding its writes, and (closed) none
 // connected.
-func checkOverlays(t *testing.T, srv *labServer, gs []guest, client func(guest) string, closed bool) {
+func checkOverlays(t *testing.T, srv *vm.Server, gs []guest, client func(guest) string, closed bool) {
 	t.Helper()
 	list := srv.Overlays.List()
 	if len(list) != len(gs) {
@@ -386,7 +386,7 @@ func checkOverlayFiles(t *testing.T, addr string, gs []guest) {
 }
 
 // countLines counts the log lines holding every one of substrs.
-func countLines(l *lineLog, substrs ...string) int {
+func countLines(l *vm.LineLog, substrs ...string) int {
 	n := 0
 next:
 	for _, line := range l.Lines() {

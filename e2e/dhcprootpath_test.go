@@ -10,7 +10,7 @@ import (
 	"github.com/nbdboot/nbdboot/server"
 )
 
-// The lab's DHCP range for TestBootDHCPRootPath (labnet_test.go puts the
+// The lab's DHCP range for TestBootDHCPRootPath (vm.NewLab puts the
 // server on 10.0.3.1/24).
 const (
 	dhcpRangeLo = "10.0.3.50"
@@ -32,16 +32,16 @@ func TestBootDHCPRootPath(t *testing.T) {
 	t.Parallel()
 	requireBootTools(t)
 	acquireBoot(t)
-	lab := newLabNet(t, 1)
+	lab := vm.NewLab(t, 1)
 	serverAddr := net.JoinHostPort(lab.Server, "10809")
 	rootPath := "nbd://" + serverAddr + "/" + exportName
-	dns := startDnsmasq(t, lab, dnsmasqConfig{RangeLo: dhcpRangeLo, RangeHi: dhcpRangeHi, RootPath: rootPath})
+	dns := vm.StartDnsmasq(t, lab, vm.DnsmasqConfig{RangeLo: dhcpRangeLo, RangeHi: dhcpRangeHi, RootPath: rootPath})
 	ln, err := lab.Listen(serverAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	img := vm.CopyImage(t, "root.ext4")
-	srv := startLabServer(t, ln, filepath.Join(t.TempDir(), "state"), server.ExportConfig{Name: exportName, Path: img})
+	srv := vm.StartServer(t, vm.ServerConfig{Listener: ln, StateDir: filepath.Join(t.TempDir(), "state"), Debug: true, Exports: []server.ExportConfig{{Name: exportName, Path: img}}})
 
 	id := newID(t)
 	m := vm.Start(t, vm.Options{
@@ -69,7 +69,7 @@ func TestBootDHCPRootPath(t *testing.T) {
 	if n := countLines(dns, "DHCPACK(br0) "+leased+" "); n == 0 {
 		t.Errorf("dnsmasq never acknowledged %s; log:\n%s", leased, dns.Tail(20))
 	}
-	if n := srv.Log.Count(logConnected); n < 1 {
+	if n := srv.Log.Count(vm.LogConnected); n < 1 {
 		t.Errorf("the server saw no connection; log:\n%s", srv.Log.Tail(20))
 	}
 	if err := srv.Stop(); err != nil {

@@ -21,7 +21,7 @@ func TestBootIoctl(t *testing.T) {
 	requireBootTools(t)
 	acquireBoot(t)
 	img := vm.CopyImage(t, "root.ext4")
-	srv := startServer(t, "127.0.0.1:0", server.ExportConfig{Name: exportName, Path: img})
+	srv := vm.StartServer(t, vm.ServerConfig{Addr: "127.0.0.1:0", Exports: []server.ExportConfig{server.ExportConfig{Name: exportName, Path: img}}})
 	id := newID(t)
 	cmdline := "quiet ip=dhcp nbdroot=nbd://10.0.2.100:10809/root nbdboot.attach=ioctl rw nbdtest.id=" + id
 	m := vm.Start(t, vm.Options{Cmdline: cmdline, NICs: relay(srv.Addr)})

@@ -24,8 +24,8 @@ func TestReconnectMultiConn(t *testing.T) {
 	acquireBoot(t)
 	img := vm.CopyImage(t, "root.ext4")
 	export := server.ExportConfig{Name: exportName, Path: img}
-	addr := reservePort(t)
-	srv := startServer(t, addr, export)
+	addr := vm.ReservePort(t)
+	srv := vm.StartServer(t, vm.ServerConfig{Addr: addr, Exports: []server.ExportConfig{export}})
 	n := strconv.Itoa(multiConns)
 	g := startLoopGuest(t, "ip=dhcp nbdroot=nbd://10.0.2.100:10809/root nbdboot.connections="+n, relay(addr))
 
@@ -43,7 +43,7 @@ func TestReconnectMultiConn(t *testing.T) {
 	t.Logf("after %v: server killed", g.m.Since().Round(time.Millisecond))
 	g.m.ExpectLine(`nbdboot: .*supervisor: /dev/nbd0: connection to \S+ lost \(LINK_DEAD\)`, stepTimeout)
 	<-time.After(time.Until(down.Add(serverOutage))) // the outage itself
-	srv = startServer(t, addr, export)
+	srv = vm.StartServer(t, vm.ServerConfig{Addr: addr, Exports: []server.ExportConfig{export}})
 	back := time.Now()
 	t.Logf("after %v: server restarted (down %v)", g.m.Since().Round(time.Millisecond), back.Sub(down).Round(time.Millisecond))
 	rec := g.m.ExpectLine(`supervisor: /dev/nbd0: reconnected to nbd://10\.0\.2\.100:10809/\S+ .*\(([0-9]+) attempt\(s\), ([0-9]+) socket\(s\)\)`, stepTimeout)
@@ -59,7 +59,7 @@ func TestReconnectMultiConn(t *testing.T) {
 	if l := g.consoleLines("supervisor: /dev/nbd0: reconnected to"); len(l) != 1 {
 		t.Errorf("the supervisor reconnected %d times, want 1: %q", len(l), l)
 	}
-	if got := srv.Log.Count(logConnected); got != multiConns {
+	if got := srv.Log.Count(vm.LogConnected); got != multiConns {
 		t.Errorf("the restarted server saw %d connections, want %d; log:\n%s", got, multiConns, srv.Log.Tail(20))
 	}
 	if err := srv.Stop(); err != nil {

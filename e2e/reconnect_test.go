@@ -26,8 +26,8 @@ func TestReconnectServerRestart(t *testing.T) {
 	acquireBoot(t)
 	img := vm.CopyImage(t, "root.ext4")
 	export := server.ExportConfig{Name: exportName, Path: img}
-	addr := reservePort(t)
-	srv := startServer(t, addr, export)
+	addr := vm.ReservePort(t)
+	srv := vm.StartServer(t, vm.ServerConfig{Addr: addr, Exports: []server.ExportConfig{export}})
 	// nbdtest.killall: the supervisor must survive the TERM, HUP and INT a
 	// shutdown sends to every process.
 	g := startLoopGuest(t, "ip=dhcp nbdroot=nbd://10.0.2.100:10809/root nbdtest.killall=1", relay(addr))
@@ -40,7 +40,7 @@ func TestReconnectServerRestart(t *testing.T) {
 	t.Logf("after %v: server killed", g.m.Since().Round(time.Millisecond))
 	g.m.ExpectLine(`nbdboot: .*supervisor: /dev/nbd0: connection to \S+ lost \(LINK_DEAD\)`, stepTimeout)
 	<-time.After(time.Until(down.Add(serverOutage))) // the outage itself
-	srv = startServer(t, addr, export)
+	srv = vm.StartServer(t, vm.ServerConfig{Addr: addr, Exports: []server.ExportConfig{export}})
 	back := time.Now()
 	t.Logf("after %v: server restarted (down %v)", g.m.Since().Round(time.Millisecond), back.Sub(down).Round(time.Millisecond))
 	g.m.ExpectLine(`supervisor: /dev/nbd0: reconnected to nbd://10\.0\.2\.100:10809/`, stepTimeout)
@@ -49,7 +49,7 @@ func TestReconnectServerRestart(t *testing.T) {
 	if len(g.consoleLines("supervisor: dhcp on eth0: keeping lease 10.0.2.15/24")) == 0 {
 		t.Error("the supervisor did not take over the boot's DHCP lease")
 	}
-	if n := srv.Log.Count(logConnected); n < 1 {
+	if n := srv.Log.Count(vm.LogConnected); n < 1 {
 		t.Errorf("the restarted server saw no connection; log:\n%s", srv.Log.Tail(20))
 	}
 	if err := srv.Stop(); err != nil {
@@ -67,7 +67,7 @@ func TestReconnectLinkDown(t *testing.T) {
 	requireBootTools(t)
 	acquireBoot(t)
 	img := vm.CopyImage(t, "root.ext4")
-	srv := startServer(t, "127.0.0.1:0", server.ExportConfig{Name: exportName, Path: img})
+	srv := vm.StartServer(t, vm.ServerConfig{Addr: "127.0.0.1:0", Exports: []server.ExportConfig{server.ExportConfig{Name: exportName, Path: img}}})
 	g := startLoopGuest(t, "ip=dhcp nbdroot=nbd://10.0.2.100:10809/root", relay(srv.Addr))
 
 	g.m.ExpectLine(`NBDBOOT-ROOT-LOOP 3 ok`, bootTimeout)
@@ -100,8 +100,8 @@ func TestReconnectFailover(t *testing.T) {
 	acquireBoot(t)
 	img := vm.Image(t, "root.squashfs")
 	export := server.ExportConfig{Name: exportName, Path: img, ReadOnly: true}
-	a := startServer(t, "127.0.0.1:0", export)
-	b := startServer(t, "127.0.0.1:0", export)
+	a := vm.StartServer(t, vm.ServerConfig{Addr: "127.0.0.1:0", Exports: []server.ExportConfig{export}})
+	b := vm.StartServer(t, vm.ServerConfig{Addr: "127.0.0.1:0", Exports: []server.ExportConfig{export}})
 	nics := []vm.NIC{{User: &vm.UserNet{Forwards: []vm.Forward{
 		{Guest: guestServer, Host: a.Addr},
 		{Guest: "10.0.2.101:10809", Host: b.Addr},
@@ -110,7 +110,7 @@ func TestReconnectFailover(t *testing.T) {
 
 	g.m.ExpectLine(`supervisor: resident for /dev/nbd0 .*failover allowed \(read-only export\)`, bootTimeout)
 	g.m.ExpectLine(`NBDBOOT-ROOT-LOOP 3 ok`, bootTimeout)
-	if n := b.Log.Count(logConnected); n != 0 {
+	if n := b.Log.Count(vm.LogConnected); n != 0 {
 		t.Errorf("the second server saw %d connection(s) before the failover", n)
 	}
 	if err := a.Crash(); err != nil {
@@ -121,7 +121,7 @@ func TestReconnectFailover(t *testing.T) {
 	g.m.ExpectLine(`supervisor: /dev/nbd0: failover: now served by nbd://10\.0\.2\.101:10809/root instead of nbd://10\.0\.2\.100:10809/root`, stepTimeout)
 	g.resumed(down, "first server killed")
 	g.finish()
-	if n := b.Log.Count(logConnected); n < 1 {
+	if n := b.Log.Count(vm.LogConnected); n < 1 {
 		t.Errorf("the second server saw no connection; log:\n%s", b.Log.Tail(20))
 	}
 }

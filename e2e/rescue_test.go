@@ -22,9 +22,9 @@ const (
 func runRescue(t *testing.T, cmdline string, before []string, failRE string, serve bool) {
 	requireBootTools(t)
 	acquireBoot(t)
-	addr := reservePort(t)
+	addr := vm.ReservePort(t)
 	if serve {
-		addr = startServer(t, "127.0.0.1:0", server.ExportConfig{Name: exportName, Path: vm.CopyImage(t, "root.ext4")}).Addr
+		addr = vm.StartServer(t, vm.ServerConfig{Exports: []server.ExportConfig{{Name: exportName, Path: vm.CopyImage(t, "root.ext4")}}}).Addr
 	}
 	m := vm.Start(t, vm.Options{Cmdline: "quiet " + cmdline, NICs: relay(addr)})
 	for _, re := range before {

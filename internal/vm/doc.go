@@ -20,6 +20,20 @@
 // test creates (Options.NetNS runs qemu inside it). Monitor runs human
 // monitor commands over QMP, e.g. "set_link net0 off".
 //
+// Lab helpers, for tests of guests on a network of their own:
+//
+//	lab := vm.NewLab(t, 2)                  // namespace, bridge br0 at 10.0.3.1/24, taps tap1, tap2
+//	dns := vm.StartDnsmasq(t, lab, vm.DnsmasqConfig{RangeLo: "10.0.3.50", RangeHi: "10.0.3.59"})
+//	ln, _ := lab.Listen("10.0.3.1:10809")   // a TCP listener inside the namespace
+//	srv := vm.StartServer(t, vm.ServerConfig{Listener: ln, StateDir: dir, Exports: exports})
+//	m := vm.Start(t, vm.Options{NetNS: lab.NS, NICs: []vm.NIC{{Tap: lab.Taps[0]}}, ...})
+//	srv.WaitLog(vm.LogConnected, 1, time.Minute)
+//
+// Lab.Do runs any function inside the namespace (UDP sockets too);
+// Lab.Command runs another program there. StartServer without a Listener
+// serves on loopback (guests reach it through a user-network relay).
+// LineLog collects a server's or a program's log for waits on its lines.
+//
 // qemu's output stays out of the test log unless the test fails (or
 // NBDBOOT_CONSOLE=1 streams it live). Cleanup kills qemu; qemu also dies
 // with the test process (Pdeathsig, tied to the starting OS thread: do not

@@ -3,7 +3,7 @@
 // testinit.echo on the kernel command line it first echoes one console line
 // back ("NBDBOOT-VM-ECHO line"). With testinit.net=IP:PORT it loads the
 // virtio-net driver, configures eth0 as 10.0.2.15/24 (qemu user
-// networking), connects to IP:PORT and prints the first line it reads
+// networking; testinit.ip=ADDR/PREFIX for another, e.g. on a lab), connects to IP:PORT and prints the first line it reads
 // ("NBDBOOT-VM-NET line"), twice, over two connections. With
 // testinit.root=vda (or vda1) it mounts that ext4 virtio disk and switches
 // root to its /sbin/init (scripts/root-init.sh in the test images).
@@ -48,9 +48,15 @@ func run() error {
 		return err
 	}
 	args := strings.Fields(string(cmdline))
+	cidr := "10.0.2.15/24"
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, "testinit.ip="); ok {
+			cidr = v
+		}
+	}
 	for _, a := range args {
 		if addr, ok := strings.CutPrefix(a, "testinit.net="); ok {
-			if err := netCheck(addr); err != nil {
+			if err := netCheck(addr, cidr); err != nil {
 				return err
 			}
 		}

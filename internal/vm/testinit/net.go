@@ -13,9 +13,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// netCheck brings eth0 up on qemu's user network and reads a line from
-// addr over two successive connections.
-func netCheck(addr string) error {
+// netCheck brings eth0 up with address cidr and reads a line from addr
+// over two successive connections.
+func netCheck(addr, cidr string) error {
 	if err := loadModules("virtio_pci", "virtio_net"); err != nil {
 		return err
 	}
@@ -23,7 +23,7 @@ func netCheck(addr string) error {
 	if err != nil {
 		return err
 	}
-	a, err := netlink.ParseAddr("10.0.2.15/24")
+	a, err := netlink.ParseAddr(cidr)
 	if err != nil {
 		return err
 	}

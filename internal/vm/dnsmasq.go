@@ -1,9 +1,8 @@
-package e2e
+package vm
 
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,8 +11,8 @@ import (
 	"github.com/nbdboot/nbdboot/internal/testutil"
 )
 
-// dnsmasqConfig is what a lab's DHCP server hands out on the bridge.
-type dnsmasqConfig struct {
+// DnsmasqConfig is what a lab's DHCP server hands out on the bridge.
+type DnsmasqConfig struct {
 	RangeLo, RangeHi string // the address range, inside the lab's /24
 	RootPath         string // DHCP option 17; "" for none
 }
@@ -21,17 +20,18 @@ type dnsmasqConfig struct {
 // dnsmasqStartWait bounds the wait for dnsmasq to report its range.
 const dnsmasqStartWait = 20 * time.Second
 
-// startDnsmasq runs dnsmasq as the DHCP server (no DNS) on the bridge of
-// lab, in its namespace, and waits until it logs its range. Its log
-// (every DHCP exchange, log-dhcp) goes to the returned lineLog; it is
-// killed at cleanup and its log printed if the test failed.
-func startDnsmasq(t *testing.T, lab *labNet, c dnsmasqConfig) *lineLog {
+// StartDnsmasq runs dnsmasq as the DHCP server (addresses only: no DNS,
+// no PXE options) on the bridge of lab, in its namespace, and waits until
+// it logs its range. Its log (every DHCP exchange, log-dhcp) goes to the
+// returned LineLog; it is killed at cleanup and its log printed if the
+// test failed. A lease shows as "DHCPACK(br0) ADDRESS MAC".
+func StartDnsmasq(t testing.TB, lab *Lab, c DnsmasqConfig) *LineLog {
 	t.Helper()
 	bin := testutil.RequireTool(t, "dnsmasq")
 	dir := t.TempDir()
 	lines := []string{
 		"port=0", // no DNS
-		"no-resolv", "no-hosts", "bind-interfaces", "interface=br0", "except-interface=lo",
+		"no-resolv", "no-hosts", "bind-interfaces", "interface=" + lab.Bridge, "except-interface=lo",
 		"dhcp-authoritative", "log-dhcp",
 		// No ICMP echo to a new address before offering it: the check
 		// holds every OFFER for 3 s, the guest's first two DISCOVERs
@@ -49,9 +49,8 @@ func startDnsmasq(t *testing.T, lab *labNet, c dnsmasqConfig) *lineLog {
 	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	log := newLineLog()
-	// ip netns exec execs dnsmasq itself: the pid is dnsmasq's.
-	cmd := exec.Command("ip", "netns", "exec", lab.NS, bin, "--keep-in-foreground", "--conf-file="+conf, "--log-facility=-")
+	log := NewLineLog()
+	cmd := lab.Command(bin, "--keep-in-foreground", "--conf-file="+conf, "--log-facility=-")
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start dnsmasq in %s: %v", lab.NS, err)
