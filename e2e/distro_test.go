@@ -229,9 +229,9 @@ func TestDistroSystemd(t *testing.T) {
 	requireBootTools(t)
 	img := distroImage(t, labimage.Ext4, true)
 	acquireBoot(t)
-	addr := reservePort(t)
+	addr := vm.ReservePort(t)
 	export := server.ExportConfig{Name: exportName, Path: img}
-	srv := startServer(t, addr, export)
+	srv := vm.StartServer(t, vm.ServerConfig{Addr: addr, Exports: []server.ExportConfig{export}})
 	nics := []vm.NIC{{User: &vm.UserNet{Hostname: "seat-a", Forwards: []vm.Forward{{Guest: guestServer, Host: addr}}}}}
 	g := startDistro(t, vm.Options{Cmdline: "quiet ip=dhcp nbdroot=nbd://10.0.2.100:10809/root rw", NICs: nics})
 	if g.host != "seat-a" {
@@ -248,7 +248,7 @@ func TestDistroSystemd(t *testing.T) {
 	down := time.Now()
 	t.Logf("after %v: server killed", g.m.Since().Round(time.Millisecond))
 	<-time.After(time.Until(down.Add(serverOutage))) // the outage itself
-	srv = startServer(t, addr, export)
+	srv = vm.StartServer(t, vm.ServerConfig{Addr: addr, Exports: []server.ExportConfig{export}})
 	g.m.ExpectLine(`supervisor: /dev/nbd0: reconnected to nbd://10\.0\.2\.100:10809/`, stepTimeout)
 	g.writes(2, "after the server restart")
 
@@ -282,7 +282,7 @@ func TestDistroSystemdOverlay(t *testing.T) {
 	img := distroImage(t, labimage.Squashfs, false)
 	before := fileSHA256(t, img)
 	acquireBoot(t)
-	srv := startServer(t, "127.0.0.1:0", server.ExportConfig{Name: exportName, Path: img, ReadOnly: true})
+	srv := vm.StartServer(t, vm.ServerConfig{Addr: "127.0.0.1:0", Exports: []server.ExportConfig{server.ExportConfig{Name: exportName, Path: img, ReadOnly: true}}})
 	g := startDistro(t, vm.Options{Kernel: kernel, Initramfs: initrd,
 		Cmdline: "quiet ip=dhcp nbdroot=nbd://10.0.2.100:10809/root nbdboot.overlay=tmpfs", NICs: relay(srv.Addr)})
 	if !strings.HasPrefix(g.root, "overlay overlay") {
@@ -313,7 +313,7 @@ func TestDistroSystemdCOW(t *testing.T) {
 	before := fileSHA256(t, img)
 	acquireBoot(t)
 	ln := loopbackListener(t)
-	srv := startLabServer(t, ln, t.TempDir(), server.ExportConfig{Name: exportName, Path: img, COW: server.COWPersistent})
+	srv := vm.StartServer(t, vm.ServerConfig{Listener: ln, StateDir: t.TempDir(), Debug: true, Exports: []server.ExportConfig{{Name: exportName, Path: img, COW: server.COWPersistent}}})
 	o := vm.Options{Cmdline: "quiet ip=dhcp nbdroot=nbd://10.0.2.100:10809/root rw", NICs: relay(srv.Addr)}
 	var ids []string
 	for boot := 1; boot <= 2; boot++ {
