@@ -63,8 +63,16 @@
 //
 // # Crash safety
 //
-// The invariants, each tested by a crash simulation in crash_test.go
-// (drop the overlay without Sync or Close, reopen):
+// The overlay changes its files only through the file system seam of
+// package internal/disk (Options.FS). Tests put a power-loss model
+// there (internal/disk/powerloss): it keeps what each file and directory
+// would lose to a power cut since its last sync, and rewrites the files
+// as any state POSIX allows after one (unsynced sectors old or new in
+// any mix, any prefix of unsynced directory changes), or fails chosen
+// calls. The invariants below are checked by random power-loss and
+// kill -9 trials against it (powerloss_test.go), by failure injection
+// (failure_test.go) and by crash simulations (crash_test.go); removing
+// any sync below, or any record of a failed one, makes one of them fail.
 //
 //  1. The base is never written (it is only read through io.ReaderAt).
 //  2. The data of a block is in the data file before its state says Data:
@@ -75,19 +83,34 @@
 //     data that is not durable, and every request completed before Sync
 //     was called is durable when it returns (FLUSH; FUA is a write then
 //     Sync). Syncs are serialised, so journal records stay in order.
-//  4. Reopening loads the map, then replays the journal records of the
+//  4. A map or journal is replaced atomically: written to NAME.tmp,
+//     fsynced (else a later directory sync could make the name point at
+//     content that never reached the disk), renamed, and the directory
+//     fsynced (else the rename may be lost while later journal records of
+//     the new generation are durable).
+//  5. Reopening loads the map, then replays the journal records of the
 //     same generation up to the first short or bad one (a torn append,
-//     whose Sync never returned). It then writes the result as the next
-//     generation's map, then an empty journal of that generation. A crash
-//     before the map's rename leaves the old map and journal; one after it
-//     leaves a new map with an old-generation journal, which is ignored
-//     because the new map already holds it. A torn map.tmp is never read.
-//  5. Compaction during Sync excludes every request (all stripe locks)
+//     whose Sync never returned). It fdatasyncs the data file (what the
+//     reopened overlay reads, including writes a kill -9 left unflushed
+//     in the page cache, must survive a later power cut), then writes
+//     the result as the next generation's map, then an empty journal of
+//     that generation (so nothing is appended after a torn record). A
+//     crash before the map's rename leaves the old map and journal; one
+//     after it leaves a new map with an old-generation journal, which is
+//     ignored because the new map already holds it. A torn map.tmp is
+//     never read.
+//  6. Compaction during Sync excludes every request (all stripe locks)
 //     after fdatasyncing the data, so the map it writes describes durable
-//     data only.
-//  6. After a failed fdatasync the overlay refuses further requests: the
-//     kernel may have dropped the dirty pages, and nothing it said about
-//     durability could be trusted.
+//     data only. A new overlay's first map is written by its first Sync
+//     with changes; from the map's rename on the overlay counts as saved,
+//     even if the journal after it fails, and the directories above it
+//     (EXPORT/ and the state directory) are fsynced by that Sync or,
+//     after a failure, by every later one until it succeeds.
+//  7. After a failed data fdatasync the overlay refuses further requests:
+//     the kernel may have dropped the dirty pages, and nothing it said
+//     about durability could be trusted. After a failed journal append
+//     or journal fdatasync the journal may end in a torn record: the next
+//     Sync rewrites the map instead of appending.
 //
 // Hence after a kill -9 of the server every block reads as it did after
 // the last Sync, or, for blocks changed since, as one of the versions

@@ -81,9 +81,9 @@ type plState struct {
 	m        *powerloss.Model
 	r        *rand.Rand
 	ov       *Overlay
-	model    []byte              // what the overlay reads now
-	synced   []byte              // what every block read at the last sync point
-	wasData  []bool              // blocks that were Data at the last sync point
+	model    []byte             // what the overlay reads now
+	synced   []byte             // what every block read at the last sync point
+	wasData  []bool             // blocks that were Data at the last sync point
 	versions map[int64][][]byte // blocks changed since: their versions
 }
 
