@@ -4,7 +4,7 @@ BUILD ?= $(CURDIR)/build
 GO ?= go
 export NBDBOOT_BUILD := $(BUILD)
 
-.PHONY: all deps build test unit fuzz e2e demo bench clean kernel images initramfs distro
+.PHONY: all deps build test unit fuzz e2e demo bench clean kernel images initramfs soak distro
 
 all: build
 
@@ -53,6 +53,19 @@ distro: deps
 # exits 0 once the guest reached its root's init and powered off.
 demo: deps build kernel images initramfs
 	@scripts/demo.sh
+
+# Longer crash and power-loss runs than make test's: SOAK_TRIALS kill -9
+# trials of nbdserve (plain and copy-on-write exports, two connections
+# each, FUA, WRITE_ZEROES, TRIM), then the power-loss model on overlays
+# and on file exports for SOAK_TIME each. Each prints its trials and
+# violations; a failure prints the seed that reproduces it.
+SOAK_TRIALS ?= 100
+SOAK_TIME ?= 5m
+SOAKFILTER := grep -E -v '^=== (RUN|PAUSE|CONT)'
+soak: deps build
+	@set -o pipefail; NBDSERVE_KILL9_TRIALS=$(SOAK_TRIALS) $(GO) test -count=1 -timeout 0 -v -run 'TestKill9Loop$$' ./cmd/nbdserve | $(SOAKFILTER)
+	@set -o pipefail; POWERLOSS_TIME=$(SOAK_TIME) $(GO) test -count=1 -timeout 0 -v -run 'TestPowerLoss$$' ./cow | $(SOAKFILTER)
+	@set -o pipefail; POWERLOSS_TIME=$(SOAK_TIME) $(GO) test -count=1 -timeout 0 -v -run 'TestPowerLossFileBackend$$' ./server | $(SOAKFILTER)
 
 FUZZTIME ?= 5s
 fuzz:
