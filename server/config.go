@@ -84,15 +84,42 @@ func DefaultLimits() Limits {
 	}
 }
 
-// LoadConfig reads a TOML config file over the defaults. Unknown keys are
-// an error naming them.
-func LoadConfig(path string) (Config, error) {
+// LoadConfig reads a TOML config file over the defaults. Each entry of
+// sections decodes the top-level table of its name into its value (a
+// pointer), for the parts of the file other packages own (nbdserve's
+// [pxe]). Unknown keys, there or here, are an error naming them.
+func LoadConfig(path string, sections map[string]any) (Config, error) {
 	cfg := DefaultConfig()
 	md, err := toml.DecodeFile(path, &cfg)
 	if err != nil {
 		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
-	if und := md.Undecoded(); len(und) > 0 {
+	var und []toml.Key
+	for _, k := range md.Undecoded() {
+		if _, ok := sections[k[0]]; !ok {
+			und = append(und, k)
+		}
+	}
+	if len(sections) > 0 {
+		var raw map[string]toml.Primitive
+		smd, err := toml.DecodeFile(path, &raw)
+		if err != nil {
+			return Config{}, fmt.Errorf("config %s: %w", path, err)
+		}
+		for name, v := range sections {
+			if p, ok := raw[name]; ok {
+				if err := smd.PrimitiveDecode(p, v); err != nil {
+					return Config{}, fmt.Errorf("config %s: [%s]: %w", path, name, err)
+				}
+			}
+		}
+		for _, k := range smd.Undecoded() {
+			if _, ok := sections[k[0]]; ok && len(k) > 1 {
+				und = append(und, k)
+			}
+		}
+	}
+	if len(und) > 0 {
 		keys := make([]string, len(und))
 		for i, k := range und {
 			keys[i] = k.String()

@@ -46,7 +46,7 @@ name = "lab"
 path = "/srv/lab.img"
 cow = "persistent"
 `)
-	got, err := LoadConfig(p)
+	got, err := LoadConfig(p, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ cow = "persistent"
 
 	// Defaults fill what the file leaves out.
 	p = writeConfig(t, "[[export]]\nname = \"a\"\npath = \"/x\"\n")
-	got, err = LoadConfig(p)
+	got, err = LoadConfig(p, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,13 +99,13 @@ func TestLoadConfigErrors(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p := writeConfig(t, tt.text)
-			_, err := LoadConfig(p)
+			_, err := LoadConfig(p, nil)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), p) {
 				t.Errorf("LoadConfig: %v; want an error naming %s and containing %q", err, p, tt.wantErr)
 			}
 		})
 	}
-	if _, err := LoadConfig(filepath.Join(t.TempDir(), "missing.toml")); err == nil || !strings.Contains(err.Error(), "missing.toml") {
+	if _, err := LoadConfig(filepath.Join(t.TempDir(), "missing.toml"), nil); err == nil || !strings.Contains(err.Error(), "missing.toml") {
 		t.Errorf("missing file: %v", err)
 	}
 }
@@ -133,5 +133,36 @@ func TestOpenExportsErrors(t *testing.T) {
 				t.Errorf("OpenExports: %v; want %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestLoadConfigSections: a section another package owns decodes into
+// its value; its unknown keys are errors like the server's own, and
+// without the section the table is an unknown key.
+func TestLoadConfigSections(t *testing.T) {
+	type pxe struct {
+		Interface string `toml:"interface"`
+	}
+	p := filepath.Join(t.TempDir(), "c.toml")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("[pxe]\ninterface = \"br0\"\n")
+	var got pxe
+	if _, err := LoadConfig(p, map[string]any{"pxe": &got}); err != nil {
+		t.Fatal(err)
+	}
+	if got.Interface != "br0" {
+		t.Errorf("[pxe] interface = %q, want br0", got.Interface)
+	}
+	if _, err := LoadConfig(p, nil); err == nil || !strings.Contains(err.Error(), "unknown key pxe") {
+		t.Errorf("without the section: err = %v, want unknown key pxe", err)
+	}
+	write("[pxe]\ninterfce = \"br0\"\n")
+	if _, err := LoadConfig(p, map[string]any{"pxe": &got}); err == nil || !strings.Contains(err.Error(), "unknown key pxe.interfce") {
+		t.Errorf("misspelt key: err = %v, want unknown key pxe.interfce", err)
 	}
 }

@@ -51,7 +51,7 @@ cow = "persistent"
 quota = "1M"
 grace = "90s"
 `), 0o644)
-	cfg, err := LoadConfig(path)
+	cfg, err := LoadConfig(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ grace = "90s"
 		t.Errorf("exports: %+v", cfg.Exports)
 	}
 	os.WriteFile(path, []byte("[[export]]\nname = \"a\"\npath = \"/x\"\nquota = 8192\n"), 0o644)
-	if _, err := LoadConfig(path); err == nil {
+	if _, err := LoadConfig(path, nil); err == nil {
 		t.Error("quota on a plain export: no error")
 	}
 }

@@ -41,7 +41,7 @@ func runControl(ctx context.Context, cmd string, args []string, stdout, stderr i
 	cfg := server.DefaultConfig()
 	if *configPath != "" {
 		var err error
-		if cfg, err = server.LoadConfig(*configPath); err != nil {
+		if cfg, err = server.LoadConfig(*configPath, nil); err != nil {
 			return err
 		}
 	}

@@ -205,7 +205,7 @@ func parseArgs(args []string, stderr io.Writer) (server.Config, bool, error) {
 	cfg := def
 	if *configPath != "" {
 		var err error
-		if cfg, err = server.LoadConfig(*configPath); err != nil {
+		if cfg, err = server.LoadConfig(*configPath, nil); err != nil {
 			return server.Config{}, false, err
 		}
 	}

@@ -115,7 +115,7 @@ description = "from the file, with, commas"
 
 // TestExampleConfig keeps the documented example loadable.
 func TestExampleConfig(t *testing.T) {
-	cfg, err := server.LoadConfig("nbdserve.example.toml")
+	cfg, err := server.LoadConfig("nbdserve.example.toml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
