@@ -259,7 +259,9 @@ func FuzzChunkPayloads(f *testing.F) {
 	f.Add(ChunkError, AppendChunkError(nil, ChunkErr{Errno: EIO, Message: "bad"}))
 	f.Add(ChunkErrorOffset, AppendChunkError(nil, ChunkErr{Errno: EIO, Message: "bad", Offset: 9, HasOffset: true}))
 	f.Fuzz(func(t *testing.T, typ uint16, data []byte) {
-		var enc []byte
+		// enc is the payload encoded again, whole the complete chunk as the
+		// server's encoder writes it (cookie 7, final).
+		var enc, whole []byte
 		switch typ {
 		case ChunkOffsetHole:
 			off, n, err := ParseOffsetHole(data)
@@ -267,6 +269,7 @@ func FuzzChunkPayloads(f *testing.F) {
 				return
 			}
 			enc = AppendOffsetHole(nil, off, n)
+			whole = AppendOffsetHoleChunk(nil, ChunkFlagDone, 7, off, n)
 		case ChunkBlockStatus:
 			id, ext, err := ParseBlockStatus(data, nil)
 			if err != nil {
@@ -276,15 +279,22 @@ func FuzzChunkPayloads(f *testing.F) {
 				t.Fatalf("%d extents", len(ext))
 			}
 			enc = AppendBlockStatus(nil, id, ext)
+			whole = AppendBlockStatusChunk(nil, ChunkFlagDone, 7, id, ext)
 		default:
 			e, err := ParseChunkError(typ, data)
 			if err != nil || (typ != ChunkError && typ != ChunkErrorOffset) {
 				return
 			}
 			enc = AppendChunkError(nil, e)
+			whole = AppendErrorChunk(nil, ChunkFlagDone, 7, e)
 		}
 		if !bytes.Equal(enc, data) {
 			t.Fatalf("round trip of type %d\n% x\nwant\n% x", typ, enc, data)
+		}
+		h, err := ReadReplyHeader(bytes.NewReader(whole), nil)
+		want := Chunk{Flags: ChunkFlagDone, Type: typ, Cookie: 7, Length: uint32(len(data))}
+		if err != nil || h.Chunk != want || !bytes.Equal(whole[ChunkHeaderSize:], data) {
+			t.Fatalf("whole chunk of type %d: header %+v, %v; payload equal %v", typ, h.Chunk, err, bytes.Equal(whole[ChunkHeaderSize:], data))
 		}
 	})
 }
