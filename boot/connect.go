@@ -14,9 +14,6 @@ import (
 // attemptTimeout bounds one dial plus handshake.
 const attemptTimeout = 10 * time.Second
 
-// flagCanMultiConn is NBD_FLAG_CAN_MULTI_CONN.
-const flagCanMultiConn = 1 << 8
-
 // ClientIDNone is the nbdboot.clientid= value that sends no client id:
 // the export is asked for by its plain name.
 const ClientIDNone = "none"
@@ -114,7 +111,7 @@ func (b *booter) dialNegotiateName(ctx context.Context, t Target, name string) (
 // server advertises CAN_MULTI_CONN, else one (the kernel refuses several
 // sockets without it).
 func wantConns(configured int, flags uint16) int {
-	if configured <= 1 || flags&flagCanMultiConn == 0 {
+	if configured <= 1 || flags&protocol.FlagCanMultiConn == 0 {
 		return 1
 	}
 	return configured

@@ -3,6 +3,8 @@ package boot
 import (
 	"fmt"
 	"strings"
+
+	"github.com/nbdboot/nbdboot/protocol"
 )
 
 // Failover policy. Several servers may be given for one root
@@ -28,7 +30,7 @@ func failoverPolicy(st State) (allowed bool, why string) {
 	switch {
 	case len(st.Servers) < 2:
 		return false, "one server"
-	case st.ServerFlags&flagReadOnly != 0:
+	case st.ServerFlags&protocol.FlagReadOnly != 0:
 		return true, "read-only export"
 	case st.Overlay != "":
 		return true, fmt.Sprintf("client-side %s overlay", st.Overlay)

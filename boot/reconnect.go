@@ -7,6 +7,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/nbdboot/nbdboot/protocol"
 )
 
 // Backoff between reconnect rounds: doubling from reconnectMin, capped at
@@ -124,7 +126,7 @@ func checkExport(st State, exp Export) error {
 	if exp.Size != st.Size {
 		return fmt.Errorf("%w: %d bytes, %d at boot; refusing it", errExportChanged, exp.Size, st.Size)
 	}
-	if st.ServerFlags&flagReadOnly == 0 && exp.Flags&flagReadOnly != 0 && st.Overlay == "" {
+	if st.ServerFlags&protocol.FlagReadOnly == 0 && exp.Flags&protocol.FlagReadOnly != 0 && st.Overlay == "" {
 		return fmt.Errorf("%w: now read-only, writable at boot; refusing it", errExportChanged)
 	}
 	return nil

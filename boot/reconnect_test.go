@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nbdboot/nbdboot/protocol"
 )
 
 // fakeServers answers Reconnector.Dial per target address: an error for
@@ -67,7 +69,7 @@ var (
 	srvB = Target{Host: "10.0.0.2", Port: "10809", Export: "root"}
 )
 
-func rootState(flags uint64, overlay string, conns int) State {
+func rootState(flags uint16, overlay string, conns int) State {
 	return State{
 		Version: StateVersion, Index: 0, Device: "/dev/nbd0",
 		Servers: []Target{srvA, srvB}, Target: srvA, BackendID: srvA.URI(),
@@ -77,7 +79,7 @@ func rootState(flags uint64, overlay string, conns int) State {
 
 func TestReconnect(t *testing.T) {
 	ok := Export{Size: 64 << 20, Flags: 1}
-	ro := Export{Size: 64 << 20, Flags: 1 | flagReadOnly}
+	ro := Export{Size: 64 << 20, Flags: 1 | protocol.FlagReadOnly}
 	for _, c := range []struct {
 		name     string
 		st       State
@@ -100,7 +102,7 @@ func TestReconnect(t *testing.T) {
 		errLog: "reconnect attempt 1 (0.0s): nbd://10.0.0.1:10809/root: dial 10.0.0.1:10809: connection refused; retrying",
 	}, {
 		name:    "failover of a read-only export",
-		st:      rootState(1|flagReadOnly, "", 1),
+		st:      rootState(1|protocol.FlagReadOnly, "", 1),
 		exports: map[string]Export{srvB.Addr(): ro},
 		want:    srvB, attempts: 1, sockets: 1,
 		dialed: []string{"10.0.0.1:10809/root", "10.0.0.2:10809/root"},
@@ -132,8 +134,8 @@ func TestReconnect(t *testing.T) {
 		errLog:  "export changed: now read-only, writable at boot",
 	}, {
 		name:    "two connections",
-		st:      rootState(1|flagCanMultiConn, "", 2),
-		exports: map[string]Export{srvA.Addr(): {Size: 64 << 20, Flags: 1 | flagCanMultiConn}},
+		st:      rootState(1|protocol.FlagCanMultiConn, "", 2),
+		exports: map[string]Export{srvA.Addr(): {Size: 64 << 20, Flags: 1 | protocol.FlagCanMultiConn}},
 		want:    srvA, attempts: 1, sockets: 2,
 		dialed: []string{"10.0.0.1:10809/root", "10.0.0.1:10809/root"},
 	}} {
@@ -214,9 +216,9 @@ func TestFailoverPolicy(t *testing.T) {
 		why  string
 	}{
 		{rootState(1, "", 1), false, "writable export without a client-side overlay"},
-		{rootState(1|flagReadOnly, "", 1), true, "read-only export"},
+		{rootState(1|protocol.FlagReadOnly, "", 1), true, "read-only export"},
 		{rootState(1, "tmpfs", 1), true, "client-side tmpfs overlay"},
-		{State{Servers: []Target{srvA}, ServerFlags: flagReadOnly}, false, "one server"},
+		{State{Servers: []Target{srvA}, ServerFlags: protocol.FlagReadOnly}, false, "one server"},
 	} {
 		got, why := failoverPolicy(c.st)
 		if got != c.want || !strings.Contains(why, c.why) {

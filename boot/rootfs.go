@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	"github.com/nbdboot/nbdboot/protocol"
 )
 
 // Where the root is assembled. NewRoot lives on the initramfs (not under
@@ -74,7 +76,7 @@ func (b *booter) mountRoot(dev string, exp Export) error {
 			ph.Printf("load module %s: %v (going on: it may be built in)", m, err)
 		}
 	}
-	readOnlyExport := exp.Flags&flagReadOnly != 0
+	readOnlyExport := exp.Flags&protocol.FlagReadOnly != 0
 	if readOnlyExport && b.cfg.ReadWrite && b.cfg.Overlay == "" {
 		ph.Printf("the export is read-only: mounting %s read-only despite rw", dev)
 	}
@@ -85,9 +87,6 @@ func (b *booter) mountRoot(dev string, exp Export) error {
 	ph.Done("%s", describeRoot(plan))
 	return nil
 }
-
-// flagReadOnly is NBD_FLAG_READ_ONLY.
-const flagReadOnly = 1 << 1
 
 func describeRoot(plan []Action) string {
 	var parts []string

@@ -202,7 +202,7 @@ func (b *booter) state(idx uint32, t Target, exp Export, conns int) State {
 		Version: StateVersion, Index: idx, Device: DevicePath(idx),
 		Servers: b.cfg.Servers, Target: t, BackendID: t.URI(), ClientID: b.cfg.ClientID,
 		Connections: conns, Size: exp.Size, BlockSize: blockSize(exp, b.cfg.BlockSize),
-		ServerFlags: uint64(exp.Flags), Timeout: b.cfg.Timeout, DeadConn: b.cfg.DeadConn,
+		ServerFlags: exp.Flags, Timeout: b.cfg.Timeout, DeadConn: b.cfg.DeadConn,
 		Interface: b.net.Interface, Overlay: b.cfg.Overlay, DHCPAddr: dhcpAddr, Debug: b.cfg.Debug, InitStart: b.initStart(),
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nbdboot/nbdboot/protocol"
 )
 
 // indexOf returns the position of the first event with the prefix, or -1.
@@ -137,10 +139,10 @@ func TestMultiConn(t *testing.T) {
 		flags      uint16
 		want       int
 	}{
-		{"multi-conn server", 4, 1 | flagCanMultiConn, 4},
+		{"multi-conn server", 4, 1 | protocol.FlagCanMultiConn, 4},
 		{"no CAN_MULTI_CONN", 4, 1, 1},
-		{"one configured", 1, 1 | flagCanMultiConn, 1},
-		{"zero configured", 0, 1 | flagCanMultiConn, 1},
+		{"one configured", 1, 1 | protocol.FlagCanMultiConn, 1},
+		{"zero configured", 0, 1 | protocol.FlagCanMultiConn, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld()
@@ -199,7 +201,7 @@ func TestPartitionRoot(t *testing.T) {
 func TestReadOnlyExportMountsReadOnly(t *testing.T) {
 	w := newWorld()
 	w.cfg.ReadWrite = true
-	w.server.export.Flags |= flagReadOnly
+	w.server.export.Flags |= protocol.FlagReadOnly
 	if _, err := Run(context.Background(), w.env); !errors.Is(err, errExeced) {
 		t.Fatalf("Run = %v", err)
 	}

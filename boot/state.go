@@ -23,7 +23,7 @@ type State struct {
 	Connections int           `json:"connections"`
 	Size        uint64        `json:"size"`
 	BlockSize   uint64        `json:"block_size"`
-	ServerFlags uint64        `json:"server_flags"`
+	ServerFlags uint16        `json:"server_flags"`
 	Timeout     time.Duration `json:"timeout_ns"`
 	DeadConn    time.Duration `json:"dead_conn_timeout_ns"`
 	Interface   string        `json:"interface,omitempty"`
