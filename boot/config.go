@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/nbdboot/nbdboot/nbdnl"
 )
 
 // DefaultPort is the NBD port used when a target names none.
@@ -102,32 +102,17 @@ func ParseRootDevice(root string) (RootDevice, error) {
 	if root == "" {
 		return RootDevice{}, nil
 	}
-	bad := fmt.Errorf("root=%s: not an NBD device (want /dev/nbdN or /dev/nbdNpM)", root)
-	rest, ok := strings.CutPrefix(root, "/dev/nbd")
-	if !ok || rest == "" {
-		return RootDevice{}, bad
+	d, err := nbdnl.ParseDevice(root)
+	if err != nil {
+		return RootDevice{}, fmt.Errorf("root=%s: %w", root, err)
 	}
-	num, part, hasPart := strings.Cut(rest, "p")
-	idx, err := strconv.ParseUint(num, 10, 32)
-	if err != nil || idx > 1<<20 {
-		return RootDevice{}, bad
-	}
-	i := uint32(idx)
-	rd := RootDevice{Index: &i}
-	if hasPart {
-		p, err := strconv.ParseUint(part, 10, 16)
-		if err != nil || p == 0 {
-			return RootDevice{}, bad
-		}
-		rd.Partition = int(p)
-	}
-	return rd, nil
+	return RootDevice{Index: &d.Index, Partition: d.Partition}, nil
 }
 
 // DevicePath is /dev/nbdN for an index.
-func DevicePath(index uint32) string { return fmt.Sprintf("/dev/nbd%d", index) }
+func DevicePath(index uint32) string { return nbdnl.DevicePath(index) }
 
 // PartitionPath is /dev/nbdNpM.
 func PartitionPath(index uint32, part int) string {
-	return fmt.Sprintf("/dev/nbd%dp%d", index, part)
+	return nbdnl.Device{Index: index, Partition: part}.Path()
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/nbdboot/nbdboot/nbdnl"
 )
 
 // Defaults for what the command line leaves out.
@@ -243,7 +245,7 @@ func (c *Config) applyRoot(p Param, isRoot bool) error {
 		c.FromDHCP = true
 		return nil
 	case isRoot && strings.HasPrefix(v, "/dev/nbd"):
-		if _, _, ok := parseNBDDevice(v); !ok {
+		if _, err := nbdnl.ParseDevice(v); err != nil {
 			return errors.New("expected /dev/nbdN or /dev/nbdNpM, like /dev/nbd0 or /dev/nbd0p1")
 		}
 		c.RootDevice = v

@@ -18,5 +18,8 @@
 // so that the init can print all mistakes at once before its rescue shell.
 //
 // ParseNBDRoot parses one NBD root value; the init calls it again on the
-// DHCP root-path when the command line said nbdroot=dhcp.
+// DHCP root-path when the command line said nbdroot=dhcp. ParseURI parses
+// the administrator's one-server nbd://HOST[:PORT][/EXPORT] (nbdboot
+// attach, list) into an Address, the server and export a connection
+// negotiates.
 package bootcfg

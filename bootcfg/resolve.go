@@ -2,9 +2,9 @@ package bootcfg
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/nbdboot/nbdboot/nbdnl"
 )
 
 // Boot is what the init needs once the target is known: the command line's
@@ -57,8 +57,8 @@ func (c *Config) Resolve(t Target) (Boot, error) {
 func (c *Config) device(t Target) (string, error) {
 	dev := DefaultDevice
 	if c.RootDevice != "" {
-		n, _, _ := parseNBDDevice(c.RootDevice)
-		dev = "/dev/nbd" + strconv.Itoa(n)
+		d, _ := nbdnl.ParseDevice(c.RootDevice) // checked by Parse
+		dev = nbdnl.DevicePath(d.Index)
 	}
 	if t.Device != "" {
 		if c.RootDevice != "" && t.Device != dev {
@@ -67,26 +67,6 @@ func (c *Config) device(t Target) (string, error) {
 		dev = t.Device
 	}
 	return dev, nil
-}
-
-// parseNBDDevice parses /dev/nbdN or /dev/nbdNpM (M ≥ 1).
-func parseNBDDevice(s string) (n, part int, ok bool) {
-	rest, found := strings.CutPrefix(s, "/dev/")
-	if !found {
-		return 0, 0, false
-	}
-	base, p, hasPart := strings.Cut(rest, "p") // "nbd" holds no 'p'
-	n, ok = nbdIndex(base)
-	if !ok {
-		return 0, 0, false
-	}
-	if hasPart {
-		if p == "" || !allDigits(p) || len(p) > 4 || p[0] == '0' {
-			return 0, 0, false
-		}
-		part, _ = strconv.Atoi(p)
-	}
-	return n, part, true
 }
 
 func firstNonEmpty(a, b string) string {

@@ -6,10 +6,10 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-)
 
-// DefaultPort is NBD's IANA port, used when a root value names none.
-const DefaultPort = 10809
+	"github.com/nbdboot/nbdboot/nbdnl"
+	"github.com/nbdboot/nbdboot/protocol"
+)
 
 // maxExportLen is the NBD protocol's limit on export names (bytes).
 const maxExportLen = 4096
@@ -43,7 +43,7 @@ type Target struct {
 
 // URI returns the servers and the export as an nbd:// URI, which
 // ParseNBDRoot accepts. FSType, RootFlags, Options and Device are not in it.
-// The port is omitted when it is DefaultPort.
+// The port is omitted when it is protocol.DefaultPort (NBD's IANA port).
 func (t Target) URI() string {
 	var b strings.Builder
 	b.WriteString("nbd://")
@@ -51,7 +51,7 @@ func (t Target) URI() string {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(hostPort(strings.ReplaceAll(s.Host, "%", "%25"), s.Port, s.Port != DefaultPort))
+		b.WriteString(hostPort(strings.ReplaceAll(s.Host, "%", "%25"), s.Port, s.Port != protocol.DefaultPort))
 	}
 	if t.Export != "" {
 		b.WriteByte('/')
@@ -204,14 +204,14 @@ func parsePortExport(f string) (uint16, string, error) {
 	before, after, hasSlash := strings.Cut(f, "/")
 	switch {
 	case f == "":
-		return DefaultPort, "", nil
+		return protocol.DefaultPort, "", nil
 	case allDigits(before) && before != "":
 		p, err := parsePort(before)
 		return p, after, err
 	case before == "" && hasSlash:
-		return DefaultPort, after, checkExport(after)
+		return protocol.DefaultPort, after, checkExport(after)
 	}
-	return DefaultPort, f, checkExport(f)
+	return protocol.DefaultPort, f, checkExport(f)
 }
 
 // parseDebian parses initramfs-tools' HOST,PORT|EXPORT[,nbdX].
@@ -227,7 +227,7 @@ func parseDebian(s string) (Target, error) {
 	if parts[1] == "" {
 		return Target{}, fmt.Errorf("empty PORT|EXPORT; expected %s", debianForm)
 	}
-	t := Target{Servers: []Server{{Host: h, Port: DefaultPort}}}
+	t := Target{Servers: []Server{{Host: h, Port: protocol.DefaultPort}}}
 	if allDigits(parts[1]) {
 		if t.Servers[0].Port, err = parsePort(parts[1]); err != nil {
 			return Target{}, fmt.Errorf("%w; expected %s", err, debianForm)
@@ -239,11 +239,11 @@ func parseDebian(s string) (Target, error) {
 		t.Export = parts[1]
 	}
 	if len(parts) == 3 {
-		idx, ok := nbdIndex(strings.TrimPrefix(parts[2], "/dev/"))
-		if !ok {
+		d, err := nbdnl.ParseDevice(parts[2])
+		if err != nil || d.Partition != 0 {
 			return Target{}, fmt.Errorf("device %q; expected nbdN (like nbd0) in %s", parts[2], debianForm)
 		}
-		t.Device = fmt.Sprintf("/dev/nbd%d", idx)
+		t.Device = d.Path()
 	}
 	return t, nil
 }
@@ -282,7 +282,7 @@ func parseHostPort(spec string, uri bool) (Server, error) {
 	if err != nil {
 		return Server{}, err
 	}
-	srv := Server{Host: h, Port: DefaultPort}
+	srv := Server{Host: h, Port: protocol.DefaultPort}
 	if port != "" {
 		if srv.Port, err = parsePort(port); err != nil {
 			return Server{}, err
@@ -373,16 +373,6 @@ func allDigits(s string) bool {
 		}
 	}
 	return true
-}
-
-// nbdIndex parses "nbdN" and returns N.
-func nbdIndex(s string) (int, bool) {
-	num, ok := strings.CutPrefix(s, "nbd")
-	if !ok || num == "" || !allDigits(num) || len(num) > 4 || len(num) > 1 && num[0] == '0' {
-		return 0, false
-	}
-	n, _ := strconv.Atoi(num)
-	return n, true
 }
 
 func hostPort(host string, port uint16, withPort bool) string {

@@ -15,8 +15,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nbdboot/nbdboot/bootcfg"
 	"github.com/nbdboot/nbdboot/nbdnl"
-	"github.com/nbdboot/nbdboot/nbduri"
 	"github.com/nbdboot/nbdboot/protocol"
 )
 
@@ -29,7 +29,7 @@ const (
 
 // attachArgs is the parsed command line of `nbdboot attach`.
 type attachArgs struct {
-	uri         nbduri.URI
+	uri         bootcfg.Address
 	index       *uint32 // nil: the kernel picks
 	connections int
 	timeout     time.Duration
@@ -56,7 +56,7 @@ func parseAttachArgs(args []string) (attachArgs, error) {
 	if len(rest) < 1 || len(rest) > 2 {
 		return attachArgs{}, fmt.Errorf("attach: want nbd://HOST[:PORT]/EXPORT [/dev/nbdN], got %d arguments", len(rest))
 	}
-	u, err := nbduri.Parse(rest[0])
+	u, err := bootcfg.ParseURI(rest[0])
 	if err != nil {
 		return attachArgs{}, fmt.Errorf("attach: %w", err)
 	}
@@ -128,7 +128,7 @@ func attachConfig(a attachArgs, info protocol.ExportInfo, socks []*os.File, page
 // dialExport opens up to n connections to the export and negotiates each.
 // More than one is opened only when the export allows multiple
 // connections; otherwise a note goes to warn.
-func dialExport(ctx context.Context, u nbduri.URI, n int, warn io.Writer) (protocol.ExportInfo, []*os.File, error) {
+func dialExport(ctx context.Context, u bootcfg.Address, n int, warn io.Writer) (protocol.ExportInfo, []*os.File, error) {
 	info, first, err := dialOne(ctx, u)
 	if err != nil {
 		return protocol.ExportInfo{}, nil, err
@@ -155,7 +155,7 @@ func dialExport(ctx context.Context, u nbduri.URI, n int, warn io.Writer) (proto
 
 // dialOne connects over TCP, negotiates the export and returns the socket
 // as a file, ready to be handed to the kernel.
-func dialOne(ctx context.Context, u nbduri.URI) (protocol.ExportInfo, *os.File, error) {
+func dialOne(ctx context.Context, u bootcfg.Address) (protocol.ExportInfo, *os.File, error) {
 	d := net.Dialer{Timeout: adminDialTimeout}
 	c, err := d.DialContext(ctx, "tcp", u.Addr())
 	if err != nil {
@@ -236,7 +236,7 @@ func runList(args []string) error {
 	default:
 		return fmt.Errorf("list: want nothing or nbd://HOST[:PORT], got %d arguments", len(args))
 	}
-	u, err := nbduri.Parse(args[0])
+	u, err := bootcfg.ParseURI(args[0])
 	if err != nil {
 		return fmt.Errorf("list: %w", err)
 	}

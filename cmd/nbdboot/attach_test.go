@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nbdboot/nbdboot/bootcfg"
 	"github.com/nbdboot/nbdboot/internal/testutil"
 	"github.com/nbdboot/nbdboot/nbdnl"
-	"github.com/nbdboot/nbdboot/nbduri"
 	"github.com/nbdboot/nbdboot/protocol"
 	"golang.org/x/sys/unix"
 )
@@ -24,9 +24,9 @@ func TestParseAttachArgs(t *testing.T) {
 		want    attachArgs
 		wantErr string
 	}{
-		{args: []string{"nbd://srv/root"}, want: attachArgs{uri: nbduri.URI{Host: "srv", Port: 10809, Export: "root"}, connections: 1}},
+		{args: []string{"nbd://srv/root"}, want: attachArgs{uri: bootcfg.Address{Server: bootcfg.Server{Host: "srv", Port: 10809}, Export: "root"}, connections: 1}},
 		{args: []string{"-connections", "4", "-timeout", "30s", "-deadconn", "2m", "nbd://[::1]:7000/e", "/dev/nbd3"},
-			want: attachArgs{uri: nbduri.URI{Host: "::1", Port: 7000, Export: "e"}, index: &three, connections: 4, timeout: 30 * time.Second, deadConn: 2 * time.Minute}},
+			want: attachArgs{uri: bootcfg.Address{Server: bootcfg.Server{Host: "::1", Port: 7000}, Export: "e"}, index: &three, connections: 4, timeout: 30 * time.Second, deadConn: 2 * time.Minute}},
 		{args: nil, wantErr: "got 0 arguments"},
 		{args: []string{"nbd://srv/root", "/dev/nbd0", "extra"}, wantErr: "got 3 arguments"},
 		{args: []string{"srv/root"}, wantErr: "scheme"},
@@ -58,7 +58,7 @@ func TestParseAttachArgs(t *testing.T) {
 }
 
 func TestAttachConfig(t *testing.T) {
-	a := attachArgs{uri: nbduri.URI{Host: "srv", Port: 10809, Export: "root"}, timeout: 30 * time.Second, deadConn: time.Minute}
+	a := attachArgs{uri: bootcfg.Address{Server: bootcfg.Server{Host: "srv", Port: 10809}, Export: "root"}, timeout: 30 * time.Second, deadConn: time.Minute}
 	socks := []*os.File{os.Stdin}
 	tests := []struct {
 		name          string
@@ -190,7 +190,7 @@ func TestDialExportNbdkit(t *testing.T) {
 			f.Close()
 		}
 	}()
-	u, err := nbduri.Parse("nbd://" + ln.Addr().String() + "/root")
+	u, err := bootcfg.ParseURI("nbd://" + ln.Addr().String() + "/root")
 	if err != nil {
 		t.Fatal(err)
 	}
