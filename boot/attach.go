@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/nbdboot/nbdboot/protocol"
 )
 
 // Logical block sizes the kernel accepts for nbd.
@@ -18,7 +20,7 @@ const (
 // logical block makes ext4 with 1 KiB blocks (mke2fs's choice for small
 // images) unmountable and misplaces partitions written in 512-byte sectors,
 // while the page cache sends page-sized I/O anyway.
-func blockSize(exp Export, configured uint32) uint64 {
+func blockSize(exp protocol.ExportInfo, configured uint32) uint64 {
 	want := exp.MinBlock
 	if configured > want {
 		want = configured
@@ -53,7 +55,7 @@ func (b *booter) attach(ctx context.Context, s *session, rd RootDevice) (Attache
 		Timeout:     b.cfg.Timeout,
 		DeadConn:    b.cfg.DeadConn,
 		Conns:       s.conns,
-		BackendID:   s.target.URI(),
+		BackendID:   s.target.String(),
 		Ioctl:       b.cfg.AttachIoctl,
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)

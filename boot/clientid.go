@@ -1,6 +1,10 @@
 package boot
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/nbdboot/nbdboot/bootcfg"
+)
 
 // The client id picks the client's copy-on-write overlay on the server:
 // nbdboot asks for export NAME/CLIENT-ID, which nbdserve serves from
@@ -11,8 +15,8 @@ import "strings"
 // exportNamer chooses the export name asked of each target during one
 // boot.
 type exportNamer struct {
-	id    string          // "" sends plain names
-	plain map[Target]bool // targets that did not know NAME/CLIENT-ID
+	id    string                   // "" sends plain names
+	plain map[bootcfg.Address]bool // targets that did not know NAME/CLIENT-ID
 }
 
 // newNamer picks the client id: nbdboot.clientid=, else the MAC address
@@ -27,28 +31,19 @@ func (b *booter) newNamer() *exportNamer {
 	case id == "":
 		id = strings.ToLower(b.net.MAC)
 	}
-	return &exportNamer{id: id, plain: map[Target]bool{}}
+	return &exportNamer{id: id, plain: map[bootcfg.Address]bool{}}
 }
 
-// name is the export name to ask t for: NAME/CLIENT-ID, or the plain NAME
-// when there is no client id, t did not know NAME/CLIENT-ID, or NAME
+// request is what to ask t for: NAME with the client id, or the plain
+// NAME when there is no client id, t did not know NAME/CLIENT-ID, or NAME
 // already holds a '/' (an explicit NAME/CLIENT-ID, or a name of another
 // server's making).
-func (n *exportNamer) name(t Target) string {
+func (n *exportNamer) request(t bootcfg.Address) NegotiateRequest {
 	if n.id == "" || n.plain[t] || strings.Contains(t.Export, "/") {
-		return t.Export
+		return NegotiateRequest{Export: t.Export}
 	}
-	return t.Export + "/" + n.id
+	return NegotiateRequest{Export: t.Export, ClientID: n.id}
 }
 
 // fallBack makes later names for t plain.
-func (n *exportNamer) fallBack(t Target) { n.plain[t] = true }
-
-// clientIDOf is the client id that name carries on top of base, or "".
-func clientIDOf(name, base string) string {
-	id, ok := strings.CutPrefix(name, base+"/")
-	if !ok {
-		return ""
-	}
-	return id
-}
+func (n *exportNamer) fallBack(t bootcfg.Address) { n.plain[t] = true }

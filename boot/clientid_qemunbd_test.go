@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nbdboot/nbdboot/bootcfg"
 	"github.com/nbdboot/nbdboot/internal/testutil"
 )
 
@@ -65,12 +66,12 @@ func TestClientIDFallbackQemuNBD(t *testing.T) {
 
 	var log syncBuffer
 	clock := SystemClock{}
-	target := Target{Host: "qemu-nbd", Export: "root"}
+	target := bootcfg.Address{Server: bootcfg.Server{Host: "qemu-nbd", Port: 10809}, Export: "root"}
 	b := &booter{
 		env: &Env{Dialer: unixDialer(sock), Negotiate: Negotiate, Clock: clock},
 		log: NewLogger(&log, clock),
 		// connect retries until qemu-nbd listens.
-		cfg: &Config{Servers: []Target{target}, Retry: 30 * time.Second, Connections: 1},
+		cfg: &Config{Servers: []bootcfg.Address{target}, Retry: 30 * time.Second, Connections: 1},
 		net: NetInfo{Interface: "eth0", MAC: "52:54:00:12:34:56"},
 	}
 	s, err := b.connect(t.Context(), b.cfg.Servers)

@@ -20,10 +20,10 @@ func unknownExport(name string) error {
 // plainServer makes the fake server answer "unknown export" for names
 // holding a '/', as nbd-server or a plain nbdserve export does.
 func plainServer(w *world) {
-	w.env.Negotiate = func(ctx context.Context, conn net.Conn, req NegotiateRequest) (Export, error) {
-		if strings.Contains(req.Export, "/") {
-			w.tr.add("negotiate %q unknown", req.Export)
-			return Export{}, unknownExport(req.Export)
+	w.env.Negotiate = func(ctx context.Context, conn net.Conn, req NegotiateRequest) (protocol.ExportInfo, error) {
+		if strings.Contains(req.Name(), "/") {
+			w.tr.add("negotiate %q unknown", req.Name())
+			return protocol.ExportInfo{}, unknownExport(req.Name())
 		}
 		return w.server.negotiate(ctx, conn, req)
 	}
@@ -105,8 +105,8 @@ func TestClientIDExportName(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The supervisor reconnects to st.Target: the same overlay.
-			if st.BackendID != tc.backend || st.Target.URI() != tc.backend {
-				t.Errorf("state: backend %s, target %s; want %s", st.BackendID, st.Target.URI(), tc.backend)
+			if st.BackendID != tc.backend || st.Target.String() != tc.backend {
+				t.Errorf("state: backend %s, target %s; want %s", st.BackendID, st.Target.String(), tc.backend)
 			}
 			if st.Servers[0].Export != tc.export {
 				t.Errorf("state servers[0].export = %q, want the configured %q", st.Servers[0].Export, tc.export)
@@ -128,14 +128,14 @@ func TestClientIDFallbackOnce(t *testing.T) {
 	plainServer(w)
 	var calls int
 	inner := w.env.Negotiate
-	w.env.Negotiate = func(ctx context.Context, conn net.Conn, req NegotiateRequest) (Export, error) {
+	w.env.Negotiate = func(ctx context.Context, conn net.Conn, req NegotiateRequest) (protocol.ExportInfo, error) {
 		calls++
 		if calls <= 4 { // the server answers but is not ready: a transient error
-			if strings.Contains(req.Export, "/") {
+			if strings.Contains(req.Name(), "/") {
 				return inner(ctx, conn, req)
 			}
-			w.tr.add("negotiate %q shutdown", req.Export)
-			return Export{}, fmt.Errorf("export %q: %w", req.Export, &protocol.OptionError{Option: protocol.OptGo, Reply: protocol.RepErrShutdown})
+			w.tr.add("negotiate %q shutdown", req.Name())
+			return protocol.ExportInfo{}, fmt.Errorf("export %q: %w", req.Name(), &protocol.OptionError{Option: protocol.OptGo, Reply: protocol.RepErrShutdown})
 		}
 		return inner(ctx, conn, req)
 	}
@@ -158,9 +158,9 @@ func TestClientIDFallbackOnce(t *testing.T) {
 func TestClientIDNoFallbackOnOtherErrors(t *testing.T) {
 	w := newWorld()
 	w.net.info.MAC = "52:54:00:12:34:56"
-	w.env.Negotiate = func(ctx context.Context, conn net.Conn, req NegotiateRequest) (Export, error) {
-		w.tr.add("negotiate %q policy", req.Export)
-		return Export{}, fmt.Errorf("export %q: %w", req.Export, &protocol.OptionError{Option: protocol.OptGo, Reply: protocol.RepErrPolicy})
+	w.env.Negotiate = func(ctx context.Context, conn net.Conn, req NegotiateRequest) (protocol.ExportInfo, error) {
+		w.tr.add("negotiate %q policy", req.Name())
+		return protocol.ExportInfo{}, fmt.Errorf("export %q: %w", req.Name(), &protocol.OptionError{Option: protocol.OptGo, Reply: protocol.RepErrPolicy})
 	}
 	_, err := Run(context.Background(), w.env)
 	var be *Error
@@ -177,14 +177,17 @@ func TestClientIDNoFallbackOnOtherErrors(t *testing.T) {
 	}
 }
 
-func TestClientIDOf(t *testing.T) {
-	for _, tc := range []struct{ name, base, want string }{
-		{"root/52:54:00:12:34:56", "root", "52:54:00:12:34:56"},
-		{"root", "root", ""},
-		{"rootfs/x", "root", ""},
+func TestNegotiateRequestName(t *testing.T) {
+	for _, tc := range []struct {
+		req  NegotiateRequest
+		want string
+	}{
+		{NegotiateRequest{Export: "root", ClientID: "52:54:00:12:34:56"}, "root/52:54:00:12:34:56"},
+		{NegotiateRequest{Export: "root"}, "root"},
+		{NegotiateRequest{Export: "", ClientID: "pc17"}, "/pc17"},
 	} {
-		if got := clientIDOf(tc.name, tc.base); got != tc.want {
-			t.Errorf("clientIDOf(%q, %q) = %q, want %q", tc.name, tc.base, got, tc.want)
+		if got := tc.req.Name(); got != tc.want {
+			t.Errorf("%+v.Name() = %q, want %q", tc.req, got, tc.want)
 		}
 	}
 }

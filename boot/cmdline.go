@@ -1,8 +1,6 @@
 package boot
 
 import (
-	"strconv"
-
 	"github.com/nbdboot/nbdboot/bootcfg"
 )
 
@@ -47,7 +45,7 @@ func (c *CommandLine) resolve(t bootcfg.Target) (*Config, error) {
 	}
 	cfg := fromBootcfg(c.parsed)
 	for _, s := range t.Servers {
-		cfg.Servers = append(cfg.Servers, Target{Host: s.Host, Port: strconv.Itoa(int(s.Port)), Export: t.Export})
+		cfg.Servers = append(cfg.Servers, bootcfg.Address{Server: s, Export: t.Export})
 	}
 	cfg.Root = b.Root
 	cfg.RootFSType = b.FSType

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nbdboot/nbdboot/bootcfg"
 )
 
 func TestCommandLine(t *testing.T) {
@@ -13,7 +15,7 @@ func TestCommandLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Target{{Host: "10.0.2.2", Port: "10809", Export: "root"}}
+	want := []bootcfg.Address{{Server: bootcfg.Server{Host: "10.0.2.2", Port: 10809}, Export: "root"}}
 	if !slices.Equal(cfg.Servers, want) || cfg.Root != "/dev/nbd0p1" || !cfg.ReadWrite || cfg.Overlay != "tmpfs" ||
 		cfg.Connections != 4 || !cfg.breakAt(BreakPrePivot) || !slices.Equal(cfg.InitArgs, []string{"single"}) ||
 		!slices.Equal(cfg.IP, []string{"dhcp"}) || !cfg.Shell || cfg.Retry <= 0 || cfg.DeadConn <= 0 {
@@ -31,7 +33,7 @@ func TestCommandLineDHCP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Servers) != 1 || cfg.Servers[0].URI() != "nbd://10.0.2.2:10809/root" || cfg.RootFSType != "squashfs" ||
+	if len(cfg.Servers) != 1 || cfg.Servers[0].String() != "nbd://10.0.2.2:10809/root" || cfg.RootFSType != "squashfs" ||
 		cfg.Timeout != 7*time.Second || cfg.Root != "/dev/nbd0" {
 		t.Errorf("resolved = %+v", cfg)
 	}

@@ -2,47 +2,18 @@ package boot
 
 import (
 	"fmt"
-	"net"
-	"net/url"
 	"time"
 
+	"github.com/nbdboot/nbdboot/bootcfg"
 	"github.com/nbdboot/nbdboot/nbdnl"
 )
-
-// DefaultPort is the NBD port used when a target names none.
-const DefaultPort = "10809"
-
-// Target is one NBD server and export.
-type Target struct {
-	Host   string `json:"host"`
-	Port   string `json:"port,omitempty"` // "" means DefaultPort
-	Export string `json:"export"`
-}
-
-// Addr is host:port for dialing.
-func (t Target) Addr() string {
-	p := t.Port
-	if p == "" {
-		p = DefaultPort
-	}
-	return net.JoinHostPort(t.Host, p)
-}
-
-// URI is the target as nbd://host:port/export; it is also the backend
-// identifier handed to the kernel.
-func (t Target) URI() string {
-	u := url.URL{Scheme: "nbd", Host: t.Addr(), Path: "/" + t.Export}
-	return u.String()
-}
-
-func (t Target) String() string { return t.URI() }
 
 // Config is what the boot flow needs from the kernel command line. It is
 // filled by the command-line parser (bootcfg, adapted in cmd/nbdboot).
 type Config struct {
-	Servers  []Target // tried in order
-	FromDHCP bool     // nbdroot=dhcp: the target is the DHCP root-path
-	IP       []string // raw ip= values, none when absent
+	Servers  []bootcfg.Address // tried in order
+	FromDHCP bool              // nbdroot=dhcp: the target is the DHCP root-path
+	IP       []string          // raw ip= values, none when absent
 
 	Root       string // root=, "" (whole device), /dev/nbdN or /dev/nbdNpM
 	RootFSType string // rootfstype=, "" to probe the superblock

@@ -3,6 +3,9 @@ package boot
 import (
 	"strings"
 	"testing"
+
+	"github.com/nbdboot/nbdboot/bootcfg"
+	"github.com/nbdboot/nbdboot/protocol"
 )
 
 func TestParseRootDevice(t *testing.T) {
@@ -65,17 +68,17 @@ func FuzzParseRootDevice(f *testing.F) {
 
 func TestTarget(t *testing.T) {
 	for _, tc := range []struct {
-		t         Target
+		t         bootcfg.Address
 		addr, uri string
 	}{
-		{Target{Host: "10.0.2.2", Export: "root"}, "10.0.2.2:10809", "nbd://10.0.2.2:10809/root"},
-		{Target{Host: "fd00::1", Port: "1234", Export: "a b"}, "[fd00::1]:1234", "nbd://[fd00::1]:1234/a%20b"},
-		{Target{Host: "srv", Port: "10809"}, "srv:10809", "nbd://srv:10809/"},
+		{bootcfg.Address{Server: bootcfg.Server{Host: "10.0.2.2", Port: 10809}, Export: "root"}, "10.0.2.2:10809", "nbd://10.0.2.2:10809/root"},
+		{bootcfg.Address{Server: bootcfg.Server{Host: "fd00::1", Port: 1234}, Export: "a b"}, "[fd00::1]:1234", "nbd://[fd00::1]:1234/a%20b"},
+		{bootcfg.Address{Server: bootcfg.Server{Host: "srv", Port: 10809}}, "srv:10809", "nbd://srv:10809/"},
 	} {
 		if a := tc.t.Addr(); a != tc.addr {
 			t.Errorf("Addr = %q, want %q", a, tc.addr)
 		}
-		if u := tc.t.URI(); u != tc.uri {
+		if u := tc.t.String(); u != tc.uri {
 			t.Errorf("URI = %q, want %q", u, tc.uri)
 		}
 	}
@@ -83,18 +86,18 @@ func TestTarget(t *testing.T) {
 
 func TestBlockSize(t *testing.T) {
 	for _, tc := range []struct {
-		exp        Export
+		exp        protocol.ExportInfo
 		configured uint32 // bs=
 		want       uint64
 	}{
-		{Export{}, 0, 512}, // no INFO_BLOCK_SIZE
-		{Export{MinBlock: 1, PrefBlock: 4096}, 0, 512},     // not the preferred size
-		{Export{MinBlock: 1024, PrefBlock: 4096}, 0, 1024}, // the server's minimum
-		{Export{MinBlock: 3000, PrefBlock: 4096}, 0, 4096}, // rounded up to a power of two
-		{Export{MinBlock: 65536}, 0, 4096},                 // capped at the page size
-		{Export{MinBlock: 1, PrefBlock: 4096}, 4096, 4096}, // bs=4096
-		{Export{MinBlock: 4096}, 1024, 4096},               // bs= below the minimum
-		{Export{}, 100000, 4096},                           // bs= capped
+		{protocol.ExportInfo{}, 0, 512},                                 // no INFO_BLOCK_SIZE
+		{protocol.ExportInfo{MinBlock: 1, PrefBlock: 4096}, 0, 512},     // not the preferred size
+		{protocol.ExportInfo{MinBlock: 1024, PrefBlock: 4096}, 0, 1024}, // the server's minimum
+		{protocol.ExportInfo{MinBlock: 3000, PrefBlock: 4096}, 0, 4096}, // rounded up to a power of two
+		{protocol.ExportInfo{MinBlock: 65536}, 0, 4096},                 // capped at the page size
+		{protocol.ExportInfo{MinBlock: 1, PrefBlock: 4096}, 4096, 4096}, // bs=4096
+		{protocol.ExportInfo{MinBlock: 4096}, 1024, 4096},               // bs= below the minimum
+		{protocol.ExportInfo{}, 100000, 4096},                           // bs= capped
 	} {
 		if got := blockSize(tc.exp, tc.configured); got != tc.want {
 			t.Errorf("blockSize(%+v, %d) = %d, want %d", tc.exp, tc.configured, got, tc.want)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nbdboot/nbdboot/bootcfg"
 	"github.com/nbdboot/nbdboot/protocol"
 )
 
@@ -23,8 +24,8 @@ const ClientIDNone = "none"
 // actually negotiated (NAME/CLIENT-ID, or NAME after a fallback): the
 // supervisor reconnects with it, so a client keeps its overlay.
 type session struct {
-	target Target
-	export Export
+	target bootcfg.Address
+	export protocol.ExportInfo
 	conns  []net.Conn
 }
 
@@ -37,7 +38,7 @@ func (s *session) close() {
 // connect tries each target in order, over and over with backoff, until
 // one negotiates or the retry deadline passes; then opens the extra
 // connections when both the config and the server allow several.
-func (b *booter) connect(ctx context.Context, targets []Target) (*session, error) {
+func (b *booter) connect(ctx context.Context, targets []bootcfg.Address) (*session, error) {
 	ph := b.log.Phase("connect")
 	r := newRetrier(b.env.Clock, b.cfg.retry())
 	nm := b.newNamer()
@@ -70,11 +71,11 @@ func (b *booter) connect(ctx context.Context, targets []Target) (*session, error
 // back to the plain NAME on a new connection, and nm remembers to ask
 // that server for the plain name from then on. It returns the name
 // negotiated.
-func (b *booter) dialNegotiate(ctx context.Context, t Target, nm *exportNamer) (net.Conn, Export, string, error) {
-	name := nm.name(t)
-	conn, exp, err := b.dialNegotiateName(ctx, t, name)
-	if err == nil || name == t.Export || !errors.Is(err, protocol.ErrUnknownExport) {
-		return conn, exp, name, err
+func (b *booter) dialNegotiate(ctx context.Context, t bootcfg.Address, nm *exportNamer) (net.Conn, protocol.ExportInfo, string, error) {
+	req := nm.request(t)
+	conn, exp, err := b.dialNegotiateName(ctx, t, req)
+	if err == nil || req.ClientID == "" || !errors.Is(err, protocol.ErrUnknownExport) {
+		return conn, exp, req.Name(), err
 	}
 	nm.fallBack(t)
 	why := err.Error()
@@ -82,27 +83,28 @@ func (b *booter) dialNegotiate(ctx context.Context, t Target, nm *exportNamer) (
 		why = oe.Message // the server's own words
 	}
 	b.log.Printf("connect: %s does not know export %q (%s); falling back to the plain export %q, without a per-client overlay on the server",
-		t.Addr(), name, why, t.Export)
-	conn, exp, err = b.dialNegotiateName(ctx, t, t.Export)
+		t.Addr(), req.Name(), why, t.Export)
+	conn, exp, err = b.dialNegotiateName(ctx, t, NegotiateRequest{Export: t.Export})
 	return conn, exp, t.Export, err
 }
 
-// dialNegotiateName opens one connection and negotiates export name on it.
-func (b *booter) dialNegotiateName(ctx context.Context, t Target, name string) (net.Conn, Export, error) {
+// dialNegotiateName opens one connection to t and negotiates req on it.
+func (b *booter) dialNegotiateName(ctx context.Context, t bootcfg.Address, req NegotiateRequest) (net.Conn, protocol.ExportInfo, error) {
+	name := req.Name()
 	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
 	conn, err := b.env.Dialer.DialContext(ctx, "tcp", t.Addr())
 	if err != nil {
-		return nil, Export{}, fmt.Errorf("dial %s: %w", t.Addr(), err)
+		return nil, protocol.ExportInfo{}, fmt.Errorf("dial %s: %w", t.Addr(), err)
 	}
-	exp, err := b.env.Negotiate(ctx, conn, NegotiateRequest{Export: name, ClientID: clientIDOf(name, t.Export)})
+	exp, err := b.env.Negotiate(ctx, conn, req)
 	if err != nil {
 		conn.Close()
-		return nil, Export{}, fmt.Errorf("negotiate export %q: %w", name, err)
+		return nil, protocol.ExportInfo{}, fmt.Errorf("negotiate export %q: %w", name, err)
 	}
 	if exp.Size == 0 {
 		conn.Close()
-		return nil, Export{}, fmt.Errorf("export %q has size 0", name)
+		return nil, protocol.ExportInfo{}, fmt.Errorf("export %q has size 0", name)
 	}
 	return conn, exp, nil
 }
@@ -126,7 +128,7 @@ func (b *booter) extraConns(ctx context.Context, s *session) {
 		b.log.Printf("connect: server does not advertise CAN_MULTI_CONN; using 1 connection, not %d", b.cfg.Connections)
 	}
 	for len(s.conns) < n {
-		conn, exp, err := b.dialNegotiateName(ctx, s.target, s.target.Export)
+		conn, exp, err := b.dialNegotiateName(ctx, s.target, NegotiateRequest{Export: s.target.Export})
 		if err == nil && (exp.Size != s.export.Size || exp.Flags != s.export.Flags) {
 			conn.Close()
 			err = errors.New("export changed between connections")

@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"time"
+
+	"github.com/nbdboot/nbdboot/protocol"
 )
 
 // Env holds one implementation of every step of the boot flow. Run uses
@@ -86,24 +88,24 @@ type Dialer interface {
 	DialContext(ctx context.Context, network, address string) (net.Conn, error)
 }
 
-// Export is what the server told about the export during negotiation.
-type Export struct {
-	Name      string
-	Size      uint64
-	Flags     uint16 // transmission flags
-	MinBlock  uint32 // 0 when the server sent no NBD_INFO_BLOCK_SIZE
-	PrefBlock uint32
-	MaxBlock  uint32
-}
-
-// NegotiateRequest is what the client asks for.
+// NegotiateRequest is what the client asks for: Export, or with a
+// ClientID, the export EXPORT/CLIENT-ID, which a copy-on-write export of
+// nbdserve serves from that client's overlay (README, classroom mode).
 type NegotiateRequest struct {
 	Export   string
-	ClientID string
+	ClientID string // "": none
+}
+
+// Name is the export name sent to the server.
+func (r NegotiateRequest) Name() string {
+	if r.ClientID == "" {
+		return r.Export
+	}
+	return r.Export + "/" + r.ClientID
 }
 
 // Negotiator runs the NBD handshake on a fresh connection.
-type Negotiator func(ctx context.Context, conn net.Conn, req NegotiateRequest) (Export, error)
+type Negotiator func(ctx context.Context, conn net.Conn, req NegotiateRequest) (protocol.ExportInfo, error)
 
 // AttachRequest is the netlink CONNECT of the root device.
 type AttachRequest struct {

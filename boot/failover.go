@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/nbdboot/nbdboot/bootcfg"
 	"github.com/nbdboot/nbdboot/protocol"
 )
 
@@ -44,8 +45,8 @@ func failoverPolicy(st State) (allowed bool, why string) {
 // negotiated (NAME/CLIENT-ID picks the client's overlay on the server:
 // never fall back to the plain NAME there, which would swap the overlay
 // for the base image); the others for their NAME with the same client id.
-func candidates(st State, failover bool) []Target {
-	out := []Target{st.Target}
+func candidates(st State, failover bool) []bootcfg.Address {
+	out := []bootcfg.Address{st.Target}
 	if !failover {
 		return out
 	}

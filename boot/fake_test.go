@@ -7,9 +7,13 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/nbdboot/nbdboot/bootcfg"
+	"github.com/nbdboot/nbdboot/protocol"
 )
 
 // trace records the calls of all fakes in order.
@@ -132,7 +136,7 @@ type fakeServer struct {
 	tr     *trace
 	clock  *fakeClock
 	upAt   map[string]time.Time // by address; absent means never
-	export Export
+	export protocol.ExportInfo
 	dials  int
 	mu     sync.Mutex
 	conns  []net.Conn
@@ -153,10 +157,10 @@ func (s *fakeServer) DialContext(ctx context.Context, network, addr string) (net
 	return c, nil
 }
 
-func (s *fakeServer) negotiate(ctx context.Context, conn net.Conn, req NegotiateRequest) (Export, error) {
-	s.tr.add("negotiate %q", req.Export)
+func (s *fakeServer) negotiate(ctx context.Context, conn net.Conn, req NegotiateRequest) (protocol.ExportInfo, error) {
+	s.tr.add("negotiate %q", req.Name())
 	e := s.export
-	e.Name = req.Export
+	e.Name = req.Name()
 	return e, nil
 }
 
@@ -275,13 +279,13 @@ func newWorld() *world {
 			Interface: "eth0", Addrs: []string{"10.0.2.15/24"}, Method: "dhcp", RootPath: "nbd:10.0.2.2:10809:root:squashfs"}},
 		server: &fakeServer{tr: tr, clock: clock,
 			upAt:   map[string]time.Time{"10.0.2.2:10809": clock.Now()},
-			export: Export{Size: 1 << 30, Flags: 1 | 1<<2 | 1<<8, MinBlock: 1, PrefBlock: 4096, MaxBlock: 32 << 20}},
+			export: protocol.ExportInfo{Size: 1 << 30, Flags: 1 | 1<<2 | 1<<8, MinBlock: 1, PrefBlock: 4096, MaxBlock: 32 << 20}},
 		dev:   &fakeDevice{tr: tr},
 		sw:    &fakeSwitcher{tr: tr},
 		shell: &fakeShell{tr: tr},
 		log:   &bytes.Buffer{},
 		cfg: &Config{
-			Servers: []Target{{Host: "10.0.2.2", Port: "10809", Export: "root"}},
+			Servers: []bootcfg.Address{{Server: bootcfg.Server{Host: "10.0.2.2", Port: 10809}, Export: "root"}},
 			Timeout: 30 * time.Second, DeadConn: 120 * time.Second, Retry: 30 * time.Second,
 			Connections: 1, Shell: true, InitArgs: []string{"single"},
 		},
@@ -300,8 +304,12 @@ func newWorld() *world {
 			if !ok || len(f) != 4 {
 				return nil, fmt.Errorf("bad root-path %q", rp)
 			}
+			port, err := strconv.ParseUint(f[1], 10, 16)
+			if err != nil {
+				return nil, fmt.Errorf("bad port in root-path %q", rp)
+			}
 			c := *w.cfg
-			c.Servers = []Target{{Host: f[0], Port: f[1], Export: f[2]}}
+			c.Servers = []bootcfg.Address{{Server: bootcfg.Server{Host: f[0], Port: uint16(port)}, Export: f[2]}}
 			c.RootFSType = f[3]
 			return &c, nil
 		},

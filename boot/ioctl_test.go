@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nbdboot/nbdboot/bootcfg"
 	"github.com/nbdboot/nbdboot/nbdnl"
 )
 
@@ -214,7 +215,7 @@ func TestSupervisorIoctl(t *testing.T) {
 	lines := make(lineWriter, 100)
 	clock := newFakeClock()
 	s := &Supervisor{
-		State: State{Index: 0, Device: "/dev/nbd0", Target: Target{Host: "a", Export: "root"}, Connections: 1,
+		State: State{Index: 0, Device: "/dev/nbd0", Target: bootcfg.Address{Server: bootcfg.Server{Host: "a", Port: 10809}, Export: "root"}, Connections: 1,
 			Timeout: 30 * time.Second, Ioctl: true},
 		Log: NewLogger(lines, clock), Clock: clock,
 		Watch: func(ctx context.Context) (<-chan LinkDead, error) {

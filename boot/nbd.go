@@ -20,20 +20,18 @@ func NewDialer() *net.Dialer {
 	}}
 }
 
-// Negotiate runs protocol.ClientHandshake on conn within ctx's deadline.
-func Negotiate(ctx context.Context, conn net.Conn, req NegotiateRequest) (Export, error) {
+// Negotiate runs protocol.ClientHandshake on conn within ctx's deadline,
+// asking for req.Name(): the export name with the client id as its suffix.
+func Negotiate(ctx context.Context, conn net.Conn, req NegotiateRequest) (protocol.ExportInfo, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 		defer conn.SetDeadline(time.Time{})
 	}
-	n, err := protocol.ClientHandshake(conn, protocol.ClientOptions{Export: req.Export})
+	n, err := protocol.ClientHandshake(conn, protocol.ClientOptions{Export: req.Name()})
 	if err != nil {
-		return Export{}, err
+		return protocol.ExportInfo{}, err
 	}
-	return Export{
-		Name: n.Name, Size: n.Size, Flags: n.Flags,
-		MinBlock: n.MinBlock, PrefBlock: n.PrefBlock, MaxBlock: n.MaxBlock,
-	}, nil
+	return n.ExportInfo, nil
 }
 
 // NetlinkDevice attaches over the nbd generic netlink family, or, where

@@ -25,33 +25,19 @@ func (p oneExport) Exports() []protocol.ExportInfo { return []protocol.ExportInf
 // Negotiate against the project's own server side of the handshake, over
 // a real TCP connection on loopback.
 func TestNegotiate(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	p := oneExport{protocol.ExportInfo{Name: "root", Size: 1 << 20,
 		Flags: protocol.FlagHasFlags | protocol.FlagCanMultiConn, MinBlock: 512, PrefBlock: 4096, MaxBlock: 1 << 25}}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			protocol.ServerHandshake(c, p, protocol.ServerOptions{})
-			c.Close()
-		}
-	}()
+	ln := serveHandshakes(t, p)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, tc := range []struct {
 		export string
-		want   Export
+		want   protocol.ExportInfo
 		err    error
 	}{
-		{"root", Export{Name: "root", Size: 1 << 20, Flags: protocol.FlagHasFlags | protocol.FlagCanMultiConn,
+		{"root", protocol.ExportInfo{Name: "root", Size: 1 << 20, Flags: protocol.FlagHasFlags | protocol.FlagCanMultiConn,
 			MinBlock: 512, PrefBlock: 4096, MaxBlock: 1 << 25}, nil},
-		{"nope", Export{}, protocol.ErrUnknownExport},
+		{"nope", protocol.ExportInfo{}, protocol.ErrUnknownExport},
 	} {
 		conn, err := NewDialer().DialContext(ctx, "tcp", ln.Addr().String())
 		if err != nil {
@@ -63,4 +49,51 @@ func TestNegotiate(t *testing.T) {
 			t.Errorf("Negotiate(%q) = %+v, %v; want %+v, %v", tc.export, got, err, tc.want, tc.err)
 		}
 	}
+}
+
+// The client id reaches the server as the export name's suffix, the name
+// a copy-on-write export of nbdserve keys the client's overlay by.
+func TestNegotiateSendsClientID(t *testing.T) {
+	ln := serveHandshakes(t, oneExport{protocol.ExportInfo{Name: "lab/pc17", Size: 1 << 20, Flags: protocol.FlagHasFlags}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		req NegotiateRequest
+		err error
+	}{
+		{NegotiateRequest{Export: "lab", ClientID: "pc17"}, nil},
+		{NegotiateRequest{Export: "lab"}, protocol.ErrUnknownExport},
+	} {
+		conn, err := NewDialer().DialContext(ctx, "tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Negotiate(ctx, conn, tc.req)
+		conn.Close()
+		if !errors.Is(err, tc.err) || (err == nil && got.Name != "lab/pc17") {
+			t.Errorf("Negotiate(%+v) = %+v, %v; want export lab/pc17, error %v", tc.req, got, err, tc.err)
+		}
+	}
+}
+
+// serveHandshakes answers handshakes for p on a loopback listener until
+// the test ends.
+func serveHandshakes(t *testing.T, p oneExport) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			protocol.ServerHandshake(c, p, protocol.ServerOptions{})
+			c.Close()
+		}
+	}()
+	return ln
 }

@@ -6,7 +6,9 @@ import (
 	"net"
 	"os"
 
+	"github.com/nbdboot/nbdboot/bootcfg"
 	"github.com/nbdboot/nbdboot/nbdnl"
+	"github.com/nbdboot/nbdboot/protocol"
 )
 
 // NetlinkReconfigure hands conns to device index with the nbd family's
@@ -42,14 +44,14 @@ func NetlinkReconfigure(index uint32, conns []net.Conn, backendID string) error 
 // handshake (connect.go), configured as at boot from the state file,
 // asking for exactly the export name the target carries (the boot's
 // negotiated NAME or NAME/CLIENT-ID), with no fallback.
-func StateDialer(st State, dialer Dialer, negotiate Negotiator, log *Logger, clock Clock) func(context.Context, Target) (net.Conn, Export, error) {
+func StateDialer(st State, dialer Dialer, negotiate Negotiator, log *Logger, clock Clock) func(context.Context, bootcfg.Address) (net.Conn, protocol.ExportInfo, error) {
 	b := &booter{
 		env: &Env{Dialer: dialer, Negotiate: negotiate, Log: log, Clock: clock},
 		log: log,
 		cfg: &Config{Servers: st.Servers, ClientID: st.ClientID, Connections: st.Connections,
 			Timeout: st.Timeout, DeadConn: st.DeadConn, Overlay: st.Overlay, Debug: st.Debug},
 	}
-	return func(ctx context.Context, t Target) (net.Conn, Export, error) {
-		return b.dialNegotiateName(ctx, t, t.Export)
+	return func(ctx context.Context, t bootcfg.Address) (net.Conn, protocol.ExportInfo, error) {
+		return b.dialNegotiateName(ctx, t, NegotiateRequest{Export: t.Export})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nbdboot/nbdboot/bootcfg"
 	"github.com/nbdboot/nbdboot/protocol"
 )
 
@@ -29,7 +30,7 @@ const (
 // and hands the new sockets to the kernel with RECONFIGURE.
 type Reconnector struct {
 	// Dial opens one negotiated connection to a server.
-	Dial func(ctx context.Context, t Target) (net.Conn, Export, error)
+	Dial func(ctx context.Context, t bootcfg.Address) (net.Conn, protocol.ExportInfo, error)
 	// Reconfigure hands conns to the kernel for device index; they replace
 	// dead sockets (the kernel drops any beyond the dead ones).
 	Reconfigure func(index uint32, conns []net.Conn, backendID string) error
@@ -39,10 +40,10 @@ type Reconnector struct {
 
 // Recovery describes a completed reconnect.
 type Recovery struct {
-	Target   Target // the server now serving the device
-	Previous Target // the server before
-	Attempts int    // rounds until success
-	Sockets  int    // sockets handed to the kernel
+	Target   bootcfg.Address // the server now serving the device
+	Previous bootcfg.Address // the server before
+	Attempts int             // rounds until success
+	Sockets  int             // sockets handed to the kernel
 	Took     time.Duration
 }
 
@@ -84,7 +85,7 @@ func (r *Reconnector) Reconnect(ctx context.Context, st *State) (Recovery, error
 // attempt dials st.Connections connections to t (fewer when some fail
 // after the first), checks each export against st and sends RECONFIGURE.
 // It returns how many sockets the kernel was given.
-func (r *Reconnector) attempt(ctx context.Context, st State, t Target) (int, error) {
+func (r *Reconnector) attempt(ctx context.Context, st State, t bootcfg.Address) (int, error) {
 	want := max(st.Connections, 1)
 	var conns []net.Conn
 	defer func() {
@@ -122,7 +123,7 @@ var errExportChanged = errors.New("export changed")
 // checkExport refuses an export that is not the device's: another size
 // (the filesystem would be read past its end or truncated) or writable
 // turned read-only (every write would fail and the filesystem abort).
-func checkExport(st State, exp Export) error {
+func checkExport(st State, exp protocol.ExportInfo) error {
 	if exp.Size != st.Size {
 		return fmt.Errorf("%w: %d bytes, %d at boot; refusing it", errExportChanged, exp.Size, st.Size)
 	}

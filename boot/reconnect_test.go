@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nbdboot/nbdboot/bootcfg"
 	"github.com/nbdboot/nbdboot/protocol"
 )
 
@@ -19,14 +20,14 @@ import (
 // the first fails[addr] dials, then exports[addr].
 type fakeServers struct {
 	mu      sync.Mutex
-	exports map[string]Export
+	exports map[string]protocol.ExportInfo
 	fails   map[string]int
 	dialed  []string // address and export name of every dial
 	cancel  context.CancelFunc
 	maxDial int // cancel after this many dials (0: never)
 }
 
-func (f *fakeServers) dial(ctx context.Context, t Target) (net.Conn, Export, error) {
+func (f *fakeServers) dial(ctx context.Context, t bootcfg.Address) (net.Conn, protocol.ExportInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.dialed = append(f.dialed, t.Addr()+"/"+t.Export)
@@ -35,11 +36,11 @@ func (f *fakeServers) dial(ctx context.Context, t Target) (net.Conn, Export, err
 	}
 	if f.fails[t.Addr()] > 0 {
 		f.fails[t.Addr()]--
-		return nil, Export{}, fmt.Errorf("dial %s: connection refused", t.Addr())
+		return nil, protocol.ExportInfo{}, fmt.Errorf("dial %s: connection refused", t.Addr())
 	}
 	exp, ok := f.exports[t.Addr()]
 	if !ok {
-		return nil, Export{}, fmt.Errorf("dial %s: no route to host", t.Addr())
+		return nil, protocol.ExportInfo{}, fmt.Errorf("dial %s: no route to host", t.Addr())
 	}
 	c, peer := net.Pipe()
 	peer.Close()
@@ -65,28 +66,28 @@ func (f *fakeReconfigure) reconfigure(index uint32, conns []net.Conn, backend st
 }
 
 var (
-	srvA = Target{Host: "10.0.0.1", Port: "10809", Export: "root"}
-	srvB = Target{Host: "10.0.0.2", Port: "10809", Export: "root"}
+	srvA = bootcfg.Address{Server: bootcfg.Server{Host: "10.0.0.1", Port: 10809}, Export: "root"}
+	srvB = bootcfg.Address{Server: bootcfg.Server{Host: "10.0.0.2", Port: 10809}, Export: "root"}
 )
 
 func rootState(flags uint16, overlay string, conns int) State {
 	return State{
 		Version: StateVersion, Index: 0, Device: "/dev/nbd0",
-		Servers: []Target{srvA, srvB}, Target: srvA, BackendID: srvA.URI(),
+		Servers: []bootcfg.Address{srvA, srvB}, Target: srvA, BackendID: srvA.String(),
 		Connections: conns, Size: 64 << 20, ServerFlags: flags, Overlay: overlay,
 	}
 }
 
 func TestReconnect(t *testing.T) {
-	ok := Export{Size: 64 << 20, Flags: 1}
-	ro := Export{Size: 64 << 20, Flags: 1 | protocol.FlagReadOnly}
+	ok := protocol.ExportInfo{Size: 64 << 20, Flags: 1}
+	ro := protocol.ExportInfo{Size: 64 << 20, Flags: 1 | protocol.FlagReadOnly}
 	for _, c := range []struct {
 		name     string
 		st       State
-		exports  map[string]Export
+		exports  map[string]protocol.ExportInfo
 		fails    map[string]int
 		maxDial  int
-		want     Target // "" host: cancelled
+		want     bootcfg.Address // "" host: cancelled
 		attempts int
 		sockets  int
 		dialed   []string
@@ -94,7 +95,7 @@ func TestReconnect(t *testing.T) {
 	}{{
 		name:    "same server after two failures",
 		st:      rootState(1, "", 1),
-		exports: map[string]Export{srvA.Addr(): ok, srvB.Addr(): ok},
+		exports: map[string]protocol.ExportInfo{srvA.Addr(): ok, srvB.Addr(): ok},
 		fails:   map[string]int{srvA.Addr(): 2},
 		want:    srvA, attempts: 3, sockets: 1,
 		// writable: srvB is never tried
@@ -103,39 +104,39 @@ func TestReconnect(t *testing.T) {
 	}, {
 		name:    "failover of a read-only export",
 		st:      rootState(1|protocol.FlagReadOnly, "", 1),
-		exports: map[string]Export{srvB.Addr(): ro},
+		exports: map[string]protocol.ExportInfo{srvB.Addr(): ro},
 		want:    srvB, attempts: 1, sockets: 1,
 		dialed: []string{"10.0.0.1:10809/root", "10.0.0.2:10809/root"},
 	}, {
 		name:    "failover under a client overlay",
 		st:      rootState(1, "tmpfs", 1),
-		exports: map[string]Export{srvB.Addr(): ok},
+		exports: map[string]protocol.ExportInfo{srvB.Addr(): ok},
 		want:    srvB, attempts: 1, sockets: 1,
 		dialed: []string{"10.0.0.1:10809/root", "10.0.0.2:10809/root"},
 	}, {
 		name:    "no failover of a writable export",
 		st:      rootState(1, "", 1),
-		exports: map[string]Export{srvB.Addr(): ok},
+		exports: map[string]protocol.ExportInfo{srvB.Addr(): ok},
 		maxDial: 3,
 		dialed:  []string{"10.0.0.1:10809/root", "10.0.0.1:10809/root", "10.0.0.1:10809/root"},
 	}, {
 		name:    "size changed",
 		st:      rootState(1, "", 1),
-		exports: map[string]Export{srvA.Addr(): {Size: 32 << 20, Flags: 1}},
+		exports: map[string]protocol.ExportInfo{srvA.Addr(): {Size: 32 << 20, Flags: 1}},
 		maxDial: 2,
 		dialed:  []string{"10.0.0.1:10809/root", "10.0.0.1:10809/root"},
 		errLog:  "export changed: 33554432 bytes, 67108864 at boot; refusing it",
 	}, {
 		name:    "writable export turned read-only",
 		st:      rootState(1, "", 1),
-		exports: map[string]Export{srvA.Addr(): ro},
+		exports: map[string]protocol.ExportInfo{srvA.Addr(): ro},
 		maxDial: 1,
 		dialed:  []string{"10.0.0.1:10809/root"},
 		errLog:  "export changed: now read-only, writable at boot",
 	}, {
 		name:    "two connections",
 		st:      rootState(1|protocol.FlagCanMultiConn, "", 2),
-		exports: map[string]Export{srvA.Addr(): {Size: 64 << 20, Flags: 1 | protocol.FlagCanMultiConn}},
+		exports: map[string]protocol.ExportInfo{srvA.Addr(): {Size: 64 << 20, Flags: 1 | protocol.FlagCanMultiConn}},
 		want:    srvA, attempts: 1, sockets: 2,
 		dialed: []string{"10.0.0.1:10809/root", "10.0.0.1:10809/root"},
 	}} {
@@ -161,7 +162,7 @@ func TestReconnect(t *testing.T) {
 					t.Errorf("Reconnect = %+v, %v (state target %v); want %v after %d attempts with %d sockets",
 						rec, err, st.Target, c.want, c.attempts, c.sockets)
 				}
-				want := []reconfigured{{0, c.sockets, srvA.URI()}} // the boot's backend id, even after a failover
+				want := []reconfigured{{0, c.sockets, srvA.String()}} // the boot's backend id, even after a failover
 				if !reflect.DeepEqual(k.calls, want) {
 					t.Errorf("RECONFIGURE %v, want %v", k.calls, want)
 				}
@@ -178,7 +179,7 @@ func TestReconnect(t *testing.T) {
 
 // The backoff doubles from reconnectMin to reconnectMax.
 func TestReconnectBackoff(t *testing.T) {
-	srv := &fakeServers{exports: map[string]Export{srvA.Addr(): {Size: 64 << 20}}, fails: map[string]int{srvA.Addr(): 7}}
+	srv := &fakeServers{exports: map[string]protocol.ExportInfo{srvA.Addr(): {Size: 64 << 20}}, fails: map[string]int{srvA.Addr(): 7}}
 	clock := newFakeClock()
 	start := clock.Now()
 	r := &Reconnector{Dial: srv.dial, Reconfigure: (&fakeReconfigure{}).reconfigure, Clock: clock, Log: NewLogger(io.Discard, clock)}
@@ -196,15 +197,15 @@ func TestReconnectBackoff(t *testing.T) {
 func TestCandidates(t *testing.T) {
 	st := rootState(0, "", 1)
 	st.Target.Export = "root/52:54:00:12:34:56" // the boot negotiated NAME/CLIENT-ID
-	if got, want := candidates(st, false), []Target{st.Target}; !reflect.DeepEqual(got, want) {
+	if got, want := candidates(st, false), []bootcfg.Address{st.Target}; !reflect.DeepEqual(got, want) {
 		t.Errorf("no failover: %v, want %v", got, want)
 	}
-	want := []Target{st.Target, {Host: "10.0.0.2", Port: "10809", Export: "root/52:54:00:12:34:56"}}
+	want := []bootcfg.Address{st.Target, {Server: bootcfg.Server{Host: "10.0.0.2", Port: 10809}, Export: "root/52:54:00:12:34:56"}}
 	if got := candidates(st, true); !reflect.DeepEqual(got, want) {
 		t.Errorf("failover: %v, want %v", got, want)
 	}
 	st.Target = srvB // running on the second: it first, then the first
-	if got, want := candidates(st, true), []Target{srvB, srvA}; !reflect.DeepEqual(got, want) {
+	if got, want := candidates(st, true), []bootcfg.Address{srvB, srvA}; !reflect.DeepEqual(got, want) {
 		t.Errorf("failover from B: %v, want %v", got, want)
 	}
 }
@@ -218,7 +219,7 @@ func TestFailoverPolicy(t *testing.T) {
 		{rootState(1, "", 1), false, "writable export without a client-side overlay"},
 		{rootState(1|protocol.FlagReadOnly, "", 1), true, "read-only export"},
 		{rootState(1, "tmpfs", 1), true, "client-side tmpfs overlay"},
-		{State{Servers: []Target{srvA}, ServerFlags: protocol.FlagReadOnly}, false, "one server"},
+		{State{Servers: []bootcfg.Address{srvA}, ServerFlags: protocol.FlagReadOnly}, false, "one server"},
 	} {
 		got, why := failoverPolicy(c.st)
 		if got != c.want || !strings.Contains(why, c.why) {

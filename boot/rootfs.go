@@ -50,7 +50,7 @@ func RootPlan(dev, fstype string, cfg *Config, readOnlyExport bool) []Action {
 
 // mountRoot probes (unless rootfstype= says), loads the filesystem
 // modules, and applies the root plan.
-func (b *booter) mountRoot(dev string, exp Export) error {
+func (b *booter) mountRoot(dev string, exp protocol.ExportInfo) error {
 	ph := b.log.Phase("root")
 	fstype := b.cfg.RootFSType
 	if fstype == "" {

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/nbdboot/nbdboot/bootcfg"
+	"github.com/nbdboot/nbdboot/protocol"
 )
 
 // booter carries one boot's state between its phases.
@@ -193,14 +196,14 @@ func (b *booter) resolveDHCP() error {
 	return nil
 }
 
-func (b *booter) state(idx uint32, t Target, exp Export, conns int) State {
+func (b *booter) state(idx uint32, t bootcfg.Address, exp protocol.ExportInfo, conns int) State {
 	dhcpAddr := ""
 	if b.net.Method == "dhcp" && len(b.net.Addrs) > 0 {
 		dhcpAddr = b.net.Addrs[0]
 	}
 	return State{
 		Version: StateVersion, Index: idx, Device: DevicePath(idx),
-		Servers: b.cfg.Servers, Target: t, BackendID: t.URI(), ClientID: b.cfg.ClientID,
+		Servers: b.cfg.Servers, Target: t, BackendID: t.String(), ClientID: b.cfg.ClientID,
 		Connections: conns, Size: exp.Size, BlockSize: blockSize(exp, b.cfg.BlockSize),
 		ServerFlags: exp.Flags, Timeout: b.cfg.Timeout, DeadConn: b.cfg.DeadConn,
 		Interface: b.net.Interface, Overlay: b.cfg.Overlay, DHCPAddr: dhcpAddr, Debug: b.cfg.Debug, InitStart: b.initStart(),

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nbdboot/nbdboot/bootcfg"
 	"github.com/nbdboot/nbdboot/protocol"
 )
 
@@ -104,7 +105,7 @@ func TestRetryUntilServerUp(t *testing.T) {
 
 func TestServersTriedInOrder(t *testing.T) {
 	w := newWorld()
-	w.cfg.Servers = []Target{{Host: "10.0.2.3", Export: "root"}, {Host: "10.0.2.2", Port: "10809", Export: "root"}}
+	w.cfg.Servers = []bootcfg.Address{{Server: bootcfg.Server{Host: "10.0.2.3", Port: 10809}, Export: "root"}, {Server: bootcfg.Server{Host: "10.0.2.2", Port: 10809}, Export: "root"}}
 	if _, err := Run(context.Background(), w.env); !errors.Is(err, errExeced) {
 		t.Fatalf("Run = %v", err)
 	}

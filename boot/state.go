@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/nbdboot/nbdboot/bootcfg"
 )
 
 // StateVersion is the version of the state file's format.
@@ -13,20 +15,20 @@ const StateVersion = 1
 // State is what PID 1 hands to the resident supervisor, in
 // /run/nbdboot/state.json (which moves into the new root with /run).
 type State struct {
-	Version     int           `json:"version"`
-	Index       uint32        `json:"index"`
-	Device      string        `json:"device"`  // /dev/nbdN
-	Servers     []Target      `json:"servers"` // in order of preference
-	Target      Target        `json:"target"`  // the one attached
-	BackendID   string        `json:"backend_id"`
-	ClientID    string        `json:"client_id,omitempty"`
-	Connections int           `json:"connections"`
-	Size        uint64        `json:"size"`
-	BlockSize   uint64        `json:"block_size"`
-	ServerFlags uint16        `json:"server_flags"`
-	Timeout     time.Duration `json:"timeout_ns"`
-	DeadConn    time.Duration `json:"dead_conn_timeout_ns"`
-	Interface   string        `json:"interface,omitempty"`
+	Version     int               `json:"version"`
+	Index       uint32            `json:"index"`
+	Device      string            `json:"device"`  // /dev/nbdN
+	Servers     []bootcfg.Address `json:"servers"` // in order of preference
+	Target      bootcfg.Address   `json:"target"`  // the one attached
+	BackendID   string            `json:"backend_id"`
+	ClientID    string            `json:"client_id,omitempty"`
+	Connections int               `json:"connections"`
+	Size        uint64            `json:"size"`
+	BlockSize   uint64            `json:"block_size"`
+	ServerFlags uint16            `json:"server_flags"`
+	Timeout     time.Duration     `json:"timeout_ns"`
+	DeadConn    time.Duration     `json:"dead_conn_timeout_ns"`
+	Interface   string            `json:"interface,omitempty"`
 	// Overlay is nbdboot.overlay ("" or "tmpfs"): with a client-side
 	// overlay the device is only read, which allows failover.
 	Overlay string `json:"overlay,omitempty"`

@@ -5,13 +5,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nbdboot/nbdboot/bootcfg"
 )
 
 func TestStateRoundTrip(t *testing.T) {
 	st := State{
 		Version: StateVersion, Index: 0, Device: "/dev/nbd0",
-		Servers: []Target{{Host: "10.0.2.2", Port: "10809", Export: "root"}, {Host: "10.0.2.3", Export: "root"}},
-		Target:  Target{Host: "10.0.2.2", Port: "10809", Export: "root"}, BackendID: "nbd://10.0.2.2:10809/root",
+		Servers: []bootcfg.Address{{Server: bootcfg.Server{Host: "10.0.2.2", Port: 10809}, Export: "root"}, {Server: bootcfg.Server{Host: "10.0.2.3", Port: 10809}, Export: "root"}},
+		Target:  bootcfg.Address{Server: bootcfg.Server{Host: "10.0.2.2", Port: 10809}, Export: "root"}, BackendID: "nbd://10.0.2.2:10809/root",
 		ClientID: "52:54:00:12:34:56", Connections: 2, Size: 1 << 30, BlockSize: 4096, ServerFlags: 0x10d,
 		Timeout: 30 * time.Second, DeadConn: 2 * time.Minute, Interface: "eth0", Overlay: "tmpfs", DHCPAddr: "10.0.2.15/24",
 	}

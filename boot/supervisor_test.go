@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nbdboot/nbdboot/bootcfg"
 )
 
 // waitLine reads lines until one contains want.
@@ -30,14 +32,14 @@ func TestSupervisorLinkDead(t *testing.T) {
 	reconnected := make(chan State, 1)
 	clock := newFakeClock()
 	s := &Supervisor{
-		State: State{Index: 1, Device: "/dev/nbd1", Target: Target{Host: "a", Export: "root"},
+		State: State{Index: 1, Device: "/dev/nbd1", Target: bootcfg.Address{Server: bootcfg.Server{Host: "a", Port: 10809}, Export: "root"},
 			BackendID: "nbd://a:10809/root", Connections: 1},
 		Log:   NewLogger(lines, clock),
 		Clock: clock,
 		Watch: func(ctx context.Context) (<-chan LinkDead, error) { return events, nil },
 		Reconnect: func(ctx context.Context, st *State) (Recovery, error) {
 			prev := st.Target
-			st.Target = Target{Host: "b", Export: "root"}
+			st.Target = bootcfg.Address{Server: bootcfg.Server{Host: "b", Port: 10809}, Export: "root"}
 			reconnected <- *st
 			return Recovery{Target: st.Target, Previous: prev, Attempts: 2, Sockets: 1}, nil
 		},
@@ -89,7 +91,7 @@ func TestSupervisorWatchdog(t *testing.T) {
 	reconnects := make(chan struct{}, 100)
 	var once sync.Once
 	s := &Supervisor{
-		State: State{Index: 0, Device: "/dev/nbd0", Target: Target{Host: "a", Export: "root"}, Connections: 1,
+		State: State{Index: 0, Device: "/dev/nbd0", Target: bootcfg.Address{Server: bootcfg.Server{Host: "a", Port: 10809}, Export: "root"}, Connections: 1,
 			Timeout: 5 * time.Second}, // the watchdog waits Timeout + stuckSlack
 		Log: NewLogger(lines, clock), Clock: clock,
 		Probe: func(ctx context.Context) error {
@@ -162,7 +164,7 @@ func TestSupervisorResubscribes(t *testing.T) {
 	subs := make(chan chan LinkDead, 2)
 	reconnected := make(chan struct{}, 1)
 	s := &Supervisor{
-		State: State{Index: 0, Device: "/dev/nbd0", Target: Target{Host: "a", Export: "root"}, Connections: 1},
+		State: State{Index: 0, Device: "/dev/nbd0", Target: bootcfg.Address{Server: bootcfg.Server{Host: "a", Port: 10809}, Export: "root"}, Connections: 1},
 		Log:   NewLogger(lines, clock), Clock: clock,
 		Watch: func(ctx context.Context) (<-chan LinkDead, error) {
 			ch := make(chan LinkDead)

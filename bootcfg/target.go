@@ -23,8 +23,8 @@ const (
 
 // Server is one NBD server address.
 type Server struct {
-	Host string // IPv4 or IPv6 literal (no brackets) or host name
-	Port uint16
+	Host string `json:"host"` // IPv4 or IPv6 literal (no brackets) or host name
+	Port uint16 `json:"port"`
 }
 
 // String returns HOST:PORT, with brackets around an IPv6 literal.
