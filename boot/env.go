@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/nbdboot/nbdboot/netcfg"
 	"github.com/nbdboot/nbdboot/protocol"
 )
 
@@ -32,7 +33,7 @@ type Env struct {
 	Switch     Switcher
 	Supervisor SupervisorStarter
 	Shell      Shell
-	Clock      Clock
+	Clock      netcfg.Clock
 	Log        *Logger
 	// Console, when not nil, runs after the early mounts to make sure
 	// the console is open on fds 0-2.
@@ -168,15 +169,3 @@ type SupervisorStarter interface {
 type Shell interface {
 	Run(ctx context.Context, reason string) error
 }
-
-// Clock is the time source of the retry loops.
-type Clock interface {
-	Now() time.Time
-	After(d time.Duration) <-chan time.Time
-}
-
-// SystemClock is the real clock.
-type SystemClock struct{}
-
-func (SystemClock) Now() time.Time                         { return time.Now() }
-func (SystemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nbdboot/nbdboot/nbdnl"
+	"github.com/nbdboot/nbdboot/netcfg"
 )
 
 // KeeperMode is the argument that selects the ioctl keeper mode:
@@ -175,7 +176,7 @@ func RunKeeper(ctx context.Context, args []string, console io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := NewLogger(console, SystemClock{})
+	log := NewLogger(console, netcfg.SystemClock())
 	socks := make([]*os.File, spec.Sockets)
 	for i := range socks {
 		socks[i] = os.NewFile(uintptr(keeperFirstFD+i), fmt.Sprintf("socket %d", i))

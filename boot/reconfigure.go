@@ -8,6 +8,7 @@ import (
 
 	"github.com/nbdboot/nbdboot/bootcfg"
 	"github.com/nbdboot/nbdboot/nbdnl"
+	"github.com/nbdboot/nbdboot/netcfg"
 	"github.com/nbdboot/nbdboot/protocol"
 )
 
@@ -44,7 +45,7 @@ func NetlinkReconfigure(index uint32, conns []net.Conn, backendID string) error 
 // handshake (connect.go), configured as at boot from the state file,
 // asking for exactly the export name the target carries (the boot's
 // negotiated NAME or NAME/CLIENT-ID), with no fallback.
-func StateDialer(st State, dialer Dialer, negotiate Negotiator, log *Logger, clock Clock) func(context.Context, bootcfg.Address) (net.Conn, protocol.ExportInfo, error) {
+func StateDialer(st State, dialer Dialer, negotiate Negotiator, log *Logger, clock netcfg.Clock) func(context.Context, bootcfg.Address) (net.Conn, protocol.ExportInfo, error) {
 	b := &booter{
 		env: &Env{Dialer: dialer, Negotiate: negotiate, Log: log, Clock: clock},
 		log: log,

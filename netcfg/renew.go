@@ -6,7 +6,8 @@ import (
 	"time"
 )
 
-// Clock is the time source of RenewLoop, injectable for tests.
+// Clock is the time source of RenewLoop and of package boot's retry loops,
+// supervisor and log, injectable for tests.
 type Clock interface {
 	Now() time.Time
 	After(d time.Duration) <-chan time.Time
