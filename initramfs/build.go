@@ -62,7 +62,8 @@ type Config struct {
 	// Output is the file written (atomically).
 	Output string
 	// KernelRoot is a directory holding lib/modules/VERSION (an unpacked
-	// kernel package); empty for an image without modules.
+	// kernel package) or a modules directory itself (/lib/modules/VERSION);
+	// empty for an image without modules. See LoadModules.
 	KernelRoot string
 	// KernelVersion picks VERSION; empty means the only one.
 	KernelVersion string
@@ -111,7 +112,10 @@ type Result struct {
 	SHA256  string
 	Modules []string // module names included, sorted
 	Kernel  string   // kernel version of the modules
-	Reused  bool     // Output was up to date and kept
+	// ModulesDir is where the modules came from, and ModulesLayout which
+	// form KernelRoot had (LayoutPackage or LayoutModulesDir).
+	ModulesDir, ModulesLayout string
+	Reused                    bool // Output was up to date and kept
 }
 
 // baseRecords are the archive's fixed entries: the console must exist
@@ -167,6 +171,7 @@ func Build(ctx context.Context, c Config) (*Result, error) {
 			return nil, err
 		}
 		res.Modules, res.Kernel = set, m.Version
+		res.ModulesDir, res.ModulesLayout = m.Dir(), m.Layout
 	}
 	key, err := inputsKey(ctx, c, stage)
 	if err != nil {

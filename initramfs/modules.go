@@ -22,11 +22,15 @@ var DefaultModules = []string{
 	"ext4", "squashfs", "overlay",
 }
 
-// Modules is a kernel's module tree, ROOT/lib/modules/VERSION, with its
-// database files parsed.
+// Modules is a kernel's module tree, ROOT/lib/modules/VERSION or a
+// modules directory given itself, with its database files parsed.
 type Modules struct {
-	Root    string // directory holding lib/modules
 	Version string // kernel release, e.g. 6.1.0-56-amd64
+	// Layout says which form the path given to LoadModules had
+	// (LayoutPackage or LayoutModulesDir).
+	Layout string
+
+	dir string // the VERSION directory
 
 	dep      map[string]depEntry
 	depOrder []string // module names in modules.dep order
@@ -35,9 +39,24 @@ type Modules struct {
 	builtin  map[string]bool
 }
 
-// LoadModules reads the module database of kernel version under root. An
-// empty version picks the only one there.
+// The two forms of a path given to LoadModules.
+const (
+	LayoutPackage    = "an unpacked kernel package (DIR/lib/modules/VERSION)"
+	LayoutModulesDir = "a modules directory (like /lib/modules/VERSION)"
+)
+
+// LoadModules reads the module database of a kernel. root is either an
+// unpacked kernel package, holding lib/modules/VERSION (an empty version
+// picks the only one there), or a modules directory itself, holding
+// modules.dep, as dracut's --kmoddir takes it (/lib/modules/$(uname -r)):
+// its name is the version.
 func LoadModules(root, version string) (*Modules, error) {
+	if _, err := os.Stat(filepath.Join(root, "lib", "modules")); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(root, "modules.dep")); err == nil {
+			return loadModulesDir(root, version)
+		}
+		return nil, fmt.Errorf("kernel modules under %s: neither lib/modules/VERSION (an unpacked kernel package) nor modules.dep (a modules directory like /lib/modules/VERSION) is there", root)
+	}
 	if version == "" {
 		ents, err := os.ReadDir(filepath.Join(root, "lib", "modules"))
 		if err != nil {
@@ -54,7 +73,25 @@ func LoadModules(root, version string) (*Modules, error) {
 		}
 		version = versions[0]
 	}
-	m := &Modules{Root: root, Version: version}
+	return readModules(&Modules{Version: version, Layout: LayoutPackage, dir: filepath.Join(root, "lib", "modules", version)})
+}
+
+// loadModulesDir loads a modules directory given itself.
+func loadModulesDir(dir, version string) (*Modules, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("kernel modules in %s: %w", dir, err)
+	}
+	name := filepath.Base(abs)
+	if version != "" && version != name {
+		return nil, fmt.Errorf("kernel modules in %s: a modules directory of version %s, not %s", dir, name, version)
+	}
+	return readModules(&Modules{Version: name, Layout: LayoutModulesDir, dir: abs})
+}
+
+// readModules parses the database files of m.Dir().
+func readModules(m *Modules) (*Modules, error) {
+	version := m.Version
 	read := func(name string, required bool) ([]byte, error) {
 		b, err := os.ReadFile(filepath.Join(m.Dir(), name))
 		if err != nil && (required || !errors.Is(err, os.ErrNotExist)) {
@@ -102,8 +139,9 @@ func depOrder(b []byte) []string {
 	return out
 }
 
-// Dir is ROOT/lib/modules/VERSION.
-func (m *Modules) Dir() string { return filepath.Join(m.Root, "lib", "modules", m.Version) }
+// Dir is the VERSION directory: ROOT/lib/modules/VERSION, or the modules
+// directory given.
+func (m *Modules) Dir() string { return m.dir }
 
 // aliasTargets returns the modules an exact (wildcard-free) alias names.
 func (m *Modules) aliasTargets(name string) []string {

@@ -126,9 +126,42 @@ func TestStage(t *testing.T) {
 	}
 }
 
+// -kmod takes an unpacked kernel package (ROOT/lib/modules/VERSION) and a
+// modules directory itself (/lib/modules/$(uname -r)), and says which.
+func TestLoadModulesLayouts(t *testing.T) {
+	root := fakeKernel(t)
+	dir := filepath.Join(root, "lib", "modules", "6.1.0-test")
+	for _, tc := range []struct {
+		path, version, layout string
+	}{
+		{root, "", LayoutPackage},
+		{root, "6.1.0-test", LayoutPackage},
+		{dir, "", LayoutModulesDir},
+		{dir, "6.1.0-test", LayoutModulesDir},
+		{dir + "/", "", LayoutModulesDir},
+	} {
+		m, err := LoadModules(tc.path, tc.version)
+		if err != nil {
+			t.Errorf("LoadModules(%q, %q): %v", tc.path, tc.version, err)
+			continue
+		}
+		if m.Version != "6.1.0-test" || m.Layout != tc.layout || m.Dir() != dir {
+			t.Errorf("LoadModules(%q, %q) = version %q layout %q dir %q; want 6.1.0-test, %q, %q",
+				tc.path, tc.version, m.Version, m.Layout, m.Dir(), tc.layout, dir)
+		}
+		set, err := m.Resolve([]string{"nbd"})
+		if err != nil || len(set) != 1 {
+			t.Errorf("LoadModules(%q).Resolve(nbd) = %v, %v", tc.path, set, err)
+		}
+	}
+	if _, err := LoadModules(dir, "5.10.0-other"); err == nil || !strings.Contains(err.Error(), "not 5.10.0-other") {
+		t.Errorf("LoadModules of a modules directory with another -kver: %v, want an error naming both versions", err)
+	}
+}
+
 func TestLoadModulesErrors(t *testing.T) {
-	if _, err := LoadModules(t.TempDir(), ""); err == nil {
-		t.Error("LoadModules of an empty directory succeeded")
+	if _, err := LoadModules(t.TempDir(), ""); err == nil || !strings.Contains(err.Error(), "modules.dep") {
+		t.Errorf("LoadModules of an empty directory: %v, want an error naming both forms", err)
 	}
 	root := fakeKernel(t)
 	if _, err := LoadModules(root, "5.10.0-other"); err == nil {

@@ -20,7 +20,7 @@ import (
 func runInitramfs(args []string) error {
 	fs := flag.NewFlagSet("initramfs", flag.ContinueOnError)
 	out := fs.String("o", "", "output `file` (required)")
-	kmod := fs.String("kmod", "", "`dir`ectory holding lib/modules/VERSION (an unpacked kernel package); empty for no modules")
+	kmod := fs.String("kmod", "", "`dir`ectory holding lib/modules/VERSION (an unpacked kernel package), or a modules directory itself (/lib/modules/$(uname -r)); empty for no modules")
 	kver := fs.String("kver", "", "kernel `version` under DIR/lib/modules (default: the only one)")
 	add := fs.String("add-modules", "", "comma-separated `modules` to add to the default set")
 	comp := fs.String("compress", string(initramfs.Gzip), "compression: gzip, zstd or none")
@@ -61,6 +61,9 @@ func runInitramfs(args []string) error {
 	res, err := initramfs.Build(context.Background(), c)
 	if err != nil {
 		return err
+	}
+	if res.ModulesDir != "" {
+		fmt.Printf("modules: %s, %s\n", res.ModulesDir, res.ModulesLayout)
 	}
 	if !res.Reused || *verbose {
 		fmt.Printf("%s: %d bytes (%.1f MiB), %d modules for %s, sha256 %s\n",
