@@ -9,7 +9,7 @@ import (
 )
 
 // Config is what the boot flow needs from the kernel command line. It is
-// filled by the command-line parser (bootcfg, adapted in cmd/nbdboot).
+// filled by CommandLine (cmdline.go) from package bootcfg's parse.
 type Config struct {
 	Servers  []bootcfg.Address // tried in order
 	FromDHCP bool              // nbdroot=dhcp: the target is the DHCP root-path
