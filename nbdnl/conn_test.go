@@ -70,7 +70,7 @@ func (k *fakeKernel) serve(reqs []netlink.Message) ([]netlink.Message, error) {
 	}
 	var out []netlink.Message
 	if k.stale {
-		m := reply(fakeFamilyID, genetlink.Message{Header: genetlink.Header{Command: CmdConnect}, Data: appendU32(nil, AttrIndex, 99)})
+		m := reply(fakeFamilyID, genetlink.Message{Header: genetlink.Header{Command: CmdConnect}, Data: encodeIndex(99)})
 		m.Header.Sequence--
 		out = append(out, m)
 	}
@@ -129,7 +129,7 @@ func pipeFiles(t *testing.T, n int) []*os.File {
 }
 
 func indexReply(cmd uint8, idx uint32) genetlink.Message {
-	return genetlink.Message{Header: genetlink.Header{Command: cmd, Version: FamilyVersion}, Data: appendU32(nil, AttrIndex, idx)}
+	return genetlink.Message{Header: genetlink.Header{Command: cmd, Version: FamilyVersion}, Data: encodeIndex(idx)}
 }
 
 func TestDialNoFamily(t *testing.T) {

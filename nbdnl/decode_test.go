@@ -126,15 +126,15 @@ func TestDecodeIndex(t *testing.T) {
 	}
 }
 
-func TestParseAttrsBounded(t *testing.T) {
-	b := make([]byte, 0, 4*10)
-	for range 10 {
-		b = append(b, 0x04, 0x00, 0x01, 0x00) // len 4, type 1, empty
+// A reply of many devices decodes them all; memory follows the reply's
+// size (the decoder walks attributes one at a time).
+func TestDecodeStatusMany(t *testing.T) {
+	var want []DeviceStatus
+	for i := range 1000 {
+		want = append(want, DeviceStatus{Index: uint32(i), Connected: i%3 == 0})
 	}
-	if _, err := parseAttrs(b, 9); err == nil {
-		t.Error("10 attributes accepted with a limit of 9")
-	}
-	if got, err := parseAttrs(b, 10); err != nil || len(got) != 10 {
-		t.Errorf("parseAttrs = %d attrs, %v; want 10, nil", len(got), err)
+	got, err := decodeStatus(encodeStatusReply(want))
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("decodeStatus of 1000 devices = %d devices, %v", len(got), err)
 	}
 }

@@ -15,8 +15,9 @@
 // Partitions are read when the device is first opened or on BLKRRPART
 // (RescanPartitions); Sys.WaitPartition then waits for /dev/nbdNpM.
 //
-// Request bodies are built by pure functions (encodeConnect and friends) and
-// replies are decoded by offset after length checks, so both are tested with
+// Request bodies are built by pure functions (encodeConnect and friends)
+// with mdlayher/netlink's AttributeEncoder, and replies are decoded with
+// its AttributeDecoder, which checks every length; both are tested with
 // byte vectors without a kernel. Sys reads /sys/block/nbdN (pid, backend,
 // partitions) and RescanPartitions asks the kernel to re-read a partition
 // table.

@@ -1,98 +1,111 @@
 package nbdnl
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/mdlayher/netlink"
+)
 
 // The encode functions build the attribute payload of a generic netlink
-// request (what follows the 4-byte genetlink header). They are pure: file
-// descriptors come in as numbers.
+// request (what follows the 4-byte genetlink header) with netlink's
+// AttributeEncoder: attributes in host byte order, nested ones flagged
+// NLA_F_NESTED, strings NUL-terminated (as libnl's nla_put_string sends
+// them), each padded to 4 bytes. They are pure: file descriptors come in as
+// numbers.
 
-// encodeSockets builds the SOCKETS payload: one SOCK_ITEM{SOCK_FD} per fd.
-func encodeSockets(fds []uint32) ([]byte, error) {
-	var list []byte
-	for _, fd := range fds {
-		item := appendU32(nil, AttrSockFD, fd)
-		var err error
-		if list, err = appendNested(list, AttrSockItem, item); err != nil {
-			return nil, err
+// encodeSockets adds SOCKETS: one SOCK_ITEM{SOCK_FD} per fd.
+func encodeSockets(ae *netlink.AttributeEncoder, fds []uint32) {
+	ae.Nested(AttrSockets, func(list *netlink.AttributeEncoder) error {
+		for _, fd := range fds {
+			list.Nested(AttrSockItem, func(item *netlink.AttributeEncoder) error {
+				item.Uint32(AttrSockFD, fd)
+				return nil
+			})
 		}
-	}
-	return list, nil
+		return nil
+	})
 }
 
 // encodeConnect builds a CONNECT request. cfg must have been validated;
 // fds are the descriptors of cfg.Sockets.
 func encodeConnect(cfg ConnectConfig, fds []uint32) ([]byte, error) {
-	var b []byte
+	ae := netlink.NewAttributeEncoder()
 	if cfg.Index != nil {
-		b = appendU32(b, AttrIndex, *cfg.Index)
+		ae.Uint32(AttrIndex, *cfg.Index)
 	}
-	b = appendU64(b, AttrSizeBytes, cfg.Size)
+	ae.Uint64(AttrSizeBytes, cfg.Size)
 	if cfg.BlockSize != 0 {
-		b = appendU64(b, AttrBlockSizeBytes, cfg.BlockSize)
+		ae.Uint64(AttrBlockSizeBytes, cfg.BlockSize)
 	}
 	if cfg.Timeout != 0 {
 		s, err := seconds("timeout", cfg.Timeout)
 		if err != nil {
 			return nil, err
 		}
-		b = appendU64(b, AttrTimeout, s)
+		ae.Uint64(AttrTimeout, s)
 	}
-	b = appendU64(b, AttrServerFlags, cfg.ServerFlags)
-	b = appendU64(b, AttrClientFlags, cfg.ClientFlags)
+	ae.Uint64(AttrServerFlags, cfg.ServerFlags)
+	ae.Uint64(AttrClientFlags, cfg.ClientFlags)
 	// Always sent: the kernel default is 0, which fails I/O on the first
 	// dead socket; sending it makes the choice explicit in the request.
 	dct, err := seconds("dead connection timeout", cfg.DeadConnTimeout)
 	if err != nil {
 		return nil, err
 	}
-	b = appendU64(b, AttrDeadConnTimeout, dct)
-	return appendTail(b, fds, cfg.BackendID)
+	ae.Uint64(AttrDeadConnTimeout, dct)
+	return encodeTail(ae, fds, cfg.BackendID)
 }
 
-// appendTail appends SOCKETS and, when set, BACKEND_IDENTIFIER.
-func appendTail(b []byte, fds []uint32, backend string) ([]byte, error) {
-	socks, err := encodeSockets(fds)
-	if err != nil {
-		return nil, err
-	}
-	if b, err = appendNested(b, AttrSockets, socks); err != nil {
-		return nil, fmt.Errorf("%d sockets: %w", len(fds), err)
-	}
+// encodeTail adds SOCKETS and, when set, BACKEND_IDENTIFIER, and encodes.
+func encodeTail(ae *netlink.AttributeEncoder, fds []uint32, backend string) ([]byte, error) {
+	encodeSockets(ae, fds)
 	if backend != "" {
-		if b, err = appendString(b, AttrBackendIdentifier, backend); err != nil {
-			return nil, fmt.Errorf("backend identifier: %w", err)
-		}
+		ae.String(AttrBackendIdentifier, backend)
+	}
+	b, err := ae.Encode()
+	if err != nil {
+		return nil, fmt.Errorf("%d sockets, backend identifier of %d bytes: %w", len(fds), len(backend), err)
 	}
 	return b, nil
 }
 
 // encodeReconfigure builds a RECONFIGURE request for device index.
 func encodeReconfigure(index uint32, cfg ReconfigureConfig, fds []uint32) ([]byte, error) {
-	b := appendU32(nil, AttrIndex, index)
+	ae := netlink.NewAttributeEncoder()
+	ae.Uint32(AttrIndex, index)
 	if cfg.Timeout != 0 {
 		s, err := seconds("timeout", cfg.Timeout)
 		if err != nil {
 			return nil, err
 		}
-		b = appendU64(b, AttrTimeout, s)
+		ae.Uint64(AttrTimeout, s)
 	}
 	if cfg.DeadConnTimeout != 0 {
 		s, err := seconds("dead connection timeout", cfg.DeadConnTimeout)
 		if err != nil {
 			return nil, err
 		}
-		b = appendU64(b, AttrDeadConnTimeout, s)
+		ae.Uint64(AttrDeadConnTimeout, s)
 	}
-	return appendTail(b, fds, cfg.BackendID)
+	return encodeTail(ae, fds, cfg.BackendID)
+}
+
+// encodeIndex encodes one INDEX attribute: a DISCONNECT request, or a
+// STATUS request for one device. A lone u32 always fits.
+func encodeIndex(index uint32) []byte {
+	ae := netlink.NewAttributeEncoder()
+	ae.Uint32(AttrIndex, index)
+	b, _ := ae.Encode()
+	return b
 }
 
 // encodeDisconnect builds a DISCONNECT request.
-func encodeDisconnect(index uint32) []byte { return appendU32(nil, AttrIndex, index) }
+func encodeDisconnect(index uint32) []byte { return encodeIndex(index) }
 
 // encodeStatus builds a STATUS request: one device, or all when index is nil.
 func encodeStatus(index *uint32) []byte {
 	if index == nil {
 		return nil
 	}
-	return appendU32(nil, AttrIndex, *index)
+	return encodeIndex(*index)
 }

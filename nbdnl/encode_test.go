@@ -170,8 +170,12 @@ func TestEncodeDisconnectStatus(t *testing.T) {
 	}
 }
 
-func TestAppendAttrTooLong(t *testing.T) {
-	if _, err := appendString(nil, AttrBackendIdentifier, string(make([]byte, 0xffff))); err == nil {
-		t.Error("64 KiB string attribute accepted")
+func TestEncodeAttrTooLong(t *testing.T) {
+	cfg := ConnectConfig{Size: 4096, BackendID: string(make([]byte, 0xffff))}
+	if _, err := encodeConnect(cfg, []uint32{3}); err == nil {
+		t.Error("64 KiB backend identifier accepted")
+	}
+	if _, err := encodeReconfigure(0, ReconfigureConfig{BackendID: cfg.BackendID}, []uint32{3}); err == nil {
+		t.Error("64 KiB backend identifier accepted in RECONFIGURE")
 	}
 }

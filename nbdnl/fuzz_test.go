@@ -3,22 +3,31 @@ package nbdnl
 import (
 	"reflect"
 	"testing"
+
+	"github.com/mdlayher/netlink"
 )
 
 // encodeStatusReply builds a STATUS reply the way the kernel does (no
 // NLA_F_NESTED), for the round-trip check.
 func encodeStatusReply(ds []DeviceStatus) []byte {
-	var list []byte
-	for _, d := range ds {
-		item := appendU32(nil, AttrDeviceIndex, d.Index)
-		var c byte
-		if d.Connected {
-			c = 1
+	ae := netlink.NewAttributeEncoder()
+	ae.Do(AttrDeviceList, func() ([]byte, error) {
+		list := netlink.NewAttributeEncoder()
+		for _, d := range ds {
+			list.Do(AttrDeviceItem, func() ([]byte, error) {
+				item := netlink.NewAttributeEncoder()
+				item.Uint32(AttrDeviceIndex, d.Index)
+				var c uint8
+				if d.Connected {
+					c = 1
+				}
+				item.Uint8(AttrDeviceConnected, c)
+				return item.Encode()
+			})
 		}
-		item, _ = appendAttr(item, AttrDeviceConnected, []byte{c})
-		list, _ = appendAttr(list, AttrDeviceItem, item)
-	}
-	b, _ := appendAttr(nil, AttrDeviceList, list)
+		return list.Encode()
+	})
+	b, _ := ae.Encode()
 	return b
 }
 
@@ -49,14 +58,14 @@ func FuzzDecodeStatus(f *testing.F) {
 // FuzzDecodeIndex checks that CONNECT replies and LINK_DEAD bodies never
 // panic the decoder and that an accepted index round-trips.
 func FuzzDecodeIndex(f *testing.F) {
-	f.Add(appendU32(nil, AttrIndex, 12))
+	f.Add(encodeIndex(12))
 	f.Add([]byte{0x07, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		idx, err := decodeIndex(b)
 		if err != nil {
 			return
 		}
-		if again, err := decodeIndex(appendU32(nil, AttrIndex, idx)); err != nil || again != idx {
+		if again, err := decodeIndex(encodeIndex(idx)); err != nil || again != idx {
 			t.Fatalf("round trip of %d: %d, %v", idx, again, err)
 		}
 	})
