@@ -3,61 +3,27 @@ package boot
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
-	"github.com/nbdboot/nbdboot/protocol"
+	"github.com/nbdboot/nbdboot/nbdnl"
 )
-
-// Logical block sizes the kernel accepts for nbd.
-const (
-	minBlockSize = 512
-	maxBlockSize = 4096
-)
-
-// blockSize picks the device's logical block size: bs= when given, else
-// the smallest power of two from 512 that the server's minimum allows,
-// capped at the page size. Deliberately not the preferred size: a 4096-byte
-// logical block makes ext4 with 1 KiB blocks (mke2fs's choice for small
-// images) unmountable and misplaces partitions written in 512-byte sectors,
-// while the page cache sends page-sized I/O anyway.
-func blockSize(exp protocol.ExportInfo, configured uint32) uint64 {
-	want := exp.MinBlock
-	if configured > want {
-		want = configured
-	}
-	bs := uint64(minBlockSize)
-	for bs < uint64(want) && bs < maxBlockSize {
-		bs *= 2
-	}
-	return bs
-}
 
 // attach hands the session's connections to the kernel and returns the
 // device index; the session's connections are closed afterwards (the
 // kernel holds the sockets).
-func (b *booter) attach(ctx context.Context, s *session, rd RootDevice) (Attached, error) {
+func (b *booter) attach(ctx context.Context, s *Session, rd RootDevice) (Attached, error) {
 	ph := b.log.Phase("attach")
-	defer s.close()
-	bs := blockSize(s.export, b.cfg.BlockSize)
-	// The kernel cannot address a partial last block.
-	size := s.export.Size - s.export.Size%bs
-	if size == 0 {
-		return Attached{}, fail("attach", fmt.Errorf("export %s: %d bytes, less than one %d-byte block", s.target, s.export.Size, bs), hintConnect)
+	defer s.Close()
+	cc, err := nbdnl.ExportConfig(s.Export, b.cfg.BlockSize, os.Getpagesize())
+	if err != nil {
+		return Attached{}, fail("attach", fmt.Errorf("%s: %w", s.Target, err), hintConnect)
 	}
-	if size != s.export.Size {
-		ph.Printf("export size %d is not a multiple of the block size %d: using %d", s.export.Size, bs, size)
+	if cc.Size != s.Export.Size {
+		ph.Printf("export size %d is not a multiple of the block size %d: using %d", s.Export.Size, cc.BlockSize, cc.Size)
 	}
-	req := AttachRequest{
-		Index:       rd.Index,
-		Size:        size,
-		BlockSize:   bs,
-		ServerFlags: uint64(s.export.Flags),
-		Timeout:     b.cfg.Timeout,
-		DeadConn:    b.cfg.DeadConn,
-		Conns:       s.conns,
-		BackendID:   s.target.String(),
-		Ioctl:       b.cfg.AttachIoctl,
-	}
+	cc.Index, cc.Timeout, cc.DeadConnTimeout, cc.BackendID = rd.Index, b.cfg.Timeout, b.cfg.DeadConn, s.Target.String()
+	req := AttachRequest{ConnectConfig: cc, Conns: s.Conns, Ioctl: b.cfg.AttachIoctl}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	att, err := b.env.Device.Attach(ctx, req)
@@ -66,14 +32,15 @@ func (b *booter) attach(ctx context.Context, s *session, rd RootDevice) (Attache
 		if rd.Index != nil {
 			dev = DevicePath(*rd.Index)
 		}
-		return Attached{}, fail("attach", fmt.Errorf("attach %s to %s: %w", s.target, dev, err), hintAttach)
+		return Attached{}, fail("attach", fmt.Errorf("attach %s to %s: %w", s.Target, dev, err), hintAttach)
 	}
+	att.BlockSize = cc.BlockSize
 	via := ""
 	if att.Ioctl {
 		via = " via ioctl (" + att.Why + ")"
 	}
 	ph.Done("%s on %s, %d connection(s), block size %d, timeout %s, dead-conn timeout %s%s",
-		s.target, DevicePath(att.Index), len(s.conns), req.BlockSize, req.Timeout, req.DeadConn, via)
+		s.Target, DevicePath(att.Index), len(s.Conns), req.BlockSize, req.Timeout, req.DeadConnTimeout, via)
 	return att, nil
 }
 

@@ -79,9 +79,9 @@ func TestClientIDFallbackQemuNBD(t *testing.T) {
 	if err != nil {
 		t.Fatalf("connect: %v; log:\n%s\nqemu-nbd:\n%s", err, log.String(), stderr.String())
 	}
-	defer s.close()
-	if s.target.Export != "root" || s.export.Size != 1<<20 || len(s.conns) != 1 {
-		t.Errorf("session: export %q, %d bytes, %d connections; want root, %d bytes, 1", s.target.Export, s.export.Size, len(s.conns), 1<<20)
+	defer s.Close()
+	if s.Target.Export != "root" || s.Export.Size != 1<<20 || len(s.Conns) != 1 {
+		t.Errorf("session: export %q, %d bytes, %d connections; want root, %d bytes, 1", s.Target.Export, s.Export.Size, len(s.Conns), 1<<20)
 	}
 	if want := `does not know export "root/52:54:00:12:34:56"`; strings.Count(log.String(), want) != 1 {
 		t.Errorf("log does not tell of the fallback once (%q):\n%s", want, log.String())

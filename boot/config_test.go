@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/nbdboot/nbdboot/bootcfg"
-	"github.com/nbdboot/nbdboot/protocol"
 )
 
 func TestParseRootDevice(t *testing.T) {
@@ -80,27 +79,6 @@ func TestTarget(t *testing.T) {
 		}
 		if u := tc.t.String(); u != tc.uri {
 			t.Errorf("URI = %q, want %q", u, tc.uri)
-		}
-	}
-}
-
-func TestBlockSize(t *testing.T) {
-	for _, tc := range []struct {
-		exp        protocol.ExportInfo
-		configured uint32 // bs=
-		want       uint64
-	}{
-		{protocol.ExportInfo{}, 0, 512},                                 // no INFO_BLOCK_SIZE
-		{protocol.ExportInfo{MinBlock: 1, PrefBlock: 4096}, 0, 512},     // not the preferred size
-		{protocol.ExportInfo{MinBlock: 1024, PrefBlock: 4096}, 0, 1024}, // the server's minimum
-		{protocol.ExportInfo{MinBlock: 3000, PrefBlock: 4096}, 0, 4096}, // rounded up to a power of two
-		{protocol.ExportInfo{MinBlock: 65536}, 0, 4096},                 // capped at the page size
-		{protocol.ExportInfo{MinBlock: 1, PrefBlock: 4096}, 4096, 4096}, // bs=4096
-		{protocol.ExportInfo{MinBlock: 4096}, 1024, 4096},               // bs= below the minimum
-		{protocol.ExportInfo{}, 100000, 4096},                           // bs= capped
-	} {
-		if got := blockSize(tc.exp, tc.configured); got != tc.want {
-			t.Errorf("blockSize(%+v, %d) = %d, want %d", tc.exp, tc.configured, got, tc.want)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/nbdboot/nbdboot/nbdnl"
 	"github.com/nbdboot/nbdboot/netcfg"
 	"github.com/nbdboot/nbdboot/protocol"
 )
@@ -108,16 +109,13 @@ func (r NegotiateRequest) Name() string {
 // Negotiator runs the NBD handshake on a fresh connection.
 type Negotiator func(ctx context.Context, conn net.Conn, req NegotiateRequest) (protocol.ExportInfo, error)
 
-// AttachRequest is the netlink CONNECT of the root device.
+// AttachRequest is the CONNECT of the root device: the kernel's
+// configuration (built from the negotiated export by nbdnl.ExportConfig;
+// Sockets is left empty) and the negotiated connections, whose sockets
+// the Device hands over.
 type AttachRequest struct {
-	Index       *uint32 // nil: the kernel picks a free device
-	Size        uint64
-	BlockSize   uint64
-	ServerFlags uint64
-	Timeout     time.Duration
-	DeadConn    time.Duration
-	Conns       []net.Conn // negotiated connections, handed to the kernel
-	BackendID   string
+	nbdnl.ConnectConfig
+	Conns []net.Conn
 	// Ioctl forces the ioctl interface (nbdboot.attach=ioctl); without it
 	// the ioctls are used only when the kernel has no nbd netlink family.
 	Ioctl bool
@@ -125,7 +123,8 @@ type AttachRequest struct {
 
 // Attached is the attached root device.
 type Attached struct {
-	Index uint32
+	Index     uint32
+	BlockSize uint64 // the device's logical block size
 	// Ioctl is set when the device was set up with ioctls: a keeper
 	// process holds it, and it cannot be reconfigured.
 	Ioctl bool

@@ -121,7 +121,7 @@ func TestNetlinkDeviceChoosesIoctl(t *testing.T) {
 				}
 				return nl, nil
 			}}
-			req := AttachRequest{Size: 1 << 30, BlockSize: 512, ServerFlags: 0x105, Timeout: 30 * time.Second,
+			req := AttachRequest{ConnectConfig: nbdnl.ConnectConfig{Size: 1 << 30, BlockSize: 512, ServerFlags: 0x105, Timeout: 30 * time.Second},
 				Conns: []net.Conn{socketConn(t), socketConn(t)}, Ioctl: tc.force}
 			att, err := d.Attach(context.Background(), req)
 			if err != nil {
@@ -152,7 +152,7 @@ func TestNetlinkDeviceKeeperDies(t *testing.T) {
 	keeper := &fakeKeeper{t: t, sys: sys, exitErr: errors.New("exit status 1")}
 	d := NetlinkDevice{Sys: sys, Keeper: keeper}
 	idx := uint32(0)
-	_, err := d.Attach(context.Background(), AttachRequest{Index: &idx, Size: 4096, BlockSize: 512,
+	_, err := d.Attach(context.Background(), AttachRequest{ConnectConfig: nbdnl.ConnectConfig{Index: &idx, Size: 4096, BlockSize: 512},
 		Conns: []net.Conn{socketConn(t)}, Ioctl: true})
 	if err == nil || !strings.Contains(err.Error(), "ioctl attach /dev/nbd0 (nbdboot.attach=ioctl): the keeper process ended before the device started: exit status 1") {
 		t.Errorf("Attach error = %v", err)

@@ -3,9 +3,7 @@ package boot
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
-	"os"
 	"time"
 
 	"github.com/nbdboot/nbdboot/nbdnl"
@@ -65,23 +63,11 @@ func (d NetlinkDevice) dial() (NetlinkConn, error) {
 
 // Attach hands the connections' sockets to the kernel.
 func (d NetlinkDevice) Attach(ctx context.Context, req AttachRequest) (Attached, error) {
-	files := make([]*os.File, 0, len(req.Conns))
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}()
-	for _, c := range req.Conns {
-		fc, ok := c.(interface{ File() (*os.File, error) })
-		if !ok {
-			return Attached{}, fmt.Errorf("connection %s has no socket file", c.RemoteAddr())
-		}
-		f, err := fc.File()
-		if err != nil {
-			return Attached{}, fmt.Errorf("socket of %s: %w", c.RemoteAddr(), err)
-		}
-		files = append(files, f)
+	files, err := SocketFiles(req.Conns)
+	if err != nil {
+		return Attached{}, err
 	}
+	defer closeFiles(files)
 	if req.Ioctl {
 		return d.attachIoctl(ctx, req, files, "nbdboot.attach=ioctl")
 	}
@@ -93,10 +79,9 @@ func (d NetlinkDevice) Attach(ctx context.Context, req AttachRequest) (Attached,
 		return Attached{}, err
 	}
 	defer nl.Close()
-	idx, err := nl.Connect(nbdnl.ConnectConfig{
-		Index: req.Index, Size: req.Size, BlockSize: req.BlockSize, ServerFlags: req.ServerFlags,
-		Timeout: req.Timeout, DeadConnTimeout: req.DeadConn, Sockets: files, BackendID: req.BackendID,
-	})
+	cfg := req.ConnectConfig
+	cfg.Sockets = files
+	idx, err := nl.Connect(cfg)
 	if err != nil {
 		return Attached{}, err
 	}

@@ -2,7 +2,6 @@ package boot
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -117,9 +116,6 @@ func (r *Reconnector) attempt(ctx context.Context, st State, t bootcfg.Address) 
 	}
 	return len(conns), nil
 }
-
-// errExportChanged marks a server whose export does not match the device.
-var errExportChanged = errors.New("export changed")
 
 // checkExport refuses an export that is not the device's: another size
 // (the filesystem would be read past its end or truncated) or writable

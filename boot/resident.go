@@ -40,7 +40,7 @@ func Resident(ctx context.Context, st State, console io.Writer) error {
 	}
 	signal.Ignore(syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE)
 	r := &Reconnector{
-		Dial:        StateDialer(st, NewDialer(), Negotiate, log, clock),
+		Dial:        ReconnectDial(Connector{Dialer: NewDialer(), Negotiate: Negotiate}),
 		Reconfigure: NetlinkReconfigure,
 		Clock:       clock,
 		Log:         log,

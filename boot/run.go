@@ -76,9 +76,9 @@ func (b *booter) root(ctx context.Context, late *lateModules) error {
 	if err != nil {
 		return err
 	}
-	exp, target, conns := s.export, s.target, len(s.conns)
+	exp, target, conns := s.Export, s.Target, len(s.Conns)
 	if err := late.waitNBD(); err != nil {
-		s.close()
+		s.Close()
 		return err
 	}
 	att, err := b.attach(ctx, s, rd)
@@ -96,7 +96,7 @@ func (b *booter) root(ctx context.Context, late *lateModules) error {
 		return err
 	}
 	b.breakPoint(ctx, BreakPrePivot, "the root is mounted at "+NewRoot)
-	st := b.state(idx, target, exp, conns)
+	st := b.state(idx, target, exp, conns, att.BlockSize)
 	st.Ioctl = att.Ioctl
 	return b.switchRoot(st)
 }
@@ -196,7 +196,7 @@ func (b *booter) resolveDHCP() error {
 	return nil
 }
 
-func (b *booter) state(idx uint32, t bootcfg.Address, exp protocol.ExportInfo, conns int) State {
+func (b *booter) state(idx uint32, t bootcfg.Address, exp protocol.ExportInfo, conns int, blockSize uint64) State {
 	dhcpAddr := ""
 	if b.net.Method == "dhcp" && len(b.net.Addrs) > 0 {
 		dhcpAddr = b.net.Addrs[0]
@@ -204,7 +204,7 @@ func (b *booter) state(idx uint32, t bootcfg.Address, exp protocol.ExportInfo, c
 	return State{
 		Version: StateVersion, Index: idx, Device: DevicePath(idx),
 		Servers: b.cfg.Servers, Target: t, BackendID: t.String(), ClientID: b.cfg.ClientID,
-		Connections: conns, Size: exp.Size, BlockSize: blockSize(exp, b.cfg.BlockSize),
+		Connections: conns, Size: exp.Size, BlockSize: blockSize,
 		ServerFlags: exp.Flags, Timeout: b.cfg.Timeout, DeadConn: b.cfg.DeadConn,
 		Interface: b.net.Interface, Overlay: b.cfg.Overlay, DHCPAddr: dhcpAddr, Debug: b.cfg.Debug, InitStart: b.initStart(),
 	}

@@ -6,6 +6,8 @@ import (
 	"math/bits"
 	"os"
 	"time"
+
+	"github.com/nbdboot/nbdboot/protocol"
 )
 
 // ConnectConfig describes a device for CONNECT (and for the ioctl fallback).
@@ -72,21 +74,29 @@ func ValidBlockSize(bs uint64, pageSize int) error {
 	return nil
 }
 
-// BlockSize chooses the device's logical block size for an export whose
-// minimum block size is minBlock (0: not advertised). The kernel never
-// issues I/O smaller than, or misaligned to, the logical block size, so it
-// must be at least minBlock; and it must not exceed the page size. It is
-// deliberately NOT the preferred block size: a 4096-byte logical block
-// makes filesystems with 1 KiB blocks (mke2fs's choice for small images)
-// and 512-byte partition tables unusable, while the page cache already
-// sends page-sized I/O. So: the smallest power of two >= max(512, minBlock).
-func BlockSize(minBlock uint32, pageSize int) (uint64, error) {
+// BlockSize is the one rule for the device's logical block size, used by
+// the boot, the supervisor and nbdboot attach alike: the smallest power of
+// two that is at least 512, the export's minimum block size minBlock (0:
+// not advertised) and the size asked for (want: bs= on the command line,
+// 0 for none); refused, with an error saying why, when that exceeds the
+// page size, the kernel's limit. Never silently less: the kernel never
+// issues I/O smaller than, or misaligned to, the logical block size, and
+// a server's minimum must be honoured. It is deliberately NOT the
+// preferred block size: a 4096-byte logical block makes filesystems with
+// 1 KiB blocks (mke2fs's choice for small images) and 512-byte partition
+// tables unusable, while the page cache already sends page-sized I/O.
+func BlockSize(minBlock, want uint32, pageSize int) (uint64, error) {
+	need := max(minBlock, want)
 	bs := uint64(512)
-	for bs < uint64(minBlock) {
+	for bs < uint64(need) {
 		bs <<= 1
 	}
 	if bs > uint64(pageSize) {
-		return 0, fmt.Errorf("export minimum block size %d exceeds the page size %d the kernel allows", minBlock, pageSize)
+		who := "export minimum block size"
+		if want > minBlock {
+			who = "block size asked for (bs=)"
+		}
+		return 0, fmt.Errorf("%s %d exceeds the page size %d the kernel allows", who, need, pageSize)
 	}
 	return bs, nil
 }
@@ -95,8 +105,8 @@ func BlockSize(minBlock uint32, pageSize int) (uint64, error) {
 // export of size bytes: the size rounded down to whole blocks, since the
 // kernel cannot address a partial last block. An export smaller than one
 // block is an error.
-func Geometry(size uint64, minBlock uint32, pageSize int) (blockSize, deviceSize uint64, err error) {
-	bs, err := BlockSize(minBlock, pageSize)
+func Geometry(size uint64, minBlock, want uint32, pageSize int) (blockSize, deviceSize uint64, err error) {
+	bs, err := BlockSize(minBlock, want, pageSize)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -105,6 +115,18 @@ func Geometry(size uint64, minBlock uint32, pageSize int) (blockSize, deviceSize
 		return 0, 0, fmt.Errorf("export of %d bytes is less than one %d-byte block", size, bs)
 	}
 	return bs, dev, nil
+}
+
+// ExportConfig is the CONNECT configuration of a negotiated export: its
+// geometry (Geometry, with block size want) and its transmission flags.
+// The caller adds the index, the timeouts, the sockets and the backend
+// identifier.
+func ExportConfig(info protocol.ExportInfo, want uint32, pageSize int) (ConnectConfig, error) {
+	bs, size, err := Geometry(info.Size, info.MinBlock, want, pageSize)
+	if err != nil {
+		return ConnectConfig{}, fmt.Errorf("export %q: %w", info.Name, err)
+	}
+	return ConnectConfig{Size: size, BlockSize: bs, ServerFlags: uint64(info.Flags)}, nil
 }
 
 var errNoSockets = errors.New("no sockets given")

@@ -15,16 +15,17 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nbdboot/nbdboot/boot"
 	"github.com/nbdboot/nbdboot/bootcfg"
 	"github.com/nbdboot/nbdboot/nbdnl"
 	"github.com/nbdboot/nbdboot/protocol"
 )
 
-// Network bounds for the admin commands.
+// Bounds for the admin commands.
 const (
-	adminDialTimeout      = 10 * time.Second
-	adminHandshakeTimeout = 30 * time.Second
-	maxAdminConnections   = 64
+	adminDialTimeout    = 10 * time.Second
+	adminTimeout        = 30 * time.Second // dial and handshake of one connection, or a listing
+	maxAdminConnections = 64
 )
 
 // attachArgs is the parsed command line of `nbdboot attach`.
@@ -105,99 +106,43 @@ func runAttach(args []string) error {
 }
 
 // attachConfig turns the negotiated export into the kernel's
-// configuration. The block size is the export's minimum rounded up to a
-// power of two from 512, and the size is rounded down to whole blocks (see
-// nbdnl.Geometry).
+// configuration, by the one rule of nbdnl.ExportConfig: the block size is
+// the export's minimum rounded up to a power of two from 512 (refused
+// above the page size), and the size is rounded down to whole blocks.
 func attachConfig(a attachArgs, info protocol.ExportInfo, socks []*os.File, pageSize int) (nbdnl.ConnectConfig, error) {
-	bs, size, err := nbdnl.Geometry(info.Size, info.MinBlock, pageSize)
+	cfg, err := nbdnl.ExportConfig(info, 0, pageSize)
 	if err != nil {
-		return nbdnl.ConnectConfig{}, fmt.Errorf("export %q: %w", info.Name, err)
+		return nbdnl.ConnectConfig{}, err
 	}
-	return nbdnl.ConnectConfig{
-		Index:           a.index,
-		Size:            size,
-		BlockSize:       bs,
-		ServerFlags:     uint64(info.Flags),
-		Timeout:         a.timeout,
-		DeadConnTimeout: a.deadConn,
-		Sockets:         socks,
-		BackendID:       a.uri.String(),
-	}, nil
+	cfg.Index, cfg.Timeout, cfg.DeadConnTimeout = a.index, a.timeout, a.deadConn
+	cfg.Sockets, cfg.BackendID = socks, a.uri.String()
+	return cfg, nil
 }
 
-// dialExport opens up to n connections to the export and negotiates each.
-// More than one is opened only when the export allows multiple
-// connections; otherwise a note goes to warn.
+// dialExport opens up to n connections to the export and negotiates each,
+// with the boot's own pipeline (boot.Connector). More than one is opened
+// only when the export allows multiple connections; otherwise a note goes
+// to warn. It returns the sockets as files, ready for the kernel.
 func dialExport(ctx context.Context, u bootcfg.Address, n int, warn io.Writer) (protocol.ExportInfo, []*os.File, error) {
-	info, first, err := dialOne(ctx, u)
+	c := boot.Connector{Dialer: boot.NewDialer(), Negotiate: boot.Negotiate, Timeout: adminTimeout}
+	conn, info, err := c.Open(ctx, u.Server, boot.NegotiateRequest{Export: u.Export})
 	if err != nil {
 		return protocol.ExportInfo{}, nil, err
 	}
-	socks := []*os.File{first}
-	if n > 1 && info.Flags&protocol.FlagCanMultiConn == 0 {
+	s := &boot.Session{Target: u, Export: info, Conns: []net.Conn{conn}}
+	defer s.Close() // the files are duplicates
+	want := boot.Connections(n, info.Flags)
+	if n > 1 && want == 1 {
 		fmt.Fprintf(warn, "nbdboot: export %q does not allow multiple connections; using one\n", u.Export)
-		n = 1
 	}
-	for len(socks) < n {
-		more, f, err := dialOne(ctx, u)
-		if err == nil && (more.Size != info.Size || more.Flags != info.Flags) {
-			f.Close()
-			err = fmt.Errorf("connection %d saw size %d flags %#x, the first saw size %d flags %#x", len(socks)+1, more.Size, more.Flags, info.Size, info.Flags)
-		}
-		if err != nil {
-			closeAll(socks)
-			return protocol.ExportInfo{}, nil, err
-		}
-		socks = append(socks, f)
+	if err := c.More(ctx, s, want); err != nil {
+		return protocol.ExportInfo{}, nil, err
 	}
-	return info, socks, nil
-}
-
-// dialOne connects over TCP, negotiates the export and returns the socket
-// as a file, ready to be handed to the kernel.
-func dialOne(ctx context.Context, u bootcfg.Address) (protocol.ExportInfo, *os.File, error) {
-	d := net.Dialer{Timeout: adminDialTimeout}
-	c, err := d.DialContext(ctx, "tcp", u.Addr())
+	files, err := boot.SocketFiles(s.Conns)
 	if err != nil {
 		return protocol.ExportInfo{}, nil, err
 	}
-	defer c.Close() // the returned file is a duplicate
-	tc := c.(*net.TCPConn)
-	if err := tc.SetNoDelay(true); err != nil {
-		return protocol.ExportInfo{}, nil, fmt.Errorf("set TCP_NODELAY: %w", err)
-	}
-	n, err := handshake(tc, u.Export)
-	if err != nil {
-		return protocol.ExportInfo{}, nil, err
-	}
-	f, err := tc.File()
-	if err != nil {
-		return protocol.ExportInfo{}, nil, fmt.Errorf("socket file: %w", err)
-	}
-	return n.ExportInfo, f, nil
-}
-
-// deadliner is the part of net.Conn handshake needs besides reading and
-// writing.
-type deadliner interface {
-	io.ReadWriter
-	SetDeadline(time.Time) error
-}
-
-// handshake negotiates export with a bounded time. No structured replies:
-// the kernel's nbd driver only understands simple replies.
-func handshake(c deadliner, export string) (protocol.Negotiated, error) {
-	if err := c.SetDeadline(time.Now().Add(adminHandshakeTimeout)); err != nil {
-		return protocol.Negotiated{}, err
-	}
-	n, err := protocol.ClientHandshake(c, protocol.ClientOptions{Export: export})
-	if err != nil {
-		return protocol.Negotiated{}, err
-	}
-	if err := c.SetDeadline(time.Time{}); err != nil {
-		return protocol.Negotiated{}, err
-	}
-	return n, nil
+	return info, files, nil
 }
 
 func closeAll(fs []*os.File) {
@@ -249,7 +194,7 @@ func runList(args []string) error {
 		return fmt.Errorf("list %s: %w", u.Addr(), err)
 	}
 	defer c.Close()
-	if err := c.SetDeadline(time.Now().Add(adminHandshakeTimeout)); err != nil {
+	if err := c.SetDeadline(time.Now().Add(adminTimeout)); err != nil {
 		return err
 	}
 	return listExports(os.Stdout, c, u.Addr())

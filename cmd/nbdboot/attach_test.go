@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"net"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nbdboot/nbdboot/boot"
 	"github.com/nbdboot/nbdboot/bootcfg"
 	"github.com/nbdboot/nbdboot/internal/testutil"
 	"github.com/nbdboot/nbdboot/nbdnl"
@@ -155,12 +157,14 @@ func TestListExportsNbdkit(t *testing.T) {
 
 func TestHandshakeNbdkit(t *testing.T) {
 	c := nbdkitPair(t)
-	n, err := handshake(c.(deadliner), "data")
+	ctx, cancel := context.WithTimeout(t.Context(), adminTimeout)
+	defer cancel()
+	n, err := boot.Negotiate(ctx, c, boot.NegotiateRequest{Export: "data"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.Size != 1<<20 || n.Flags&protocol.FlagCanMultiConn == 0 || n.Structured {
-		t.Errorf("negotiated %+v, want 1 MiB, multi-conn, simple replies", n)
+	if n.Size != 1<<20 || n.Flags&protocol.FlagCanMultiConn == 0 {
+		t.Errorf("negotiated %+v, want 1 MiB, multi-conn", n)
 	}
 }
 
