@@ -61,6 +61,17 @@ func (f *failModel) failNext(op powerloss.Op, suffix string, errno error) {
 // cutAndCheck cuts the power, reopens and checks block b reads want.
 func (f *failModel) cutAndCheck(ov *Overlay, b int64, want []byte, what string) {
 	f.t.Helper()
+	f.cutAndCheckBlocks(ov, what, blockWant{b, want})
+}
+
+type blockWant struct {
+	b    int64
+	want []byte
+}
+
+// cutAndCheckBlocks cuts the power, reopens and checks blocks.
+func (f *failModel) cutAndCheckBlocks(ov *Overlay, what string, blocks ...blockWant) {
+	f.t.Helper()
 	ov.abandon()
 	if err := f.m.Crash(); err != nil {
 		f.t.Fatal(err)
@@ -70,12 +81,14 @@ func (f *failModel) cutAndCheck(ov *Overlay, b int64, want []byte, what string) 
 		f.t.Fatalf("%s: open after the cut: %v", what, err)
 	}
 	defer ov.Close()
-	got := make([]byte, bs4k)
-	if _, err := ov.ReadAt(got, b*bs4k); err != nil {
-		f.t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		f.t.Fatalf("%s: block %d lost its flushed content after a power cut: %s", what, b, firstDiff(got, want))
+	for _, bw := range blocks {
+		got := make([]byte, bs4k)
+		if _, err := ov.ReadAt(got, bw.b*bs4k); err != nil {
+			f.t.Fatal(err)
+		}
+		if !bytes.Equal(got, bw.want) {
+			f.t.Fatalf("%s: block %d lost its flushed content after a power cut: %s", what, bw.b, firstDiff(got, bw.want))
+		}
 	}
 }
 
@@ -112,7 +125,8 @@ func TestFailedFdatasyncIsSticky(t *testing.T) {
 // then the journal; when the journal fails after the map's rename, later
 // Syncs must still fdatasync the data and make the directory durable
 // (they once returned success without either: FLUSH acknowledged
-// in-place rewrites that a power cut then lost).
+// in-place rewrites that a power cut then lost), and the next state
+// change must rewrite the map, the journal being gone or torn.
 func TestFirstSyncJournalFailure(t *testing.T) {
 	for _, at := range []struct {
 		op   powerloss.Op
@@ -134,7 +148,11 @@ func TestFirstSyncJournalFailure(t *testing.T) {
 			if err := ov.Sync(); err != nil {
 				t.Fatalf("%s %s failing: the next Sync: %v", at.op, at.path, err)
 			}
-			f.cutAndCheck(ov, 0, fill(2), string(at.op)+" "+at.path+" failing once")
+			ov.WriteAt(fill(3), 3*bs4k) // a state change: the journal is needed again
+			if err := ov.Sync(); err != nil {
+				t.Fatalf("%s %s failing: the Sync after: %v", at.op, at.path, err)
+			}
+			f.cutAndCheckBlocks(ov, string(at.op)+" "+at.path+" failing once", blockWant{0, fill(2)}, blockWant{3, fill(3)})
 		}
 	}
 }

@@ -89,8 +89,9 @@ type Overlay struct {
 	gen     uint64
 	jbroken bool // the journal may end in a torn record: compact next
 	unsaved bool // new, no map or journal on disk yet: compact at the first Sync with changes
-	// dirsPending: the directory entries and meta.json of a new overlay
-	// are not yet durable (makeDirDurable failed).
+	// dirsPending: the entries above a new overlay's directory are not
+	// yet durable: set by its first map, cleared once makeDirDurable
+	// succeeds.
 	dirsPending bool
 	closed      bool
 	failed      atomic.Pointer[error] // sticky: a data fdatasync failed

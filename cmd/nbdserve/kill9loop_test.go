@@ -27,6 +27,7 @@ import (
 const k9Client = `
 import os, random, hashlib
 uri, seed, cow = os.environ['K9_URI'], int(os.environ['K9_SEED']), os.environ['K9_COW'] == '1'
+mode = os.environ['K9_MODE']  # mixed, flush (no FUA) or fua (no FLUSH)
 BS = 4096
 hs = [nbd.NBD(), nbd.NBD()]
 for x in hs:
@@ -44,9 +45,9 @@ while True:
     k = r.randrange(12)
     off = r.randrange(size - 1)
     n = r.randrange(1, min(64 << 10, size - off) + 1)
-    fua = r.randrange(3) == 0
+    fua = mode == 'fua' and r.randrange(2) == 0 or mode == 'mixed' and r.randrange(3) == 0
     flags = nbd.CMD_FLAG_FUA if fua else 0
-    if k == 0:
+    if k == 0 and mode != 'fua':
         print('flush', flush=True)
         h.flush()
         print('flushed', flush=True)
@@ -75,22 +76,32 @@ while True:
 `
 
 // TestKill9Loop kills nbdserve with SIGKILL in the middle of a client's
-// random requests on a plain and on a copy-on-write export at once,
+// random requests on a plain and on a copy-on-write export at once (a
+// new client of the cow export each trial, so that its writes change
+// block states), with FLUSH and FUA, FLUSH only or FUA only in turn,
 // restarts it and checks every 4 KiB block of both: a block reads as it
 // was when last made durable (a FLUSH acknowledged on either connection,
 // or a FUA request that covered it), or as one of the versions requests
 // issued since gave it; a cow export's base is untouched. Trials:
-// $NBDSERVE_KILL9_TRIALS (make soak), else 2.
+// $NBDSERVE_KILL9_TRIALS with a seed from the clock (make soak), else 6
+// with seed 4; NBDSERVE_KILL9_SEED sets the seed.
 func TestKill9Loop(t *testing.T) {
 	testutil.RequireTool(t, "nbdsh")
 	testutil.RequireTool(t, "nbdcopy")
-	trials := 2
+	trials, seed := 6, uint64(4) // make test: the same requests every run
 	if s := os.Getenv("NBDSERVE_KILL9_TRIALS"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {
 			t.Fatalf("NBDSERVE_KILL9_TRIALS=%q: want a positive number", s)
 		}
-		trials = n
+		trials, seed = n, uint64(time.Now().UnixNano())
+	}
+	if s := os.Getenv("NBDSERVE_KILL9_SEED"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("NBDSERVE_KILL9_SEED=%q: %v", s, err)
+		}
+		seed = n
 	}
 	dir := t.TempDir()
 	const size = 4 << 20
@@ -102,16 +113,17 @@ func TestKill9Loop(t *testing.T) {
 	exports := []struct {
 		name string
 		cow  bool
-	}{{"plain", false}, {"disk/pc1", true}}
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("kill -9 loop: seed %d", seed)
+	}{{"plain", false}, {"disk/pc%d", true}}
+	modes := []string{"mixed", "flush", "fua"}
+	t.Logf("kill -9 loop: seed %d (NBDSERVE_KILL9_SEED reruns it)", seed)
 	r := rand.New(rand.NewPCG(seed, 1))
 	violations := 0
 	for trial := range trials {
 		srv := startServer(t, args...)
 		clients := make([]*k9Run, len(exports))
+		mode := modes[trial%len(modes)]
 		for i, e := range exports {
-			clients[i] = startK9Client(t, srv.uri(e.name), seed+uint64(trial*2+i), e.cow)
+			clients[i] = startK9Client(t, srv.uri(k9Name(e.name, trial)), seed+uint64(trial*2+i), e.cow, mode)
 		}
 		// Kill the server once both clients have had some requests answered.
 		want := 5 + r.IntN(120)
@@ -125,14 +137,14 @@ func TestKill9Loop(t *testing.T) {
 		srv = startServer(t, args...)
 		for i, e := range exports {
 			out := filepath.Join(dir, "out.img")
-			tool(t, "nbdcopy", srv.uri(e.name), out)
+			tool(t, "nbdcopy", srv.uri(k9Name(e.name, trial)), out)
 			got, err := os.ReadFile(out)
 			if err != nil || len(got) != size {
 				t.Fatalf("trial %d: read back %d bytes of %s: %v", trial, len(got), e.name, err)
 			}
 			if err := clients[i].check(got); err != nil {
 				violations++
-				t.Errorf("trial %d, export %s (seed %d): %v", trial, e.name, seed, err)
+				t.Errorf("trial %d (%s), export %s (seed %d): %v", trial, mode, k9Name(e.name, trial), seed, err)
 			}
 		}
 		if sha(base) != baseSum {
@@ -142,6 +154,13 @@ func TestKill9Loop(t *testing.T) {
 		srv.cmd.Wait()
 	}
 	t.Logf("kill -9 loop: %d trials, %d exports each, %d violations", trials, len(exports), violations)
+}
+
+func k9Name(pattern string, trial int) string {
+	if strings.Contains(pattern, "%d") {
+		return fmt.Sprintf(pattern, trial)
+	}
+	return pattern
 }
 
 // k9Run is one client of a trial and what its output says.
@@ -159,7 +178,7 @@ type k9Run struct {
 	stderr   strings.Builder
 }
 
-func startK9Client(t *testing.T, uri string, seed uint64, cow bool) *k9Run {
+func startK9Client(t *testing.T, uri string, seed uint64, cow bool, mode string) *k9Run {
 	t.Helper()
 	path := testutil.RequireTool(t, "nbdsh")
 	c := &k9Run{lines: make(chan string, 1024), durable: map[int]string{}, versions: map[int][]string{}}
@@ -169,7 +188,7 @@ func startK9Client(t *testing.T, uri string, seed uint64, cow bool) *k9Run {
 		cowFlag = "1"
 	}
 	c.cmd.Env = append(os.Environ(), "PATH=/usr/bin:/bin:"+os.Getenv("PATH"),
-		"K9_URI="+uri, "K9_SEED="+strconv.FormatUint(seed, 10), "K9_COW="+cowFlag)
+		"K9_URI="+uri, "K9_SEED="+strconv.FormatUint(seed, 10), "K9_COW="+cowFlag, "K9_MODE="+mode)
 	c.cmd.Stderr = &c.stderr
 	stdout, err := c.cmd.StdoutPipe()
 	if err != nil {
