@@ -89,6 +89,17 @@ type bootCase struct {
 	readOnly bool
 	// lateServer starts the server only after the guest failed to connect.
 	lateServer bool
+	// medium, when set, boots through the firmware from a medium it builds
+	// with the whole kernel command line, instead of qemu's -kernel.
+	medium func(t *testing.T, cmdline string) mediumBoot
+}
+
+// mediumBoot is how qemu boots a built medium.
+type mediumBoot struct {
+	args     []string      // firmware and drive arguments
+	memory   string        // "" for the default
+	forwards []vm.Forward  // relays besides the NBD server's
+	timeout  time.Duration // qemu start to nbdboot's attach; 0 for bootTimeout
 }
 
 // runBoot boots c and checks the whole path: nbdboot attaches the device
@@ -111,13 +122,23 @@ func runBoot(t *testing.T, c bootCase) {
 		addr = srv.Addr
 	}
 	cmdline := fmt.Sprintf("quiet %s rw nbdtest.id=%s", c.cmdline, id)
-	m := vm.Start(t, vm.Options{Cmdline: cmdline, NICs: relay(addr)})
+	opts := vm.Options{Cmdline: cmdline, NICs: relay(addr)}
+	attachTimeout := bootTimeout
+	if c.medium != nil {
+		mb := c.medium(t, vm.BaseCmdline+" "+cmdline)
+		opts = vm.Options{Firmware: true, Memory: mb.memory, NICs: relay(addr), Args: mb.args}
+		opts.NICs[0].User.Forwards = append(opts.NICs[0].User.Forwards, mb.forwards...)
+		if mb.timeout > 0 {
+			attachTimeout = mb.timeout
+		}
+	}
+	m := vm.Start(t, opts)
 	if c.lateServer {
 		m.ExpectLine(`nbdboot: .*connect: no server answered yet`, bootTimeout)
 		t.Logf("after %v: the guest failed to connect; starting the server on %s", m.Since().Round(time.Millisecond), addr)
 		srv = vm.StartServer(t, vm.ServerConfig{Addr: addr, Exports: []server.ExportConfig{export}})
 	}
-	att := m.ExpectLine(`nbdboot: .*attach: \S+ on (/dev/nbd[0-9]+), ([0-9]+) connection`, bootTimeout)
+	att := m.ExpectLine(`nbdboot: .*attach: \S+ on (/dev/nbd[0-9]+), ([0-9]+) connection`, attachTimeout)
 	if att[1] != c.device || att[2] != strconv.Itoa(c.conns) {
 		t.Errorf("nbdboot attached %s with %s connection(s), want %s with %d", att[1], att[2], c.device, c.conns)
 	}

@@ -14,3 +14,8 @@ func runInitramfs(args []string) error {
 func runImage(args []string) error {
 	return errors.New("image: not available in the nbdboot built into an initramfs")
 }
+
+// runMedia is left out too: it needs xorriso, mtools and boot loaders.
+func runMedia(args []string) error {
+	return errors.New("media: not available in the nbdboot built into an initramfs")
+}

@@ -9,6 +9,7 @@
 //	nbdboot detach /dev/nbdN
 //	nbdboot list [nbd://HOST[:PORT]]
 //	nbdboot image -o FILE [-format ext4|squashfs] [-size S] DIR
+//	nbdboot media usb|iso|floppy -o FILE [-kernel K] [-initramfs I] -cmdline "..."
 package main
 
 import (
@@ -24,6 +25,7 @@ const usage = `usage:
   nbdboot detach /dev/nbdN
   nbdboot list [nbd://HOST[:PORT]]   (a server's exports, or the local nbd devices)
   nbdboot image -o FILE [-format ext4|squashfs] [-size S] DIR   (a root directory as a lab image)
+  nbdboot media usb|iso|floppy -o FILE [-kernel K] [-initramfs I] -cmdline "..."   (boot media)
 
 Run "nbdboot COMMAND -h" for a command's flags.
 `
@@ -53,6 +55,8 @@ func run(args []string) error {
 		return runDetach(rest)
 	case "list":
 		return runList(rest)
+	case "media":
+		return runMedia(rest)
 	case "image":
 		return runImage(rest)
 	case boot.SupervisorMode: // "@nbdboot supervise STATE", started by PID 1

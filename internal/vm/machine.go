@@ -44,10 +44,10 @@ type Machine struct {
 func Start(t testing.TB, o Options) *Machine {
 	t.Helper()
 	qemu := testutil.RequireTool(t, "qemu-system-x86_64")
-	if o.Kernel == "" {
+	if o.Kernel == "" && !o.Firmware {
 		o.Kernel = Kernel(t)
 	}
-	if o.Initramfs == "" {
+	if o.Initramfs == "" && !o.Firmware {
 		o.Initramfs = Initramfs(t)
 	}
 	socat := ""

@@ -16,6 +16,10 @@ type Options struct {
 	Initramfs string
 	// Cmdline is appended to "console=ttyS0 panic=-1".
 	Cmdline string
+	// Firmware boots through the firmware (SeaBIOS, or OVMF given with
+	// -bios in Args) from the disks, CD or floppy in Args, without
+	// -kernel: Kernel, Initramfs and Cmdline must be empty.
+	Firmware bool
 	// Memory in qemu syntax; default 256M.
 	Memory string
 	// Machine is qemu's -M; default "pc".
@@ -65,10 +69,10 @@ type Forward struct {
 // DefaultMemory is the guest memory when Options.Memory is empty.
 const DefaultMemory = "256M"
 
-// baseCmdline is always passed to the kernel: the console on the first
+// BaseCmdline is always passed to the kernel: the console on the first
 // serial port, and a panic reboots at once, which -no-reboot turns into
 // qemu exiting.
-const baseCmdline = "console=ttyS0 panic=-1"
+const BaseCmdline = "console=ttyS0 panic=-1"
 
 // qmpFD is the file descriptor of the QMP listening socket in qemu.
 const qmpFD = 3
@@ -76,7 +80,10 @@ const qmpFD = 3
 // qemuArgs returns qemu's arguments for o, with QMP served on the listening
 // socket passed as qmpFD and relays run by socat.
 func qemuArgs(o Options, socat string) ([]string, error) {
-	if o.Kernel == "" {
+	switch {
+	case o.Firmware && (o.Kernel != "" || o.Initramfs != "" || o.Cmdline != ""):
+		return nil, fmt.Errorf("vm options: a firmware boot takes no kernel, initramfs or command line")
+	case !o.Firmware && o.Kernel == "":
 		return nil, fmt.Errorf("vm options: no kernel")
 	}
 	mem := o.Memory
@@ -96,8 +103,9 @@ func qemuArgs(o Options, socat string) ([]string, error) {
 		"-monitor", "none",
 		"-chardev", fmt.Sprintf("socket,id=qmp,fd=%d,server=on,wait=off", qmpFD),
 		"-mon", "chardev=qmp,mode=control",
-		"-kernel", o.Kernel,
-		"-append", strings.TrimSpace(baseCmdline + " " + o.Cmdline),
+	}
+	if !o.Firmware {
+		args = append(args, "-kernel", o.Kernel, "-append", strings.TrimSpace(BaseCmdline+" "+o.Cmdline))
 	}
 	if o.Initramfs != "" {
 		args = append(args, "-initrd", o.Initramfs)

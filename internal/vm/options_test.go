@@ -43,6 +43,22 @@ func TestQemuArgs(t *testing.T) {
 	}
 }
 
+// TestQemuArgsFirmware: a firmware boot passes no kernel to qemu.
+func TestQemuArgsFirmware(t *testing.T) {
+	args, err := qemuArgs(Options{Firmware: true, Args: []string{"-cdrom", "/x.iso"}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range args {
+		if a == "-kernel" || a == "-append" || a == "-initrd" {
+			t.Errorf("firmware boot has %s: %q", a, args)
+		}
+	}
+	if !slices.Equal(args[len(args)-2:], []string{"-cdrom", "/x.iso"}) {
+		t.Errorf("drive args not last: %q", args)
+	}
+}
+
 func TestQemuArgsErrors(t *testing.T) {
 	user := func(f Forward) NIC { return NIC{User: &UserNet{Forwards: []Forward{f}}} }
 	tests := []struct {
@@ -50,6 +66,8 @@ func TestQemuArgsErrors(t *testing.T) {
 		o    Options
 	}{
 		{"no kernel", Options{}},
+		{"firmware boot with a kernel", Options{Firmware: true, Kernel: "k"}},
+		{"firmware boot with a command line", Options{Firmware: true, Cmdline: "ip=dhcp"}},
 		{"NIC without backend", Options{Kernel: "k", NICs: []NIC{{}}}},
 		{"NIC with both", Options{Kernel: "k", NICs: []NIC{{User: &UserNet{}, Tap: "tap0"}}}},
 		{"bad MAC", Options{Kernel: "k", NICs: []NIC{{User: &UserNet{}, MAC: "52:54"}}}},

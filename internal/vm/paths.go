@@ -34,6 +34,13 @@ func Kernel(t testing.TB) string {
 	return buildFile(t, "kernel/vmlinux", "kernel")
 }
 
+// BzImage is the kernel as Debian ships it, build/kernel/bzImage, for
+// boot loaders (the tests boot the faster vmlinux with -kernel).
+func BzImage(t testing.TB) string {
+	t.Helper()
+	return buildFile(t, "kernel/bzImage", "kernel")
+}
+
 // KernelRoot is the unpacked kernel package holding lib/modules/VERSION.
 func KernelRoot(t testing.TB) string {
 	t.Helper()

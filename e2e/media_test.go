@@ -1,0 +1,176 @@
+package e2e
+
+import (
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nbdboot/nbdboot/internal/testutil"
+	"github.com/nbdboot/nbdboot/internal/vm"
+	"github.com/nbdboot/nbdboot/media"
+)
+
+// Boots from media built by nbdboot media (issue 9, tests 4 and 5): the
+// hybrid image as a USB stick on BIOS (SeaBIOS) and on UEFI (OVMF), and
+// as a CD on BIOS; the floppy on BIOS, chaining to HTTP. Each boots the
+// Debian bzImage and the nbdboot initramfs through the medium's boot
+// loader to the root's init, whose write must land in the server's image.
+
+// ovmf is Debian's OVMF firmware in one file (package ovmf).
+const ovmf = "/usr/share/ovmf/OVMF.fd"
+
+// mediumTimeout bounds qemu start to nbdboot's attach for a firmware boot
+// (the firmware, the boot loader reading 13 MB through BIOS calls, and
+// the bzImage's decompression, all under TCG); UEFI is slower still.
+const (
+	mediumTimeout = 240 * time.Second
+	uefiTimeout   = 420 * time.Second
+)
+
+// buildMedium builds a medium of kind with cmdline into the test's
+// directory, with the build's bzImage and initramfs, a one-second menu.
+func buildMedium(t *testing.T, c media.Config) string {
+	t.Helper()
+	for _, tool := range []string{"xorriso", "mkfs.fat", "mcopy", "syslinux"} {
+		testutil.RequireTool(t, tool)
+	}
+	c.Output = filepath.Join(t.TempDir(), string(c.Kind)+".img")
+	if c.Kind.Hybrid() {
+		c.Kernel, c.Initramfs = vm.BzImage(t), vm.Initramfs(t)
+	}
+	c.Timeout = time.Second
+	res, err := media.Build(t.Context(), c)
+	if err != nil {
+		t.Fatalf("build the medium: %v", err)
+	}
+	t.Logf("%s", res)
+	return res.Path
+}
+
+// usbStick is qemu's arguments for img as a USB stick on an xHCI
+// controller, the first boot device.
+func usbStick(img string) []string {
+	return []string{
+		"-drive", "if=none,id=stick,format=raw,readonly=on,file=" + img,
+		"-device", "qemu-xhci,id=xhci",
+		"-device", "usb-storage,bus=xhci.0,drive=stick,bootindex=0",
+	}
+}
+
+// hybridCase is a boot of the hybrid image with drive (and firmware)
+// arguments from args.
+func hybridCase(args func(img string) []string, memory string, timeout time.Duration) bootCase {
+	return bootCase{
+		image:   "root.ext4",
+		cmdline: "ip=dhcp nbdroot=nbd://10.0.2.100:10809/root",
+		device:  "/dev/nbd0",
+		rootDev: "/dev/nbd0",
+		fstype:  "ext4",
+		conns:   1,
+		medium: func(t *testing.T, cmdline string) mediumBoot {
+			img := buildMedium(t, media.Config{Kind: media.USB, Cmdline: cmdline})
+			return mediumBoot{args: args(img), memory: memory, timeout: timeout}
+		},
+	}
+}
+
+// TestMediaUSBBIOS: the hybrid image as a USB stick under SeaBIOS
+// (isohybrid MBR, then ISOLINUX).
+func TestMediaUSBBIOS(t *testing.T) {
+	t.Parallel()
+	runBoot(t, hybridCase(usbStick, "", mediumTimeout))
+}
+
+// TestMediaCDBIOS: the same image as a CD under SeaBIOS (El Torito,
+// ISOLINUX).
+func TestMediaCDBIOS(t *testing.T) {
+	t.Parallel()
+	runBoot(t, hybridCase(func(img string) []string {
+		return []string{"-cdrom", img, "-boot", "d"}
+	}, "", mediumTimeout))
+}
+
+// TestMediaUSBUEFI: the same image as a USB stick under OVMF (the MBR's
+// EFI system partition, GRUB). OVMF's GRUB needs more than 256 MiB to
+// load the kernel and initramfs ("out of memory" with 256M).
+func TestMediaUSBUEFI(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("boots a VM (skipped under -short)")
+	}
+	if _, err := os.Stat(ovmf); err != nil {
+		testutil.Missing(t, "OVMF firmware (Debian package ovmf): %v", err)
+	}
+	runBoot(t, hybridCase(func(img string) []string {
+		return append([]string{"-bios", ovmf}, usbStick(img)...)
+	}, "512M", uefiTimeout))
+}
+
+// floppyHTTP is the guest's address of the test's HTTP server holding the
+// kernel and initramfs the floppy fetches.
+const floppyHTTP = "10.0.2.101:80"
+
+// TestMediaFloppy: the floppy under SeaBIOS: SYSLINUX, iPXE, DHCP, the
+// kernel and initramfs over HTTP from a server the test runs on loopback
+// (relayed into the guest), then the root over NBD.
+func TestMediaFloppy(t *testing.T) {
+	t.Parallel()
+	c := hybridCase(nil, "", mediumTimeout)
+	c.medium = func(t *testing.T, cmdline string) mediumBoot {
+		srv := serveBootFiles(t, map[string]string{"/kernel": vm.BzImage(t), "/initramfs": vm.Initramfs(t)})
+		img := buildMedium(t, media.Config{Kind: media.Floppy, Cmdline: cmdline, Server: "http://" + floppyHTTP})
+		t.Cleanup(func() { srv.check(t, "/kernel", "/initramfs") })
+		return mediumBoot{
+			args:     []string{"-drive", "if=floppy,index=0,format=raw,readonly=on,file=" + img, "-boot", "a"},
+			forwards: []vm.Forward{{Guest: floppyHTTP, Host: srv.addr}},
+			timeout:  mediumTimeout,
+		}
+	}
+	runBoot(t, c)
+}
+
+// bootFiles is an HTTP server on loopback serving files by path, and
+// counting the complete GETs of each.
+type bootFiles struct {
+	addr string
+	mu   sync.Mutex
+	got  map[string]int
+}
+
+func serveBootFiles(t *testing.T, files map[string]string) *bootFiles {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen for HTTP: %v", err)
+	}
+	b := &bootFiles{addr: ln.Addr().String(), got: map[string]int{}}
+	mux := http.NewServeMux()
+	for p, f := range files {
+		mux.HandleFunc("GET "+p, func(w http.ResponseWriter, r *http.Request) {
+			http.ServeFile(w, r, f)
+			b.mu.Lock()
+			b.got[p]++
+			b.mu.Unlock()
+		})
+	}
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return b
+}
+
+// check asserts that each path was fetched.
+func (b *bootFiles) check(t *testing.T, paths ...string) {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range paths {
+		if b.got[p] == 0 {
+			t.Errorf("HTTP: %s was never fetched (fetched: %v)", p, b.got)
+		}
+	}
+}
