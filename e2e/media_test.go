@@ -28,7 +28,7 @@ const ovmf = "/usr/share/ovmf/OVMF.fd"
 // the bzImage's decompression, all under TCG); UEFI is slower still.
 const (
 	mediumTimeout = 240 * time.Second
-	uefiTimeout   = 420 * time.Second
+	uefiTimeout   = 300 * time.Second
 )
 
 // buildMedium builds a medium of kind with cmdline into the test's

@@ -12,6 +12,8 @@ pkgs=(
 	kmod cpio zstd xz-utils lzop lz4 bzip2
 	dnsmasq iproute2 socat
 	ca-certificates
+	xorriso mtools dosfstools isolinux syslinux syslinux-common
+	grub-efi-amd64-signed ipxe ovmf
 )
 missing=()
 for p in "${pkgs[@]}"; do
