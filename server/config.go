@@ -40,6 +40,9 @@ type Limits struct {
 	// ReplyTimeout bounds the time to send one reply: a client that stops
 	// reading is dropped instead of pinning its buffers (0: no bound).
 	ReplyTimeout time.Duration `toml:"reply_timeout"`
+	// StallTimeout bounds the wait for each part of a WRITE's payload
+	// once its header is in: a client that stops sending it is dropped.
+	StallTimeout time.Duration `toml:"stall_timeout"`
 	// ShutdownGrace is how long a drained connection waits for the
 	// client's DISC after shutdown began before it is closed.
 	ShutdownGrace time.Duration `toml:"shutdown_grace"`
@@ -80,6 +83,7 @@ func DefaultLimits() Limits {
 		MaxInFlight:      64,
 		MaxBufferBytes:   256 << 20,
 		ReplyTimeout:     60 * time.Second,
+		StallTimeout:     10 * time.Second,
 		ShutdownGrace:    5 * time.Second,
 	}
 }
@@ -171,6 +175,8 @@ func (l Limits) Validate() error {
 		return fmt.Errorf("limits.max_buffer_bytes: %d, want >= 1048576", l.MaxBufferBytes)
 	case l.ReplyTimeout < 0:
 		return fmt.Errorf("limits.reply_timeout: %v, want >= 0", l.ReplyTimeout)
+	case l.StallTimeout <= 0:
+		return fmt.Errorf("limits.stall_timeout: %v, want > 0", l.StallTimeout)
 	case l.ShutdownGrace < 0:
 		return fmt.Errorf("limits.shutdown_grace: %v, want >= 0", l.ShutdownGrace)
 	}

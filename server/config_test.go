@@ -30,6 +30,7 @@ max_inflight = 32
 max_buffer_bytes = 67108864
 shutdown_grace = "1s"
 reply_timeout = "30s"
+stall_timeout = "3s"
 
 [[export]]
 name = "root"
@@ -54,7 +55,7 @@ cow = "persistent"
 		Listen:   "127.0.0.1:10810",
 		StateDir: "/var/lib/nbdserve",
 		Limits: Limits{HandshakeTimeout: 5 * time.Second, MaxNegotiating: 8, MaxConnections: 100,
-			MaxInFlight: 32, MaxBufferBytes: 64 << 20, ReplyTimeout: 30 * time.Second, ShutdownGrace: time.Second},
+			MaxInFlight: 32, MaxBufferBytes: 64 << 20, ReplyTimeout: 30 * time.Second, StallTimeout: 3 * time.Second, ShutdownGrace: time.Second},
 		Exports: []ExportConfig{
 			{Name: "root", Path: "/srv/root.img", ReadOnly: true, Description: "Debian 12, comma, and all"},
 			{Name: "scratch", Path: "/dev/sdb"},

@@ -39,6 +39,11 @@ type conn struct {
 
 	// slots bounds the requests being served on this connection.
 	slots chan struct{}
+	// share is the connection's part of the server's byte budget.
+	share *budgetShare
+	// shutdownGrace is set at shutdown (ns): payload and reply
+	// deadlines are at most that far away from then on.
+	shutdownGrace atomic.Int64
 
 	wmu        sync.Mutex // guards the reply queue
 	writing    bool       // a goroutine is sending the queue
@@ -55,8 +60,11 @@ type conn struct {
 	idle     sync.Cond // signalled when inflight drops to 0
 	inflight int
 	shutting bool
-	drained  chan struct{} // closed once shutting and idle
-	done     chan struct{} // closed when serve returns
+	// inPayload: the read loop is reading a WRITE's payload;
+	// readClosed: the shutdown grace ended reading.
+	inPayload, readClosed bool
+	drained               chan struct{} // closed once shutting and idle
+	done                  chan struct{} // closed when serve returns
 }
 
 func newConn(s *Server, nc net.Conn, sess *protocol.Session, exp *Export, log *slog.Logger) *conn {
@@ -71,6 +79,7 @@ func newConn(s *Server, nc net.Conn, sess *protocol.Session, exp *Export, log *s
 		size:       uint64(exp.Backend.Size()),
 		structured: sess.Structured,
 		slots:      make(chan struct{}, s.lim.MaxInFlight),
+		share:      s.sem.join(),
 		drained:    make(chan struct{}),
 		done:       make(chan struct{}),
 	}
@@ -102,6 +111,7 @@ func (c *conn) serve() {
 	c.r.Reset(nil) // the read loop is over: nothing reads c.r any more
 	readerPool.Put(c.r)
 	c.waitIdle()
+	c.srv.sem.leave(c.share)
 	c.nc.Close()
 	switch {
 	case errors.Is(err, errDisconnect):
@@ -163,6 +173,7 @@ func (c *conn) shutdown() {
 		return
 	}
 	c.shutting = true
+	c.stallsAtShutdown()
 	if c.inflight == 0 {
 		close(c.drained)
 	}
@@ -178,7 +189,10 @@ func (c *conn) shutdown() {
 		select {
 		case <-t.C:
 			c.log.Info("closing after shutdown grace period")
+			c.mu.Lock()
+			c.readClosed = true
 			c.nc.SetReadDeadline(time.Unix(1, 0))
+			c.mu.Unlock()
 		case <-c.done:
 		}
 	}()

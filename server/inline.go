@@ -99,13 +99,13 @@ func (c *conn) writeInline(req protocol.Request) error {
 	held := int64(req.Length)
 	c.take(held)
 	buf := getBuf(int(req.Length))
-	if _, err := io.ReadFull(c.r, *buf); err != nil {
+	if err := c.readPayload(*buf); err != nil {
 		c.release(buf, held)
 		return fmt.Errorf("read WRITE payload of %d bytes: %w", req.Length, err)
 	}
 	err := c.cmdWrite(req, *buf)
 	putBuf(buf)
-	c.srv.sem.release(held)
+	c.srv.sem.release(c.share, held)
 	c.answer(newReply(nil, 0, true), req, err, true)
 	return nil
 }
@@ -119,8 +119,8 @@ func (c *conn) take(held int64) {
 		c.flush()
 		c.slots <- struct{}{}
 	}
-	if !c.srv.sem.tryAcquire(held) {
+	if !c.srv.sem.tryAcquire(c.share, held) {
 		c.flush()
-		c.srv.sem.acquire(held)
+		c.srv.sem.acquire(c.share, held)
 	}
 }

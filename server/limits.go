@@ -5,13 +5,27 @@ import (
 	"sync"
 )
 
-// byteSem is a server-wide counting semaphore on payload bytes held by
-// requests in flight. A request larger than the cap takes the whole cap.
+// byteSem is the server-wide budget of payload bytes held by requests
+// in flight, shared fairly among the connections in transmission: each
+// connection joins it (a budgetShare) and may hold at most its share, the
+// budget divided by the connections sharing it. A request that does not
+// fit in its connection's share is still served when the connection
+// holds nothing else and taking it leaves a whole share free for the
+// others (or when the whole budget is free). So clients that stop
+// reading their replies or sending their payloads pin at most their own
+// shares until their deadlines end them, and every other connection can
+// still take a share. A request larger than the budget takes all of it.
 type byteSem struct {
-	mu    sync.Mutex
-	cond  sync.Cond
-	avail int64
-	max   int64
+	mu      sync.Mutex
+	cond    sync.Cond
+	avail   int64
+	max     int64
+	holders int64 // connections sharing the budget
+}
+
+// budgetShare is one connection's part of a byteSem; guarded by its mu.
+type budgetShare struct {
+	held int64
 }
 
 func newByteSem(max int64) *byteSem {
@@ -22,42 +36,75 @@ func newByteSem(max int64) *byteSem {
 
 func (s *byteSem) clamp(n int64) int64 { return min(n, s.max) }
 
-// acquire blocks until n bytes are available and takes them.
-func (s *byteSem) acquire(n int64) {
+// join adds a connection to the budget.
+func (s *byteSem) join() *budgetShare {
+	s.mu.Lock()
+	s.holders++
+	s.mu.Unlock()
+	return &budgetShare{}
+}
+
+// leave removes a connection that holds nothing any more; the shares of
+// the others grow.
+func (s *byteSem) leave(h *budgetShare) {
+	s.mu.Lock()
+	s.holders--
+	s.mu.Unlock()
+	s.cond.Broadcast()
+}
+
+// share is what one connection may hold; the caller holds s.mu.
+func (s *byteSem) share() int64 { return max(s.max/max(s.holders, 1), 1) }
+
+// fits reports whether h may take n bytes now; the caller holds s.mu.
+func (s *byteSem) fits(h *budgetShare, n int64) bool {
+	if s.avail < n {
+		return false
+	}
+	sh := s.share()
+	return h.held+n <= sh || h.held == 0 && (s.avail-n >= sh || s.avail == s.max)
+}
+
+// acquire blocks until h may take n bytes and takes them.
+func (s *byteSem) acquire(h *budgetShare, n int64) {
 	n = s.clamp(n)
 	if n == 0 {
 		return
 	}
 	s.mu.Lock()
-	for s.avail < n {
+	for !s.fits(h, n) {
 		s.cond.Wait()
 	}
 	s.avail -= n
+	h.held += n
 	s.mu.Unlock()
 }
 
-// tryAcquire takes n bytes if they are available now.
-func (s *byteSem) tryAcquire(n int64) bool {
+// tryAcquire takes n bytes for h if it may now.
+func (s *byteSem) tryAcquire(h *budgetShare, n int64) bool {
 	n = s.clamp(n)
 	if n == 0 {
 		return true
 	}
 	s.mu.Lock()
-	ok := s.avail >= n
+	ok := s.fits(h, n)
 	if ok {
 		s.avail -= n
+		h.held += n
 	}
 	s.mu.Unlock()
 	return ok
 }
 
-func (s *byteSem) release(n int64) {
+// release gives back n bytes h took.
+func (s *byteSem) release(h *budgetShare, n int64) {
 	n = s.clamp(n)
 	if n == 0 {
 		return
 	}
 	s.mu.Lock()
 	s.avail += n
+	h.held -= n
 	s.mu.Unlock()
 	s.cond.Broadcast()
 }

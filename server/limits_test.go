@@ -26,10 +26,11 @@ func TestBufferPool(t *testing.T) {
 
 func TestByteSem(t *testing.T) {
 	s := newByteSem(100)
-	s.acquire(60)
+	a := s.join()
+	s.acquire(a, 60)
 	got := make(chan struct{})
 	go func() {
-		s.acquire(500) // clamped to the whole cap: waits for the 60
+		s.acquire(a, 500) // clamped to the whole cap: waits for the 60
 		close(got)
 	}()
 	select {
@@ -37,7 +38,7 @@ func TestByteSem(t *testing.T) {
 		t.Fatal("acquired past the cap")
 	default:
 	}
-	s.release(60)
+	s.release(a, 60)
 	<-got // blocks (until the test times out) if release does not wake it
 	s.mu.Lock()
 	avail := s.avail
@@ -45,8 +46,47 @@ func TestByteSem(t *testing.T) {
 	if avail != 0 {
 		t.Errorf("avail %d, want 0", avail)
 	}
-	s.release(500)
-	if s.avail != 100 {
-		t.Errorf("avail %d after release, want 100", s.avail)
+	s.release(a, 500)
+	if s.avail != 100 || a.held != 0 {
+		t.Errorf("avail %d held %d after release, want 100 and 0", s.avail, a.held)
+	}
+}
+
+// TestByteSemFairShare: a connection may hold at most the budget divided
+// by the connections sharing it; one request beyond that only while it
+// holds nothing else and leaves a share free; so others can always take
+// their share.
+func TestByteSemFairShare(t *testing.T) {
+	s := newByteSem(120)
+	a, b, c := s.join(), s.join(), s.join() // share: 40
+	for _, tt := range []struct {
+		name string
+		h    *budgetShare
+		n    int64
+		ok   bool
+	}{
+		{"a within its share", a, 30, true},
+		{"a past its share", a, 20, false},
+		{"b: a big one, leaving a share free", b, 50, true},
+		{"b: more while holding", b, 1, false},
+		{"c: big, would leave less than a share", c, 41, false},
+		{"c within its share", c, 40, true},
+	} {
+		if got := s.tryAcquire(tt.h, tt.n); got != tt.ok {
+			t.Errorf("%s: tryAcquire(%d) = %v, want %v", tt.name, tt.n, got, tt.ok)
+		}
+	}
+	// b leaves: the shares grow to 60, and a may take 30 more.
+	s.release(b, 50)
+	s.leave(b)
+	if !s.tryAcquire(a, 30) {
+		t.Error("share did not grow when a connection left")
+	}
+	// Alone with all free, one request may take the whole budget.
+	s.release(a, 60)
+	s.release(c, 40)
+	s.leave(c)
+	if !s.tryAcquire(a, 500) || s.avail != 0 {
+		t.Errorf("alone: whole budget not taken, avail %d", s.avail)
 	}
 }

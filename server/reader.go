@@ -46,7 +46,7 @@ func (c *conn) dispatch(req protocol.Request) error {
 	}
 	if errno != 0 {
 		if req.Type == protocol.CmdWrite {
-			if _, err := io.CopyN(io.Discard, c.r, int64(req.Length)); err != nil {
+			if err := c.discardPayload(int64(req.Length)); err != nil {
 				return fmt.Errorf("discard WRITE payload: %w", err)
 			}
 		}
@@ -66,7 +66,7 @@ func (c *conn) dispatch(req protocol.Request) error {
 	var payload *[]byte
 	if req.Type == protocol.CmdWrite {
 		payload = getBuf(int(req.Length))
-		if _, err := io.ReadFull(c.r, *payload); err != nil {
+		if err := c.readPayload(*payload); err != nil {
 			c.release(payload, held)
 			return fmt.Errorf("read WRITE payload of %d bytes: %w", req.Length, err)
 		}
@@ -81,7 +81,7 @@ func (c *conn) release(payload *[]byte, held int64) {
 	if payload != nil {
 		putBuf(payload)
 	}
-	c.srv.sem.release(held)
+	c.srv.sem.release(c.share, held)
 	<-c.slots
 	c.end()
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"net"
-	"time"
 )
 
 // send queues one whole reply and returns. Replies never interleave: the
@@ -51,9 +50,7 @@ func (c *conn) write(batch net.Buffers) {
 	if c.broken.Load() {
 		return
 	}
-	if t := c.srv.lim.ReplyTimeout; t > 0 {
-		c.nc.SetWriteDeadline(time.Now().Add(t))
-	}
+	c.nc.SetWriteDeadline(c.replyDeadline())
 	var err error
 	if c.raw != nil {
 		err = c.raw.writeBuffers(batch)

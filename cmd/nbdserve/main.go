@@ -196,6 +196,7 @@ func parseArgs(args []string, stderr io.Writer) (server.Config, bool, error) {
 		maxInFlight  = fs.Int("max-inflight", def.Limits.MaxInFlight, "requests served at once per connection")
 		maxBuf       = fs.Int64("max-buffer-bytes", def.Limits.MaxBufferBytes, "payload bytes held at once, server-wide")
 		replyTimeout = fs.Duration("reply-timeout", def.Limits.ReplyTimeout, "drop a client that takes longer to accept a reply (0: never)")
+		stallTimeout = fs.Duration("stall-timeout", def.Limits.StallTimeout, "drop a client whose WRITE payload stops arriving for longer")
 		grace        = fs.Duration("shutdown-grace", def.Limits.ShutdownGrace, "wait for clients' DISC after draining at shutdown")
 		debug        = fs.Bool("debug", false, "log every refused request")
 	)
@@ -229,6 +230,8 @@ func parseArgs(args []string, stderr io.Writer) (server.Config, bool, error) {
 			cfg.Limits.MaxBufferBytes = *maxBuf
 		case "reply-timeout":
 			cfg.Limits.ReplyTimeout = *replyTimeout
+		case "stall-timeout":
+			cfg.Limits.StallTimeout = *stallTimeout
 		case "shutdown-grace":
 			cfg.Limits.ShutdownGrace = *grace
 		}

@@ -1,0 +1,332 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nbdboot/nbdboot/protocol"
+)
+
+// The hostile-client suite: each attack a student with root on a lab
+// machine could make, run against the nbdserve binary, while a
+// well-behaved client on another connection, from another loopback
+// address (127.0.0.2: the attacker is 127.0.0.1 unless said otherwise),
+// keeps reading. Every READ of the well-behaved client must be answered,
+// with the right bytes, within a second while the attack goes on.
+
+// hostileBaseSize is the size of the suite's images: large enough for
+// 32 MiB requests.
+const hostileBaseSize = 64 << 20
+
+// hostileImage writes a sparse image with a known first MiB and returns
+// its path and that MiB.
+func hostileImage(t *testing.T) (string, []byte) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "base.img")
+	head := randomImage(t, path, 1<<20, 7)
+	if err := os.Truncate(path, hostileBaseSize); err != nil {
+		t.Fatal(err)
+	}
+	return path, head
+}
+
+// startHostile serves the image as "disk" (writable), "ro" and "lab"
+// (ephemeral copy-on-write) with short deadlines, and args.
+func startHostile(t *testing.T, args ...string) (*proc, []byte) {
+	t.Helper()
+	path, head := hostileImage(t)
+	ro := filepath.Join(t.TempDir(), "ro.img")
+	if err := os.WriteFile(ro, head, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(ro, hostileBaseSize); err != nil {
+		t.Fatal(err)
+	}
+	all := append([]string{"-state", t.TempDir(), "-stall-timeout", "1s", "-reply-timeout", "2s",
+		"-shutdown-grace", "1s"}, args...)
+	all = append(all, "disk="+path, "ro="+ro+",ro", "lab="+ro+",cow")
+	return startServer(t, all...), head
+}
+
+// nbdConn is a raw NBD client that can misbehave on purpose.
+type nbdConn struct {
+	nc     net.Conn
+	br     *bufio.Reader
+	cookie uint64
+}
+
+// dialFrom connects from local address from ("": any) and negotiates
+// export with simple replies.
+func dialFrom(t *testing.T, addr, from, export string) *nbdConn {
+	t.Helper()
+	c, err := tryDialFrom(addr, from, export)
+	if err != nil {
+		t.Fatalf("connect from %s to %q: %v", from, export, err)
+	}
+	t.Cleanup(func() { c.nc.Close() })
+	return c
+}
+
+func tryDialFrom(addr, from, export string) (*nbdConn, error) {
+	nc, err := rawDial(addr, from)
+	if err != nil {
+		return nil, err
+	}
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := protocol.ClientHandshake(nc, protocol.ClientOptions{Export: export}); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("handshake: %w", err)
+	}
+	nc.SetDeadline(time.Time{})
+	return &nbdConn{nc: nc, br: bufio.NewReader(nc)}, nil
+}
+
+// rawDial opens a TCP connection from local IP from ("": any).
+func rawDial(addr, from string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if from != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
+	}
+	return d.Dial("tcp", addr)
+}
+
+// send writes a request header and any payload bytes given.
+func (c *nbdConn) send(typ uint16, off uint64, length uint32, payload []byte) error {
+	c.cookie++
+	req := protocol.Request{Type: typ, Cookie: c.cookie, Offset: off, Length: length}
+	_, err := c.nc.Write(append(protocol.AppendRequest(nil, req), payload...))
+	return err
+}
+
+// reply reads a simple reply; a READ's data (n bytes) when it succeeded.
+func (c *nbdConn) reply(n int) ([]byte, error) {
+	var hb [protocol.ChunkHeaderSize]byte
+	h, err := protocol.ReadReplyHeader(c.br, hb[:])
+	if err != nil {
+		return nil, err
+	}
+	if h.Errno != 0 {
+		return nil, fmt.Errorf("errno %d", h.Errno)
+	}
+	data := make([]byte, n)
+	_, err = io.ReadFull(c.br, data)
+	return data, err
+}
+
+// read reads n bytes at off within timeout.
+func (c *nbdConn) read(off uint64, n int, timeout time.Duration) ([]byte, error) {
+	c.nc.SetDeadline(time.Now().Add(timeout))
+	defer c.nc.SetDeadline(time.Time{})
+	if err := c.send(protocol.CmdRead, off, uint32(n), nil); err != nil {
+		return nil, err
+	}
+	return c.reply(n)
+}
+
+// write writes p at off (and waits for the reply) within timeout.
+func (c *nbdConn) write(off uint64, p []byte, timeout time.Duration) error {
+	c.nc.SetDeadline(time.Now().Add(timeout))
+	defer c.nc.SetDeadline(time.Time{})
+	if err := c.send(protocol.CmdWrite, off, uint32(len(p)), p); err != nil {
+		return err
+	}
+	_, err := c.reply(0)
+	return err
+}
+
+// expectDropped fails the test unless the server closes every one of the
+// attackers' connections within 20 s.
+func expectDropped(t *testing.T, attackers []*nbdConn) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for i, a := range attackers {
+		if !a.closedBy(deadline) {
+			t.Errorf("attacker %d still connected", i)
+		}
+	}
+}
+
+// closedBy reports whether the server closes the connection by deadline
+// (whatever it still sends is dropped).
+func (c *nbdConn) closedBy(deadline time.Time) bool {
+	c.nc.SetReadDeadline(deadline)
+	_, err := io.Copy(io.Discard, c.br)
+	return err == nil || !isTimeout(err)
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+// watcher is the well-behaved client: it reads the known first MiB
+// again and again until stopped, and records any READ that failed,
+// returned the wrong bytes or took a second or more.
+type watcher struct {
+	stop  chan struct{}
+	done  chan struct{}
+	mu    sync.Mutex
+	reads int
+	errs  []error
+}
+
+// watch starts the well-behaved client on export from address from.
+func watch(t *testing.T, p *proc, from, export string, head []byte) *watcher {
+	t.Helper()
+	c := dialFrom(t, p.addr, from, export)
+	w := &watcher{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for i := uint64(0); ; i++ {
+			select {
+			case <-w.stop:
+				return
+			default:
+			}
+			off := (i * 4096) % uint64(len(head))
+			start := time.Now()
+			got, err := c.read(off, 4096, time.Second)
+			w.mu.Lock()
+			w.reads++
+			switch {
+			case err != nil:
+				w.errs = append(w.errs, fmt.Errorf("READ at %d after %v: %w", off, time.Since(start), err))
+			case !bytes.Equal(got, head[off:off+4096]):
+				w.errs = append(w.errs, fmt.Errorf("READ at %d: wrong bytes", off))
+			}
+			failed := err != nil
+			w.mu.Unlock()
+			if failed {
+				return
+			}
+			select { // a READ every 20 ms, a machine's steady trickle
+			case <-w.stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	return w
+}
+
+// check stops the watcher and fails the test if a READ went wrong or
+// too few were made.
+func (w *watcher) check(t *testing.T) {
+	t.Helper()
+	close(w.stop)
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, err := range w.errs {
+		t.Errorf("well-behaved client: %v", err)
+	}
+	if w.reads < 5 {
+		t.Errorf("well-behaved client made only %d READs", w.reads)
+	}
+}
+
+// during runs the well-behaved client while the attack lasts, for at
+// least d (so the attack holds its resources meanwhile).
+func during(t *testing.T, p *proc, head []byte, export string, d time.Duration) func() {
+	w := watch(t, p, "127.0.0.2", export, head)
+	start := time.Now()
+	return func() {
+		t.Helper()
+		if rest := d - time.Since(start); rest > 0 {
+			<-time.After(rest)
+		}
+		w.check(t)
+	}
+}
+
+// TestHostileStalledWrites: 8 connections each send a WRITE header for
+// 32 MiB and one byte of payload, then nothing. The other client's READs
+// are answered meanwhile, the stalled connections are dropped after the
+// stall timeout, and a WRITE made before the attack is still there.
+func TestHostileStalledWrites(t *testing.T) {
+	p, head := startHostile(t)
+	mine := bytes.Repeat([]byte{0xA5}, 4096)
+	good := dialFrom(t, p.addr, "127.0.0.2", "disk")
+	if err := good.write(2<<20, mine, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	done := during(t, p, head, "disk", 1500*time.Millisecond)
+	var attackers []*nbdConn
+	for range 8 {
+		a := dialFrom(t, p.addr, "127.0.0.1", "disk")
+		if err := a.send(protocol.CmdWrite, 4<<20, 32<<20, []byte{1}); err != nil {
+			t.Fatal(err)
+		}
+		attackers = append(attackers, a)
+	}
+	done()
+	expectDropped(t, attackers)
+	if got, err := good.read(2<<20, 4096, time.Second); err != nil || !bytes.Equal(got, mine) {
+		t.Errorf("the well-behaved client's write: %v", err)
+	}
+	if got, err := good.read(4<<20, 4096, time.Second); err != nil || !bytes.Equal(got, make([]byte, 4096)) {
+		t.Errorf("a stalled WRITE changed the disk: %v", err)
+	}
+}
+
+// TestHostileUnreadReplies: one connection sends eight 32 MiB READs and
+// never reads the replies; then another does the same. The other client's
+// READs are answered meanwhile and the attackers are dropped after the
+// reply timeout.
+func TestHostileUnreadReplies(t *testing.T) {
+	p, head := startHostile(t)
+	done := during(t, p, head, "ro", 2500*time.Millisecond)
+	var attackers []*nbdConn
+	for range 2 {
+		a := dialFrom(t, p.addr, "127.0.0.1", "ro")
+		for i := range 8 {
+			if err := a.send(protocol.CmdRead, uint64(i%2)*(32<<20), 32<<20, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		attackers = append(attackers, a)
+	}
+	done()
+	expectDropped(t, attackers)
+}
+
+// TestHostileShutdownHalfPayload: SIGTERM while a WRITE's payload is
+// half sent and another client stopped reading its replies: nbdserve
+// still exits within the shutdown grace (and a margin).
+func TestHostileShutdownHalfPayload(t *testing.T) {
+	p, _ := startHostile(t, "-stall-timeout", "60s", "-reply-timeout", "60s")
+	a := dialFrom(t, p.addr, "127.0.0.1", "disk")
+	if err := a.send(protocol.CmdWrite, 0, 1<<20, make([]byte, 512<<10)); err != nil {
+		t.Fatal(err)
+	}
+	b := dialFrom(t, p.addr, "127.0.0.3", "ro")
+	for range 4 {
+		if err := b.send(protocol.CmdRead, 0, 32<<20, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.waitLine(regexp.MustCompile(`msg=connected .*client=127.0.0.3`))
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- p.cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("nbdserve after SIGTERM: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("nbdserve did not exit within 10 s of SIGTERM")
+	}
+}
