@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -110,6 +111,9 @@ func TestMediaUSBUEFI(t *testing.T) {
 	}, "512M", uefiTimeout))
 }
 
+// guestMAC is the MAC address internal/vm gives the guest's first card.
+const guestMAC = "52:54:00:12:34:56"
+
 // floppyHTTP is the guest's address of the test's HTTP server holding the
 // kernel and initramfs the floppy fetches.
 const floppyHTTP = "10.0.2.101:80"
@@ -121,9 +125,11 @@ func TestMediaFloppy(t *testing.T) {
 	t.Parallel()
 	c := hybridCase(nil, "", mediumTimeout)
 	c.medium = func(t *testing.T, cmdline string) mediumBoot {
-		srv := serveBootFiles(t, map[string]string{"/kernel": vm.BzImage(t), "/initramfs": vm.Initramfs(t)})
+		// nbdserve's layout: the floppy puts in its card's MAC.
+		dir := "/boot/" + strings.ReplaceAll(guestMAC, ":", "-")
+		srv := serveBootFiles(t, map[string]string{dir + "/kernel": vm.BzImage(t), dir + "/initramfs": vm.Initramfs(t)})
 		img := buildMedium(t, media.Config{Kind: media.Floppy, Cmdline: cmdline, Server: "http://" + floppyHTTP})
-		t.Cleanup(func() { srv.check(t, "/kernel", "/initramfs") })
+		t.Cleanup(func() { srv.check(t, dir+"/kernel", dir+"/initramfs") })
 		return mediumBoot{
 			args:     []string{"-drive", "if=floppy,index=0,format=raw,readonly=on,file=" + img, "-boot", "a"},
 			forwards: []vm.Forward{{Guest: floppyHTTP, Host: srv.addr}},

@@ -121,7 +121,7 @@ func TestFloppyReproducible(t *testing.T) {
 	if d.SHA256 == a.SHA256 {
 		t.Error("another server gave the same floppy")
 	}
-	if len(d.URLs) != 2 || d.URLs[0] != "http://192.0.2.8:8080/kernel" || d.URLs[1] != "http://192.0.2.8:8080/initramfs" {
+	if len(d.URLs) != 2 || d.URLs[0] != "http://192.0.2.8:8080/boot/${mac:hexhyp}/kernel" || d.URLs[1] != "http://192.0.2.8:8080/boot/${mac:hexhyp}/initramfs" {
 		t.Errorf("floppy fetches %q", d.URLs)
 	}
 	out, err := exec.Command("mdir", "-a", "-b", "-i", a.Path, "::").CombinedOutput()
@@ -134,8 +134,25 @@ func TestFloppyReproducible(t *testing.T) {
 		}
 	}
 	script, err := exec.Command("mtype", "-i", a.Path, "::NBDBOOT.IPX").CombinedOutput()
-	if err != nil || !strings.Contains(string(script), "kernel http://${next-server}/kernel console=ttyS0") {
+	if err != nil || !strings.Contains(string(script), "kernel http://${next-server}/boot/${mac:hexhyp}/kernel console=ttyS0") {
 		t.Errorf("floppy's iPXE script: %v\n%s", err, script)
+	}
+}
+
+// TestFloppyChains: without a command line the floppy chains the server's
+// script for the machine.
+func TestFloppyChains(t *testing.T) {
+	requireMediaTools(t, Floppy)
+	r := build(t, Config{Kind: Floppy, Server: "http://192.0.2.9/"})
+	if len(r.URLs) != 1 || r.URLs[0] != "http://192.0.2.9/boot/${mac:hexhyp}/script.ipxe" {
+		t.Errorf("floppy fetches %q", r.URLs)
+	}
+	script, err := exec.Command("mtype", "-i", r.Path, "::NBDBOOT.IPX").CombinedOutput()
+	if err != nil || !strings.Contains(string(script), "chain http://192.0.2.9/boot/${mac:hexhyp}/script.ipxe || goto retry") {
+		t.Errorf("floppy's iPXE script: %v\n%s", err, script)
+	}
+	if !strings.Contains(r.String(), "the server's") {
+		t.Errorf("report:\n%s", r)
 	}
 }
 
@@ -159,6 +176,11 @@ func TestBuildErrors(t *testing.T) {
 		{"missing GRUB", Config{Kind: USB, Kernel: k, Initramfs: i, Cmdline: testCmdline, Loaders: Loaders{GrubEFI: "/nonexistent/gcdx64.efi.signed"}}, "grub-efi-amd64-signed"},
 		{"missing iPXE", Config{Kind: Floppy, Cmdline: testCmdline, Loaders: Loaders{IPXE: "/nonexistent/ipxe.lkrn"}}, "Debian's ipxe package"},
 		{"https floppy", Config{Kind: Floppy, Cmdline: testCmdline, Server: "https://s"}, "want http://"},
+		{"https floppy script", Config{Kind: Floppy, Server: "https://s"}, "want http://"},
+		{"kernel URL without a command line", Config{Kind: Floppy, KernelURL: "http://s/k"}, "needs a command line"},
+		{"script URL and a command line", Config{Kind: Floppy, Cmdline: testCmdline, ScriptURL: "http://s/x.ipxe"}, "takes no command line"},
+		{"floppy with a bad root", Config{Kind: Floppy, Cmdline: "nbdroot=nbd://${next-server}:x/lab"}, "nbdroot="},
+		{"usb without a command line", Config{Kind: USB, Kernel: k, Initramfs: i}, "command line: empty"},
 		{"unknown kind", Config{Kind: "zip", Cmdline: testCmdline}, "unknown medium"},
 		{"negative timeout", Config{Kind: USB, Kernel: k, Initramfs: i, Cmdline: testCmdline, Timeout: -time.Second}, "negative"},
 	}

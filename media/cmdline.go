@@ -38,6 +38,9 @@ func checkCmdline(s string, ipxeVars bool) error {
 	}
 	c, err := bootcfg.Parse(parsed)
 	if err != nil {
+		if parsed != s {
+			return fmt.Errorf("command line (iPXE's ${settings} read as %s): %w", ipxeExample, err)
+		}
 		return fmt.Errorf("command line: %w", err)
 	}
 	if c.NBD == nil && !c.FromDHCP {

@@ -3,6 +3,7 @@ package media
 import (
 	"fmt"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -36,6 +37,11 @@ const DefaultTimeout = 5 * time.Second
 // in the address of the DHCP (or proxyDHCP) server that answered it.
 const DefaultServer = "http://${next-server}"
 
+// MachinePath is where nbdserve's HTTP service ([pxe]) keeps one machine's
+// boot files (script.ipxe, kernel, initramfs): iPXE fills in the card's
+// MAC address as 52-54-00-12-34-56.
+const MachinePath = "/boot/${mac:hexhyp}"
+
 // Config says what to build.
 type Config struct {
 	Kind   Kind
@@ -50,13 +56,18 @@ type Config struct {
 	// Timeout is how long the boot menu waits; 0 boots at once.
 	Timeout time.Duration
 
-	// KernelURL and InitramfsURL are what the floppy fetches; they may
-	// use iPXE settings such as ${next-server}. Default: Server + "/kernel"
-	// and Server + "/initramfs".
+	// Server is the floppy's HTTP server, default DefaultServer. With a
+	// Cmdline the floppy fetches the kernel and initramfs from it and boots
+	// them with that command line; without one it chains the iPXE script
+	// the server makes for the machine (nbdserve's [pxe] configuration
+	// then decides the export and command line).
+	Server string
+	// KernelURL, InitramfsURL and ScriptURL replace the URLs on Server
+	// (Server + MachinePath + "/kernel", "/initramfs", "/script.ipxe").
+	// They may use iPXE settings such as ${next-server} and ${mac}.
 	KernelURL    string
 	InitramfsURL string
-	// Server is the floppy's base URL; default DefaultServer.
-	Server string
+	ScriptURL    string
 
 	// Loaders are Debian's boot loader files; zero fields take
 	// DefaultLoaders' paths.
@@ -116,19 +127,33 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Server == "" {
 		c.Server = DefaultServer
 	}
+	base := strings.TrimSuffix(c.Server, "/") + MachinePath
+	if c.chains() {
+		if c.KernelURL != "" || c.InitramfsURL != "" {
+			return c, fmt.Errorf("a kernel or initramfs URL needs a command line (-cmdline)")
+		}
+		if c.ScriptURL == "" {
+			c.ScriptURL = base + "/script.ipxe"
+		}
+		return c, checkURL(c.ScriptURL)
+	}
+	if c.ScriptURL != "" {
+		return c, fmt.Errorf("a script URL takes no command line (the script has its own)")
+	}
 	if c.KernelURL == "" {
-		c.KernelURL = c.Server + "/kernel"
+		c.KernelURL = base + "/kernel"
 	}
 	if c.InitramfsURL == "" {
-		c.InitramfsURL = c.Server + "/initramfs"
+		c.InitramfsURL = base + "/initramfs"
 	}
 	for _, u := range []string{c.KernelURL, c.InitramfsURL} {
 		if err := checkURL(u); err != nil {
 			return c, err
 		}
 	}
-	if err := checkCmdline(c.Cmdline, true); err != nil {
-		return c, err
-	}
-	return c, nil
+	return c, checkCmdline(c.Cmdline, true)
 }
+
+// chains reports whether the floppy chains the server's script rather
+// than booting a kernel with its own command line.
+func (c Config) chains() bool { return c.Kind == Floppy && strings.TrimSpace(c.Cmdline) == "" }

@@ -23,7 +23,10 @@ func buildFloppy(ctx context.Context, c Config, tmp, out string) (*Result, error
 	if err := st.copyFile(floppyIPXE, c.Loaders.IPXE); err != nil {
 		return nil, err
 	}
-	script := ipxeScript(c.KernelURL, c.InitramfsURL, c.Cmdline)
+	script, urls := ipxeChain(c.ScriptURL), []string{c.ScriptURL}
+	if !c.chains() {
+		script, urls = ipxeScript(c.KernelURL, c.InitramfsURL, c.Cmdline), []string{c.KernelURL, c.InitramfsURL}
+	}
 	if err := st.writeFile(floppyScript, script); err != nil {
 		return nil, err
 	}
@@ -49,5 +52,5 @@ func buildFloppy(ctx context.Context, c Config, tmp, out string) (*Result, error
 	if fi, err := os.Stat(out); err != nil || fi.Size() != FloppySize {
 		return nil, fmt.Errorf("floppy image %s: size changed by the installer (%v)", out, err)
 	}
-	return &Result{Inputs: ins, URLs: []string{c.KernelURL, c.InitramfsURL}}, nil
+	return &Result{Inputs: ins, URLs: urls}, nil
 }

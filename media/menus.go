@@ -86,14 +86,20 @@ func syslinuxCfg() string {
 // waits for its server rather than stopping at a prompt).
 func ipxeScript(kernelURL, initramfsURL, cmdline string) string {
 	var b strings.Builder
-	b.WriteString("#!ipxe\n")
-	b.WriteString(":retry\n")
-	b.WriteString("echo nbdboot: DHCP\n")
-	b.WriteString("dhcp || goto retry\n")
+	b.WriteString(ipxeDHCP)
 	fmt.Fprintf(&b, "echo nbdboot: kernel from %s\n", kernelURL)
 	fmt.Fprintf(&b, "kernel %s %s || goto retry\n", kernelURL, cmdline)
 	fmt.Fprintf(&b, "echo nbdboot: initramfs from %s\n", initramfsURL)
 	fmt.Fprintf(&b, "initrd %s || goto retry\n", initramfsURL)
 	b.WriteString("boot || goto retry\n")
 	return b.String()
+}
+
+// ipxeDHCP starts the floppy's scripts: DHCP on any card until it works.
+const ipxeDHCP = "#!ipxe\n:retry\necho nbdboot: DHCP\ndhcp || goto retry\n"
+
+// ipxeChain is the floppy's iPXE script without a command line of its
+// own: DHCP, then the script the server makes for this machine.
+func ipxeChain(scriptURL string) string {
+	return ipxeDHCP + fmt.Sprintf("echo nbdboot: boot script from %s\nchain %s || goto retry\n", scriptURL, scriptURL)
 }

@@ -59,6 +59,20 @@ boot || goto retry
 	}
 }
 
+func TestIPXEChain(t *testing.T) {
+	got := ipxeChain("http://${next-server}/boot/${mac:hexhyp}/script.ipxe")
+	want := `#!ipxe
+:retry
+echo nbdboot: DHCP
+dhcp || goto retry
+echo nbdboot: boot script from http://${next-server}/boot/${mac:hexhyp}/script.ipxe
+chain http://${next-server}/boot/${mac:hexhyp}/script.ipxe || goto retry
+`
+	if got != want {
+		t.Errorf("iPXE script:\n%s\nwant:\n%s", got, want)
+	}
+}
+
 func TestSyslinuxCfg(t *testing.T) {
 	want := "SERIAL 0 115200\nSAY nbdboot: starting iPXE\nDEFAULT ipxe\nPROMPT 0\nLABEL ipxe\n  KERNEL IPXE.KRN\n  INITRD NBDBOOT.IPX\n"
 	if got := syslinuxCfg(); got != want {

@@ -38,7 +38,11 @@ func (r *Result) String() string {
 		what = "hybrid USB stick/CD image (BIOS and UEFI)"
 	}
 	fmt.Fprintf(&b, "%s: %s, %d bytes (%.1f MiB), sha256 %s\n", r.Path, what, r.Size, float64(r.Size)/(1<<20), r.SHA256)
-	fmt.Fprintf(&b, "  %-14s %s\n", "command line:", r.Cmdline)
+	if r.Cmdline != "" {
+		fmt.Fprintf(&b, "  %-14s %s\n", "command line:", r.Cmdline)
+	} else {
+		fmt.Fprintf(&b, "  %-14s %s\n", "command line:", "(the server's, from its script)")
+	}
 	for _, u := range r.URLs {
 		fmt.Fprintf(&b, "  %-14s %s\n", "fetches:", u)
 	}
@@ -71,7 +75,7 @@ func serial(c Config, ins []Input, salt string) uint32 {
 	if c.Kind.Hybrid() {
 		kind = "hybrid" // usb and iso are one image
 	}
-	fmt.Fprintf(h, "%s\x00%s\x00%d\x00%s\x00%s\x00%d\x00%s\x00", kind, c.Cmdline, c.Timeout, c.KernelURL, c.InitramfsURL, c.Epoch.Unix(), salt)
+	fmt.Fprintf(h, "%s\x00%s\x00%d\x00%s\x00%s\x00%s\x00%d\x00%s\x00", kind, c.Cmdline, c.Timeout, c.KernelURL, c.InitramfsURL, c.ScriptURL, c.Epoch.Unix(), salt)
 	for _, in := range ins {
 		fmt.Fprintf(h, "%s\x00%s\x00", in.Name, in.SHA256)
 	}

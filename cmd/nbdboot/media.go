@@ -15,12 +15,16 @@ import (
 
 const mediaUsage = `usage:
   nbdboot media usb|iso -o FILE [-kernel K] [-initramfs I] -cmdline "..." [-timeout D]
-  nbdboot media floppy -o FILE [-server URL | -kernel-url URL -initramfs-url URL] -cmdline "..."
+  nbdboot media floppy -o FILE [-server URL] [-cmdline "..."]
 
 usb and iso make the same hybrid image: dd it to a USB stick or burn it to a
 CD; it boots on BIOS and on UEFI. The floppy (1.44 MB) starts iPXE, which
-fetches the kernel and initramfs over HTTP (${next-server} in a URL or in
-the command line is the DHCP server's address).
+does DHCP and then, with -cmdline, fetches the kernel and initramfs from
+the server (nbdserve's URLs SERVER/boot/MAC/kernel and .../initramfs) and
+boots them with that command line; without -cmdline it runs the script
+nbdserve makes for the machine (SERVER/boot/MAC/script.ipxe).
+${next-server} in the server URL or the command line is the address of
+the DHCP (or nbdserve's proxyDHCP) server.
 `
 
 // runMedia builds a boot medium (media.Build) and says what went in.
@@ -44,11 +48,12 @@ func runMedia(args []string) error {
 	out := fs.String("o", "", "output image `file` (required); replaced by rename when complete")
 	kernel := fs.String("kernel", filepath.Join(build, "kernel/bzImage"), "kernel `file` (bzImage) for usb/iso")
 	initrd := fs.String("initramfs", filepath.Join(build, "initramfs.cpio.gz"), "nbdboot initramfs `file` for usb/iso")
-	cmdline := fs.String("cmdline", "", "kernel `command line` (required), e.g. \"console=ttyS0 ip=dhcp nbdroot=nbd://SERVER/lab rw\"")
+	cmdline := fs.String("cmdline", "", "kernel `command line` (required for usb/iso), e.g. \"console=ttyS0 ip=dhcp nbdroot=nbd://SERVER/lab rw\"")
 	timeout := fs.Duration("timeout", media.DefaultTimeout, "boot menu `wait` for usb/iso (0: boot at once)")
-	server := fs.String("server", media.DefaultServer, "floppy: base `URL` serving kernel and initramfs")
-	kernelURL := fs.String("kernel-url", "", "floppy: kernel `URL` (default SERVER/kernel)")
-	initrdURL := fs.String("initramfs-url", "", "floppy: initramfs `URL` (default SERVER/initramfs)")
+	server := fs.String("server", media.DefaultServer, "floppy: the HTTP server's `URL` (nbdserve's [pxe] HTTP service)")
+	kernelURL := fs.String("kernel-url", "", "floppy: kernel `URL` (default SERVER"+media.MachinePath+"/kernel)")
+	initrdURL := fs.String("initramfs-url", "", "floppy: initramfs `URL` (default SERVER"+media.MachinePath+"/initramfs)")
+	scriptURL := fs.String("script-url", "", "floppy without -cmdline: iPXE script `URL` (default SERVER"+media.MachinePath+"/script.ipxe)")
 	ipxe := fs.String("ipxe", media.DefaultLoaders.IPXE, "floppy: iPXE Linux kernel image `file`")
 	grub := fs.String("grub-efi", media.DefaultLoaders.GrubEFI, "usb/iso: UEFI GRUB `file` (monolithic, CD-style)")
 	fs.Usage = func() {
@@ -66,7 +71,7 @@ func runMedia(args []string) error {
 	}
 	c := media.Config{
 		Kind: kind, Output: *out, Cmdline: *cmdline, Timeout: *timeout,
-		Server: *server, KernelURL: *kernelURL, InitramfsURL: *initrdURL,
+		Server: *server, KernelURL: *kernelURL, InitramfsURL: *initrdURL, ScriptURL: *scriptURL,
 		Loaders: media.Loaders{IPXE: *ipxe, GrubEFI: *grub},
 	}
 	if kind.Hybrid() {
