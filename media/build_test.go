@@ -182,10 +182,13 @@ func TestBuildErrors(t *testing.T) {
 		{"floppy with a bad root", Config{Kind: Floppy, Cmdline: "nbdroot=nbd://${next-server}:x/lab"}, "nbdroot="},
 		{"usb without a command line", Config{Kind: USB, Kernel: k, Initramfs: i}, "command line: empty"},
 		{"unknown kind", Config{Kind: "zip", Cmdline: testCmdline}, "unknown medium"},
+		{"device as output", Config{Kind: USB, Kernel: k, Initramfs: i, Cmdline: testCmdline, Output: "/dev/null"}, "not a regular file"},
 		{"negative timeout", Config{Kind: USB, Kernel: k, Initramfs: i, Cmdline: testCmdline, Timeout: -time.Second}, "negative"},
 	}
 	for _, tt := range tests {
-		tt.c.Output = out
+		if tt.c.Output == "" {
+			tt.c.Output = out
+		}
 		_, err := Build(t.Context(), tt.c)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: Build = %v, want an error containing %q", tt.name, err, tt.want)

@@ -17,6 +17,9 @@ var ipxeSetting = regexp.MustCompile(`\$\{[A-Za-z0-9_./:-]+\}`)
 // (TEST-NET-1, RFC 5737).
 const ipxeExample = "192.0.2.1"
 
+// MaxCmdline is the longest command line a medium takes.
+const MaxCmdline = 1900
+
 // checkCmdline checks a kernel command line before it goes into the boot
 // loaders' configurations: printable ASCII without quotes (GRUB, ISOLINUX
 // and iPXE quote differently; nbdboot's parameters never need them), and
@@ -28,6 +31,9 @@ func checkCmdline(s string, ipxeVars bool) error {
 	}
 	if err := checkText("command line", s); err != nil {
 		return err
+	}
+	if len(s) > MaxCmdline {
+		return fmt.Errorf("command line: %d bytes, more than %d (x86 Linux keeps 2048, and the boot loaders add BOOT_IMAGE= and initrd=)", len(s), MaxCmdline)
 	}
 	parsed := s
 	if ipxeVars {

@@ -26,6 +26,7 @@ func TestCheckCmdline(t *testing.T) {
 		{"nbdroot=nbd://s/lab x='a b'", false, "quotes"},
 		{"nbdroot=nbd://s/lab x=\"a\"", false, "quotes"},
 		{"nbdroot=nbd://s/lab x=é", false, "printable ASCII"},
+		{"nbdroot=nbd://s/lab " + strings.Repeat("quiet ", 400), false, "more than 1900"},
 	}
 	for _, tt := range tests {
 		err := checkCmdline(tt.cmdline, tt.ipxeVars)

@@ -102,6 +102,11 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Output == "" {
 		return c, fmt.Errorf("no output file given")
 	}
+	// The image is renamed over the output: a device node (a USB stick
+	// named directly) would be replaced, not written.
+	if fi, err := os.Stat(c.Output); err == nil && !fi.Mode().IsRegular() {
+		return c, fmt.Errorf("output %s is not a regular file: build the image into a file, then write it with dd", c.Output)
+	}
 	if c.Timeout < 0 {
 		return c, fmt.Errorf("timeout %v: must not be negative", c.Timeout)
 	}
