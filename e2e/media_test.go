@@ -21,8 +21,8 @@ import (
 // Debian bzImage and the nbdboot initramfs through the medium's boot
 // loader to the root's init, whose write must land in the server's image.
 
-// ovmfImage is Debian's OVMF firmware in one file (package ovmfImage).
-const ovmfImage = "/usr/share/ovmfImage/OVMF.fd"
+// ovmfImage is Debian's OVMF firmware in one file (package ovmf).
+const ovmfImage = "/usr/share/ovmf/OVMF.fd"
 
 // mediumTimeout bounds qemu start to nbdboot's attach for a firmware boot
 // (the firmware, the boot loader reading 13 MB through BIOS calls, and
@@ -104,7 +104,7 @@ func TestMediaUSBUEFI(t *testing.T) {
 		t.Skip("boots a VM (skipped under -short)")
 	}
 	if _, err := os.Stat(ovmfImage); err != nil {
-		testutil.Missing(t, "OVMF firmware (Debian package ovmfImage): %v", err)
+		testutil.Missing(t, "OVMF firmware (Debian package ovmf): %v", err)
 	}
 	runBoot(t, hybridCase(func(img string) []string {
 		return append([]string{"-bios", ovmfImage}, usbStick(img)...)
