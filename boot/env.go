@@ -72,6 +72,7 @@ type Modules interface {
 // NetInfo describes the configured network.
 type NetInfo struct {
 	Interface string
+	Index     int // Interface's index, which stays when udev renames it
 	MAC       string
 	Addrs     []string // CIDR
 	Gateway   string

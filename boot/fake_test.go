@@ -276,7 +276,7 @@ func newWorld() *world {
 		fs:   &fakeFS{tr: tr, devices: map[string][]byte{"/dev/nbd0": ext4Image(), "/dev/nbd0p2": ext4Image()}},
 		mods: &fakeModules{tr: tr},
 		net: &fakeNetwork{tr: tr, clock: clock, cost: 300 * time.Millisecond, info: NetInfo{
-			Interface: "eth0", Addrs: []string{"10.0.2.15/24"}, Method: "dhcp", RootPath: "nbd:10.0.2.2:10809:root:squashfs"}},
+			Interface: "eth0", Index: 2, Addrs: []string{"10.0.2.15/24"}, Method: "dhcp", RootPath: "nbd:10.0.2.2:10809:root:squashfs"}},
 		server: &fakeServer{tr: tr, clock: clock,
 			upAt:   map[string]time.Time{"10.0.2.2:10809": clock.Now()},
 			export: protocol.ExportInfo{Size: 1 << 30, Flags: 1 | 1<<2 | 1<<8, MinBlock: 1, PrefBlock: 4096, MaxBlock: 32 << 20}},

@@ -3,6 +3,7 @@ package boot
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"time"
 
@@ -18,6 +19,7 @@ const leaseTimeout = time.Minute
 // cross the exec, so the supervisor asks again for the same address (a
 // REQUEST the server grants as a renewal) and then renews at T1 with
 // netcfg.KeepLeases until ctx ends. It does nothing without st.DHCPAddr.
+// The link is the one of index st.IfIndex, whatever its name is by now.
 func KeepLease(ctx context.Context, st State, log *Logger) error {
 	if st.DHCPAddr == "" || st.Interface == "" {
 		return nil
@@ -26,18 +28,34 @@ func KeepLease(ctx context.Context, st State, log *Logger) error {
 	if err != nil {
 		return fmt.Errorf("keep the DHCP lease of %s: address %q: %w", st.Interface, st.DHCPAddr, err)
 	}
+	ifindex := st.IfIndex
+	if ifindex == 0 {
+		ifc, err := net.InterfaceByName(st.Interface)
+		if err != nil {
+			return fmt.Errorf("keep the DHCP lease of %s: %w", st.Interface, err)
+		}
+		ifindex = ifc.Index
+	}
 	dc := netcfg.DHCPConfig{RequestedIP: p.Addr(), Timeout: leaseTimeout, Logf: log.Debugf}
 	for wait := time.Second; ; wait = min(wait*2, 5*time.Minute) {
-		lease, err := netcfg.DHCP(ctx, st.Interface, dc)
+		// By index: udev may have renamed the link since the boot (eth0 -> ens2).
+		name, err := netcfg.InterfaceName(ifindex)
+		var lease *netcfg.Lease
+		if err == nil {
+			if name != st.Interface {
+				log.Printf("supervisor: %s (index %d) is now named %s", st.Interface, ifindex, name)
+			}
+			lease, err = netcfg.DHCP(ctx, name, dc)
+		}
 		if err == nil {
 			if lease.Addr.Addr() != p.Addr() {
-				log.Printf("supervisor: dhcp on %s: the server now offers %s; keeping %s (installed at boot)", st.Interface, lease.Addr, p)
+				log.Printf("supervisor: dhcp on %s: the server now offers %s; keeping %s (installed at boot)", name, lease.Addr, p)
 			}
-			log.Printf("supervisor: dhcp on %s: keeping lease %s", st.Interface, lease)
-			res := netcfg.Result{Links: []netcfg.LinkResult{{Name: st.Interface, Lease: lease}}}
+			log.Printf("supervisor: dhcp on %s: keeping lease %s", name, lease)
+			res := netcfg.Result{Links: []netcfg.LinkResult{{Name: name, Index: ifindex, Lease: lease}}}
 			return netcfg.KeepLeases(ctx, res, dc, nil, func(f string, a ...any) { log.Printf("supervisor: "+f, a...) })
 		}
-		log.Printf("supervisor: dhcp on %s: %v; retrying in %s", st.Interface, err, wait)
+		log.Printf("supervisor: dhcp on %s (index %d): %v; retrying in %s", st.Interface, ifindex, err, wait)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

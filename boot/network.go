@@ -41,7 +41,7 @@ func (n NetcfgNetwork) Up(ctx context.Context, ip []string) (NetInfo, error) {
 	if err != nil {
 		return NetInfo{}, err
 	}
-	ni := NetInfo{Interface: res.Interface, MAC: res.MAC.String(), RootPath: res.RootPath, Method: "none"}
+	ni := NetInfo{Interface: res.Interface, Index: res.Index, MAC: res.MAC.String(), RootPath: res.RootPath, Method: "none"}
 	for _, a := range res.Addrs {
 		ni.Addrs = append(ni.Addrs, a.String())
 	}

@@ -68,7 +68,7 @@ func TestRunOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	if st.Device != "/dev/nbd0" || st.BackendID != "nbd://10.0.2.2:10809/root" || st.Size != 1<<30 ||
-		st.BlockSize != 512 || st.DeadConn != 120*time.Second || st.Interface != "eth0" || st.Connections != 1 {
+		st.BlockSize != 512 || st.DeadConn != 120*time.Second || st.Interface != "eth0" || st.IfIndex != 2 || st.Connections != 1 {
 		t.Errorf("state = %+v", st)
 	}
 	if !slices.Equal(w.sw.spec.Env, initEnv) {

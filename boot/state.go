@@ -28,7 +28,8 @@ type State struct {
 	ServerFlags uint16            `json:"server_flags"`
 	Timeout     time.Duration     `json:"timeout_ns"`
 	DeadConn    time.Duration     `json:"dead_conn_timeout_ns"`
-	Interface   string            `json:"interface,omitempty"`
+	Interface   string            `json:"interface,omitempty"` // its name at boot; udev may rename it
+	IfIndex     int               `json:"ifindex,omitempty"`   // Interface's index, which a rename keeps
 	// Overlay is nbdboot.overlay ("" or "tmpfs"): with a client-side
 	// overlay the device is only read, which allows failover.
 	Overlay string `json:"overlay,omitempty"`

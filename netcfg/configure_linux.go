@@ -27,7 +27,11 @@ type Config struct {
 
 // LinkResult is how one ip= entry was configured.
 type LinkResult struct {
-	Name     string
+	Name string
+	// Index is the link's interface index: unlike the name, it stays
+	// when udev renames the link (eth0 -> ens2) under a running system,
+	// so whatever outlives the boot (lease renewal) goes by it.
+	Index    int
 	MAC      net.HardwareAddr
 	Method   Method
 	Addr     netip.Prefix
@@ -52,6 +56,7 @@ type Timing struct {
 // and RootPath (the first given).
 type Result struct {
 	Interface string
+	Index     int // Interface's index (see LinkResult.Index)
 	MAC       net.HardwareAddr
 	Addrs     []netip.Prefix
 	Gateway   netip.Addr
@@ -169,7 +174,7 @@ func (c *configurer) entry(ctx context.Context, e IPConfig) (LinkResult, error) 
 	name := link.Attrs().Name
 	c.phase("carrier "+name, start)
 	c.taken[name] = true
-	lr := LinkResult{Name: name, MAC: link.Attrs().HardwareAddr, Method: e.Method(), Hostname: e.Hostname, DNS: e.DNS()}
+	lr := LinkResult{Name: name, Index: link.Attrs().Index, MAC: link.Attrs().HardwareAddr, Method: e.Method(), Hostname: e.Hostname, DNS: e.DNS()}
 	if e.NTP0.IsValid() {
 		lr.NTP = []netip.Addr{e.NTP0}
 	}
@@ -257,7 +262,7 @@ func (c *configurer) finish() error {
 	r := &c.res
 	for i, l := range r.Links {
 		if i == 0 {
-			r.Interface, r.MAC, r.Domain = l.Name, l.MAC, l.Domain
+			r.Interface, r.Index, r.MAC, r.Domain = l.Name, l.Index, l.MAC, l.Domain
 			r.Addrs = []netip.Prefix{l.Addr}
 		}
 		if !r.Gateway.IsValid() {

@@ -115,11 +115,17 @@ func DHCP(ctx context.Context, iface string, c DHCPConfig) (*Lease, error) {
 	}
 }
 
-// Renewer returns a RenewFunc that renews leases on iface: a REQUEST for the
-// current lease (RFC 2131 RENEWING), and after a NAK a fresh
-// DISCOVER/REQUEST asking for the same address.
-func (c DHCPConfig) Renewer(iface string) RenewFunc {
+// Renewer returns a RenewFunc that renews leases on the interface of
+// index ifindex: a REQUEST for the current lease (RFC 2131 RENEWING), and
+// after a NAK a fresh DISCOVER/REQUEST asking for the same address. The
+// interface's name is looked up at every renewal, so a renamed link
+// (udev's eth0 -> ens2 under a running system) is still renewed.
+func (c DHCPConfig) Renewer(ifindex int) RenewFunc {
 	return func(ctx context.Context, cur *Lease) (*Lease, error) {
+		iface, err := InterfaceName(ifindex)
+		if err != nil {
+			return nil, fmt.Errorf("renew %s: %w", cur.Addr, err)
+		}
 		if cur.raw == nil {
 			return nil, fmt.Errorf("renew %s on %s: lease was not obtained by DHCP", cur.Addr, iface)
 		}
@@ -130,7 +136,8 @@ func (c DHCPConfig) Renewer(iface string) RenewFunc {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		useXIDReader()
-		client, err := nclient4.New(iface, nclient4.WithRetry(3), nclient4.WithTimeout(2*time.Second))
+		var client *nclient4.Client
+		client, err = nclient4.New(iface, nclient4.WithRetry(3), nclient4.WithTimeout(2*time.Second))
 		if err != nil {
 			return nil, fmt.Errorf("renew %s on %s: %w", cur.Addr, iface, err)
 		}
@@ -152,4 +159,14 @@ func (c DHCPConfig) Renewer(iface string) RenewFunc {
 		l.raw = raw
 		return l, nil
 	}
+}
+
+// InterfaceName returns the current name of the interface of index
+// ifindex.
+func InterfaceName(ifindex int) (string, error) {
+	ifc, err := net.InterfaceByIndex(ifindex)
+	if err != nil {
+		return "", fmt.Errorf("interface of index %d: %w", ifindex, err)
+	}
+	return ifc.Name, nil
 }

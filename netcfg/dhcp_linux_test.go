@@ -212,7 +212,7 @@ func TestConfigureDHCP(t *testing.T) {
 	}
 
 	// Renewal keeps the address and extends the lease.
-	renewed, err := DHCPConfig{Logf: t.Logf}.Renewer("c0")(ctx, l)
+	renewed, err := DHCPConfig{Logf: t.Logf}.Renewer(lr.Index)(ctx, l)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,6 +261,76 @@ func TestConfigureDHCP(t *testing.T) {
 	}
 	if byID.Addr != pfx("10.99.0.43/24") {
 		t.Errorf("lease for client ID: %+v", byID)
+	}
+}
+
+// TestRenewAfterRename: udev renames the boot interface under a running
+// system (eth0 -> ens2, on kernels from 6.2 even while it is up). The
+// resident process's renewal goes by the interface index, so the lease is
+// still renewed on the renamed link.
+func TestRenewAfterRename(t *testing.T) {
+	if !inChild() {
+		client, server := dhcpLab(t)
+		log := startDnsmasq(t, server)
+		runChild(t, client)
+		log.wait(t, 10*time.Second, "DHCPACK(s0) 10.99.0.42 "+clientMAC+" client42")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	h := handle(t)
+	cfg := Config{IP: []IPConfig{{Device: "c0", Autoconf: AutoconfDHCP}}, DHCP: DHCPConfig{Timeout: 30 * time.Second}}
+	res, err := Configure(ctx, cfg, WithHandle(h), WithLogf(t.Logf), WithResolvConf(""), WithHostnameFunc(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := res.Links[0].Lease
+	clock := &fakeClock{now: l.Acquired, waits: make(chan fakeWait)}
+	var logMu sync.Mutex
+	var keepLog []string
+	kctx, kcancel := context.WithCancel(ctx)
+	kept := make(chan error, 1)
+	go func() {
+		kept <- KeepLeases(kctx, res, DHCPConfig{}, clock, func(f string, a ...any) {
+			logMu.Lock()
+			keepLog = append(keepLog, fmt.Sprintf(f, a...))
+			logMu.Unlock()
+		})
+	}()
+	w := clock.nextWait(t, l.T1) // the loop sleeps until T1; rename meanwhile
+	link, err := h.LinkByName("c0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.LinkSetName(link, "ens2"); err != nil {
+		// Kernels before 6.2 rename only a link that is down.
+		if err := h.LinkSetDown(link); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.LinkSetName(link, "ens2"); err != nil {
+			t.Fatalf("rename c0 to ens2: %v", err)
+		}
+		if err := h.LinkSetUp(link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := InterfaceName(res.Links[0].Index); err != nil {
+		t.Fatal(err)
+	}
+	clock.mu.Lock()
+	clock.now = clock.now.Add(w.d)
+	now := clock.now
+	clock.mu.Unlock()
+	w.ch <- now
+	clock.nextWait(t, -1) // the renewed lease's T1: the renewal is done
+	kcancel()
+	if err := <-kept; !errors.Is(err, context.Canceled) {
+		t.Errorf("KeepLeases = %v", err)
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	if !slices.Contains(keepLog, "dhcp on ens2: renewed 10.99.0.42/24 for 1h0m0s") {
+		t.Errorf("no renewal on the renamed link; KeepLeases log: %q", keepLog)
 	}
 }
 
