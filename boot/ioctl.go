@@ -177,6 +177,9 @@ func RunKeeper(ctx context.Context, args []string, console io.Writer) error {
 		return err
 	}
 	log := NewLogger(console, netcfg.SystemClock())
+	if err := SetProcessName(ProcessName); err != nil {
+		log.Printf("ioctl keeper: %v", err)
+	}
 	socks := make([]*os.File, spec.Sockets)
 	for i := range socks {
 		socks[i] = os.NewFile(uintptr(keeperFirstFD+i), fmt.Sprintf("socket %d", i))

@@ -29,6 +29,9 @@ func Resident(ctx context.Context, st State, console io.Writer) error {
 		log = NewLoggerSince(out, clock, clock.Now().Add(st.InitStart-up))
 	}
 	log.SetDebug(st.Debug)
+	if err := SetProcessName(ProcessName); err != nil {
+		log.Printf("supervisor: %v", err)
+	}
 	if n, err := lockMemory(); err != nil {
 		log.Printf("supervisor: lock memory: %v (going on; swap on NBD could deadlock it)", err)
 	} else {
