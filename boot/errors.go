@@ -28,5 +28,6 @@ const (
 	hintAttach    = "check that the nbd module is loaded and the device is not in use (cat /sys/block/nbd*/pid)"
 	hintPartition = "check the export's partition table and root=/dev/nbdNpM"
 	hintMount     = "check rootfstype= and rootflags=, and that the filesystem's module is in the initramfs"
+	hintJournal   = "the root's journal needs recovery and the device is read-only: run e2fsck -p on the image on the server (or boot it once read-write)"
 	hintSwitch    = "check init= and that the root filesystem holds /sbin/init"
 )

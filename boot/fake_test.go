@@ -65,6 +65,8 @@ type fakeFS struct {
 	files    map[string][]byte // written files
 	devices  map[string][]byte // device contents for Open
 	mountErr map[string]error  // by target
+	// mountHook, when set, decides every mount's result instead.
+	mountHook func(source, target, fstype string, flags uintptr, data string) error
 }
 
 func (f *fakeFS) MkdirAll(path string, perm os.FileMode) error {
@@ -74,6 +76,9 @@ func (f *fakeFS) MkdirAll(path string, perm os.FileMode) error {
 
 func (f *fakeFS) Mount(source, target, fstype string, flags uintptr, data string) error {
 	f.tr.add("mount %s %s %s %#x %q", source, target, fstype, flags, data)
+	if f.mountHook != nil {
+		return f.mountHook(source, target, fstype, flags, data)
+	}
 	return f.mountErr[target]
 }
 

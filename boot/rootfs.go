@@ -1,9 +1,11 @@
 package boot
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"strings"
+	"syscall"
 
 	"github.com/nbdboot/nbdboot/protocol"
 )
@@ -81,11 +83,62 @@ func (b *booter) mountRoot(dev string, exp protocol.ExportInfo) error {
 		ph.Printf("the export is read-only: mounting %s read-only despite rw", dev)
 	}
 	plan := RootPlan(dev, fstype, b.cfg, readOnlyExport)
-	if err := Apply(b.env.FS, plan); err != nil {
+	err := Apply(b.env.FS, plan)
+	if err != nil && journalNeedsRecovery(err, dev, fstype, plan) {
+		ph.Printf("%s: the %s journal needs recovery, which the read-only device cannot take: mounting it without replaying the journal (noload); "+
+			"what only the journal holds (the last writes before a crash) is not seen. Replay it on the server (e2fsck -p on the image, or one read-write boot) to see it", dev, fstype)
+		plan = withNoload(plan, dev)
+		if err2 := Apply(b.env.FS, plan); err2 != nil {
+			return fail("root", fmt.Errorf("%w; again without replaying the journal (noload): %w", err, err2), hintJournal)
+		}
+		err = nil
+	}
+	if err != nil {
 		return fail("root", err, hintMount)
 	}
 	ph.Done("%s", describeRoot(plan))
 	return nil
+}
+
+// journalNeedsRecovery reports whether err is ext3/ext4 refusing a
+// read-only mount of dev because its journal needs recovery and the device
+// is read-only (EROFS; the kernel logs "recovery required on readonly
+// filesystem ... write access unavailable"), as an export served read-only
+// after a crashed read-write boot is. Such a root is mounted with noload
+// rather than always: a clean journal needs nothing, and one that can be
+// replayed (a writable device) gives a consistent view when it is.
+func journalNeedsRecovery(err error, dev, fstype string, plan []Action) bool {
+	if !errors.Is(err, syscall.EROFS) || fstype != "ext4" && fstype != "ext3" {
+		return false
+	}
+	for _, a := range plan {
+		if m, ok := a.(Mount); ok && m.Source == dev {
+			return m.Flags&msRdonly != 0 && !hasOption(m.Data, "noload")
+		}
+	}
+	return false
+}
+
+// withNoload returns plan with noload added to the mount of dev.
+func withNoload(plan []Action, dev string) []Action {
+	out := append([]Action(nil), plan...)
+	for i, a := range out {
+		if m, ok := a.(Mount); ok && m.Source == dev {
+			m.Data = strings.TrimPrefix(m.Data+",noload", ",")
+			out[i] = m
+		}
+	}
+	return out
+}
+
+// hasOption reports whether the comma-separated mount options hold opt.
+func hasOption(opts, opt string) bool {
+	for o := range strings.SplitSeq(opts, ",") {
+		if o == opt {
+			return true
+		}
+	}
+	return false
 }
 
 func describeRoot(plan []Action) string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -225,6 +226,50 @@ func TestOverlayBoot(t *testing.T) {
 		"mount tmpfs /run/nbdboot/rw tmpfs",
 		"mount overlay /newroot overlay 0x0 \"lowerdir=/run/nbdboot/lower,upperdir=/run/nbdboot/rw/upper,workdir=/run/nbdboot/rw/work\"",
 		"switch_root")
+}
+
+// A read-only export whose ext4 journal needs recovery (a crashed
+// read-write boot) refuses a plain read-only mount with EROFS; the boot
+// says so and mounts the lower layer with noload.
+func TestOverlayJournalNeedsRecovery(t *testing.T) {
+	w := newWorld()
+	w.cfg.Overlay = "tmpfs"
+	w.server.export.Flags |= protocol.FlagReadOnly
+	w.fs.mountHook = func(source, target, fstype string, flags uintptr, data string) error {
+		if source == "/dev/nbd0" && !hasOption(data, "noload") {
+			return syscall.EROFS
+		}
+		return nil
+	}
+	if _, err := Run(context.Background(), w.env); !errors.Is(err, errExeced) {
+		t.Fatalf("Run = %v; log:\n%s", err, w.log)
+	}
+	wantOrder(t, w.tr.list(),
+		"mount /dev/nbd0 /run/nbdboot/lower ext4 0x1 \"\"",
+		"mount /dev/nbd0 /run/nbdboot/lower ext4 0x1 \"noload\"",
+		"mount tmpfs /run/nbdboot/rw tmpfs",
+		"switch_root")
+	if !strings.Contains(w.log.String(), "the ext4 journal needs recovery, which the read-only device cannot take: mounting it without replaying the journal (noload)") {
+		t.Errorf("log does not say what happened:\n%s", w.log)
+	}
+}
+
+// Without the recovery condition (another error, or noload failing too)
+// the boot fails, naming both attempts and the journal.
+func TestJournalRecoveryNoloadFails(t *testing.T) {
+	w := newWorld()
+	w.cfg.Overlay = "tmpfs"
+	w.fs.mountHook = func(source, target, fstype string, flags uintptr, data string) error {
+		if source == "/dev/nbd0" {
+			return syscall.EROFS
+		}
+		return nil
+	}
+	_, err := Run(context.Background(), w.env)
+	var e *Error
+	if !errors.As(err, &e) || e.Hint != hintJournal || !strings.Contains(err.Error(), "noload") {
+		t.Fatalf("Run = %v, want a root error with the journal hint", err)
+	}
 }
 
 func TestDHCPRootPath(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -92,6 +93,11 @@ type bootCase struct {
 	// medium, when set, boots through the firmware from a medium it builds
 	// with the whole kernel command line, instead of qemu's -kernel.
 	medium func(t *testing.T, cmdline string) mediumBoot
+	// prepare, when set, changes the copied image before it is served; a
+	// read-only image must then equal the prepared one afterwards.
+	prepare func(t *testing.T, img string)
+	// expect is a console line nbdboot must print, when not "".
+	expect string
 }
 
 // mediumBoot is how qemu boots a built medium.
@@ -111,6 +117,12 @@ func runBoot(t *testing.T, c bootCase) {
 	requireBootTools(t)
 	acquireBoot(t)
 	img := vm.CopyImage(t, c.image)
+	orig := vm.Image(t, c.image)
+	if c.prepare != nil {
+		c.prepare(t, img)
+		orig = img + ".prepared"
+		copyFile(t, img, orig)
+	}
 	export := server.ExportConfig{Name: exportName, Path: img, ReadOnly: c.readOnly}
 	id := newID(t)
 	addr := "127.0.0.1:0"
@@ -142,6 +154,9 @@ func runBoot(t *testing.T, c bootCase) {
 	if att[1] != c.device || att[2] != strconv.Itoa(c.conns) {
 		t.Errorf("nbdboot attached %s with %s connection(s), want %s with %d", att[1], att[2], c.device, c.conns)
 	}
+	if c.expect != "" {
+		m.ExpectLine(c.expect, stepTimeout)
+	}
 	m.ExpectLine(`nbdboot: .*switch_root: .* on `+regexp.QuoteMeta(att[1]), stepTimeout)
 	root := m.ExpectLine(`NBDBOOT-ROOT-INIT ok id=`+regexp.QuoteMeta(id)+` mode=write root=(\S+) (\S+) (\S+)`, stepTimeout)
 	qemuToRoot := m.Since()
@@ -155,7 +170,7 @@ func runBoot(t *testing.T, c bootCase) {
 		t.Error(err)
 	}
 	if c.readOnly {
-		checkUnchanged(t, img, vm.Image(t, c.image))
+		checkUnchanged(t, img, orig)
 	} else {
 		checkWritten(t, img, c.offset, id)
 	}
@@ -287,6 +302,32 @@ func TestBootSquashfsOverlay(t *testing.T) {
 	})
 }
 
+// TestBootDirtyJournalOverlay: a read-only export whose ext4 journal
+// needs recovery (as after a crashed read-write boot of the image; here
+// the flag is set with debugfs) under nbdboot.overlay=tmpfs. The kernel
+// refuses a read-only mount of it ("write access unavailable"); nbdboot
+// says so and mounts the lower layer with noload, and the machine boots.
+func TestBootDirtyJournalOverlay(t *testing.T) {
+	t.Parallel()
+	testutil.RequireTool(t, "debugfs")
+	runBoot(t, bootCase{
+		image:    "root.ext4",
+		cmdline:  "ip=dhcp nbdroot=nbd://10.0.2.100:10809/root nbdboot.overlay=tmpfs",
+		device:   "/dev/nbd0",
+		rootDev:  "overlay",
+		fstype:   "overlay",
+		conns:    1,
+		readOnly: true,
+		prepare: func(t *testing.T, img string) {
+			out, err := exec.Command("debugfs", "-w", "-R", "feature needs_recovery", img).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "needs_recovery") {
+				t.Fatalf("debugfs: set needs_recovery on %s: %v: %s", img, err, out)
+			}
+		},
+		expect: `nbdboot: .*the ext4 journal needs recovery, which the read-only device cannot take: mounting it without replaying the journal \(noload\)`,
+	})
+}
+
 // TestBootInitramfsToolsForm: Debian initramfs-tools' nbdroot=HOST,EXPORT,nbdX
 // naming the device; the root is attached on /dev/nbd1, not the first
 // free device.
@@ -300,4 +341,16 @@ func TestBootInitramfsToolsForm(t *testing.T) {
 		fstype:  "ext4",
 		conns:   1,
 	})
+}
+
+// copyFile copies src to dst (images are small enough to read whole).
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
