@@ -18,6 +18,11 @@ type ExportInfo struct {
 	Flags uint16
 	// Block size constraints; 0 when unknown or not sent.
 	MinBlock, PrefBlock, MaxBlock uint32
+	// Canonical is the name a server's ExportProvider wants clients to
+	// use from now on, sent as NBD_INFO_NAME instead of the requested
+	// name (nbdserve: NAME@VERSION, pinning the image version); "" sends
+	// the requested name.
+	Canonical string
 	// Ref is a server's own handle on the export its ExportProvider
 	// resolved (never sent): the handshake hands it back in
 	// Session.Export, so the name need not be resolved again.

@@ -353,7 +353,11 @@ func (s *serverConn) infoOrGo(option uint32, data []byte) *Session {
 	}
 	s.reply(option, RepInfo, AppendInfo(nil, Info{Type: InfoExport, Size: e.Size, Flags: e.Flags}))
 	if want[InfoName] {
-		s.reply(option, RepInfo, AppendInfo(nil, Info{Type: InfoName, Text: e.Name}))
+		name := e.Name
+		if e.Canonical != "" && len(e.Canonical) <= MaxStringLen {
+			name = e.Canonical
+		}
+		s.reply(option, RepInfo, AppendInfo(nil, Info{Type: InfoName, Text: name}))
 	}
 	if want[InfoDescription] && e.Description != "" {
 		desc := e.Description

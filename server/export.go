@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nbdboot/nbdboot/cow"
 	"github.com/nbdboot/nbdboot/protocol"
@@ -36,6 +37,8 @@ type Export struct {
 	quota  Size
 	client string // an overlay's client ID (identity for the fence)
 	own    *backendRefs
+	// version names the image's content (version.go): Image's hash.
+	version string
 }
 
 // backendRefs counts the connections of a backend shared by the
@@ -44,6 +47,9 @@ type Export struct {
 type backendRefs struct {
 	refs    int  // connections serving it
 	retired bool // no export of the table serves it: close at refs 0
+	// expiry closes a replaced version held for reconnects (version.go)
+	// once it has gone unused for the grace period.
+	expiry *time.Timer
 }
 
 // Flags returns the transmission flags the export is offered with
@@ -88,6 +94,7 @@ type Resolver interface {
 type resolved struct {
 	e      *Export
 	client string // set for NAME/CLIENT
+	pinned bool   // asked for as NAME@VERSION: e's version and no other
 }
 
 // Exports is a table of exports keyed by name, safe for concurrent use.
@@ -101,6 +108,10 @@ type Exports struct {
 	mu     sync.RWMutex
 	byName map[string]*Export
 	order  []*Export
+	// held are replaced exports kept open for reconnects to their
+	// version (NAME@VERSION), for versionGrace after their last use.
+	held         map[string]*Export
+	versionGrace time.Duration
 }
 
 // NewExports builds a table; names must be valid and unique.
@@ -147,7 +158,7 @@ func WithLog(log *slog.Logger) ExportsOption {
 // OpenExports opens the backend of every configured export. On error the
 // ones already opened are closed and the error names the export and path.
 func OpenExports(cfgs []ExportConfig, opts ...ExportsOption) (*Exports, error) {
-	t := &Exports{byName: map[string]*Export{}}
+	t := &Exports{byName: map[string]*Export{}, versionGrace: DefaultVersionGrace}
 	for _, o := range opts {
 		o(t)
 	}
@@ -202,6 +213,7 @@ func (t *Exports) Update(cfgs []ExportConfig) (opened, retired []string, err err
 		b.shareAllocation(append(slices.Collect(maps.Values(old)), fresh...))
 		e := &Export{Name: ec.Name, Description: ec.Description, ReadOnly: readOnly, Backend: b, Image: b.image(),
 			path: ec.Path, cow: ec.COW, grace: ec.Grace, quota: ec.Quota, own: &backendRefs{}}
+		e.version = e.Image.version(readOnly)
 		if ec.COW != "" {
 			e.baseID = baseID(b)
 		}
@@ -223,7 +235,7 @@ func (t *Exports) Update(cfgs []ExportConfig) (opened, retired []string, err err
 		}
 		e.own.retired = true
 		retired = append(retired, e.Name)
-		if e.own.refs == 0 {
+		if !t.hold(e) && e.own.refs == 0 {
 			toClose = append(toClose, e)
 		}
 	}
@@ -264,9 +276,18 @@ func (t *Exports) Resolve(name string) (*Export, error) {
 	return t.lookup(name)
 }
 
-// resolve finds what name serves, NAME/CLIENT included; the caller holds
-// t.mu.
+// resolve finds what name serves, NAME/CLIENT and NAME@VERSION
+// included; the caller holds t.mu.
 func (t *Exports) resolve(name string) (resolved, error) {
+	if base, version, ok := splitVersion(name); ok {
+		return t.resolveVersion(name, base, version)
+	}
+	return t.resolveCurrent(name)
+}
+
+// resolveCurrent resolves name (NAME or NAME/CLIENT) to the current
+// export; the caller holds t.mu.
+func (t *Exports) resolveCurrent(name string) (resolved, error) {
 	if base, client, ok := strings.Cut(name, "/"); ok {
 		e, err := t.cowExport(name, base, client)
 		return resolved{e: e, client: client}, err
@@ -291,7 +312,7 @@ func (t *Exports) AcquireFrom(info protocol.ExportInfo, peer net.Addr) (*Export,
 	name := info.Name
 	t.mu.Lock()
 	r, ok := info.Ref.(*resolved)
-	if !ok || t.byName[r.e.Name] != r.e {
+	if !ok || t.byName[r.e.Name] != r.e && !(r.pinned && t.isHeld(r.e)) {
 		res, err := t.resolve(name)
 		if err != nil {
 			t.mu.Unlock()
@@ -300,6 +321,10 @@ func (t *Exports) AcquireFrom(info protocol.ExportInfo, peer net.Addr) (*Export,
 		r = &res
 	}
 	e := r.e
+	if e.own.expiry != nil { // a held version in use again
+		e.own.expiry.Stop()
+		e.own.expiry = nil
+	}
 	switch {
 	case r.client != "":
 		return t.acquireOverlay(name, e, r.client)
@@ -321,6 +346,10 @@ func (t *Exports) release(e *Export) {
 	t.mu.Lock()
 	e.own.refs--
 	closeNow := e.own.retired && e.own.refs == 0
+	if closeNow && t.isHeld(e) {
+		t.expireLater(e)
+		closeNow = false
+	}
 	t.mu.Unlock()
 	if closeNow {
 		e.Backend.Close()
@@ -345,6 +374,7 @@ func (t *Exports) Export(name string) (protocol.ExportInfo, error) {
 	default:
 		info = r.e.Info()
 	}
+	info.Canonical = canonical(name, r.e)
 	info.Ref = &r
 	return info, nil
 }
@@ -374,6 +404,15 @@ func (t *Exports) Close() error {
 		if err := e.Backend.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close export %q: %w", e.Name, err))
 		}
+	}
+	for k, e := range t.held {
+		if e.own.expiry != nil {
+			e.own.expiry.Stop()
+		}
+		if err := e.Backend.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close export %q version %s: %w", e.Name, e.version, err))
+		}
+		delete(t.held, k)
 	}
 	t.byName, t.order = map[string]*Export{}, nil
 	return errors.Join(errs...)

@@ -58,7 +58,9 @@ func TestExportsUpdate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	tab, err := OpenExports([]ExportConfig{{Name: "a", Path: a}, {Name: "b", Path: b, ReadOnly: true}})
+	// No grace for replaced versions: closed with their last connection
+	// (version_test.go covers the grace).
+	tab, err := OpenExports([]ExportConfig{{Name: "a", Path: a}, {Name: "b", Path: b, ReadOnly: true}}, WithVersionGrace(0))
 	if err != nil {
 		t.Fatal(err)
 	}
