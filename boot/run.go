@@ -203,7 +203,7 @@ func (b *booter) state(idx uint32, t bootcfg.Address, exp protocol.ExportInfo, c
 	}
 	return State{
 		Version: StateVersion, Index: idx, Device: DevicePath(idx),
-		Servers: b.cfg.Servers, Target: t, BackendID: t.String(), ClientID: b.cfg.ClientID,
+		Servers: b.cfg.Servers, Target: pinVersion(t, exp.Name), BackendID: t.String(), ClientID: b.cfg.ClientID,
 		Connections: conns, Size: exp.Size, BlockSize: blockSize,
 		ServerFlags: exp.Flags, Timeout: b.cfg.Timeout, DeadConn: b.cfg.DeadConn,
 		Interface: b.net.Interface, IfIndex: b.net.Index, Overlay: b.cfg.Overlay, DHCPAddr: dhcpAddr, Debug: b.cfg.Debug, InitStart: b.initStart(),
