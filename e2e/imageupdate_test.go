@@ -42,8 +42,8 @@ func TestImageUpdate(t *testing.T) {
 		t.Fatalf("tune2fs: %v: %s", err, out)
 	}
 	export := server.ExportConfig{Name: exportName, Path: img, ReadOnly: true}
-	addr := reservePort(t)
-	srv := startServer(t, addr, export)
+	addr := vm.ReservePort(t)
+	srv := vm.StartServer(t, vm.ServerConfig{Addr: addr, Exports: []server.ExportConfig{export}})
 	v1 := pinnedVersion(t, srv)
 	cmdline := "ip=dhcp nbdroot=nbd://10.0.2.100:10809/root nbdboot.overlay=tmpfs nbdtest.readdev=/dev/nbd0"
 	g := startLoopGuest(t, cmdline, relay(addr))
@@ -56,7 +56,7 @@ func TestImageUpdate(t *testing.T) {
 	if err := os.Rename(next, img); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := srv.exports.Update([]server.ExportConfig{export}); err != nil {
+	if err := srv.Reload([]server.ExportConfig{export}); err != nil {
 		t.Fatal(err)
 	}
 	v2 := pinnedVersion(t, srv)
@@ -64,7 +64,7 @@ func TestImageUpdate(t *testing.T) {
 		t.Fatalf("version %s unchanged by the replacement", v1)
 	}
 	t.Logf("after %v: image replaced and reloaded (version %s -> %s); dropping the guest's connections", g.m.Since().Round(time.Millisecond), v1, v2)
-	srv.ln.DropAll()
+	srv.DropConnections()
 	back := time.Now()
 	g.m.ExpectLine(`supervisor: /dev/nbd0: reconnected to nbd://10\.0\.2\.100:10809/root@`+v1+` `, stepTimeout)
 	g.resumed(back, "reload") // a round compares the device's first MiB with the first round's
@@ -73,7 +73,7 @@ func TestImageUpdate(t *testing.T) {
 	if err := srv.Crash(); err != nil {
 		t.Fatal(err)
 	}
-	srv = startServer(t, addr, export)
+	srv = vm.StartServer(t, vm.ServerConfig{Addr: addr, Exports: []server.ExportConfig{export}})
 	g.m.ExpectLine(`supervisor: /dev/nbd0: reconnect attempt [0-9]+ .*image version `+v1+` is no longer served`, 2*stepTimeout)
 	t.Logf("after %v: the restarted server refused the old version, as it must", g.m.Since().Round(time.Millisecond))
 	for _, l := range g.consoleLines("NBDBOOT-ROOT-LOOP ") {
@@ -93,9 +93,9 @@ func TestImageUpdate(t *testing.T) {
 }
 
 // pinnedVersion is the version the server names its export with now.
-func pinnedVersion(t *testing.T, srv *nbdServer) string {
+func pinnedVersion(t *testing.T, srv *vm.Server) string {
 	t.Helper()
-	info, err := srv.exports.Export(exportName)
+	info, err := srv.Export(exportName)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nbdboot/nbdboot/cow"
+	"github.com/nbdboot/nbdboot/protocol"
 	"github.com/nbdboot/nbdboot/server"
 )
 
@@ -141,6 +142,21 @@ func (s *Server) Crash() error {
 	s.ln.DropAll()
 	return s.Stop()
 }
+
+// Reload makes the exports match cfgs, as nbdserve does on SIGHUP.
+func (s *Server) Reload(cfgs []server.ExportConfig) error {
+	if _, _, err := s.exports.Update(cfgs); err != nil {
+		return fmt.Errorf("reload server on %s: %w", s.Addr, err)
+	}
+	return nil
+}
+
+// DropConnections closes every connection at once, as a server-side
+// network failure would; the server goes on accepting.
+func (s *Server) DropConnections() { s.ln.DropAll() }
+
+// Export is what the server answers for name in a handshake.
+func (s *Server) Export(name string) (protocol.ExportInfo, error) { return s.exports.Export(name) }
 
 // WaitLog waits up to d for n log lines holding substr.
 func (s *Server) WaitLog(substr string, n int, d time.Duration) error {
