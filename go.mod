@@ -15,6 +15,7 @@ require (
 	github.com/ulikunitz/xz v0.5.17
 	github.com/vishvananda/netlink v1.3.1
 	golang.org/x/sys v0.49.0
+	pack.ag/tftp v1.0.1-0.20181129014014-07909dfbde3c
 )
 
 require (

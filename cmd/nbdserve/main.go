@@ -84,6 +84,7 @@ import (
 	"syscall"
 
 	"github.com/nbdboot/nbdboot/cow"
+	"github.com/nbdboot/nbdboot/pxe"
 	"github.com/nbdboot/nbdboot/server"
 )
 
@@ -124,10 +125,11 @@ func main() {
 // if not nil, is told the listening address. Each value on reload re-reads
 // the config file and arguments and updates the exports.
 func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Addr), reload <-chan os.Signal) error {
-	cfg, debug, err := parseArgs(args, stderr)
+	set, err := parseArgs(args, stderr)
 	if err != nil {
 		return err
 	}
+	cfg, debug := set.server, set.debug
 	if len(cfg.Exports) == 0 {
 		return fmt.Errorf("no exports: give NAME=PATH arguments or [[export]] in -config")
 	}
@@ -165,6 +167,14 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	if set.pxe.Enabled() {
+		svc, err := pxe.Start(set.pxe, pxe.Options{Log: log, NBDPort: ln.Addr().(*net.TCPAddr).Port, StateDir: cfg.StateDir})
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer svc.Close()
+	}
 	for _, ec := range cfg.Exports {
 		log.Info("export", "name", ec.Name, "path", ec.Path, "readonly", ec.ReadOnly)
 	}
@@ -175,9 +185,16 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 	return srv.Serve(ctx, ln)
 }
 
+// settings are what nbdserve runs with.
+type settings struct {
+	server server.Config
+	pxe    pxe.Config // [pxe] and -pxe-* flags
+	debug  bool
+}
+
 // parseArgs builds the configuration: defaults, then -config, then the
 // flags given explicitly, then the export arguments.
-func parseArgs(args []string, stderr io.Writer) (server.Config, bool, error) {
+func parseArgs(args []string, stderr io.Writer) (settings, error) {
 	fs := flag.NewFlagSet("nbdserve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -199,18 +216,21 @@ func parseArgs(args []string, stderr io.Writer) (server.Config, bool, error) {
 		stallTimeout = fs.Duration("stall-timeout", def.Limits.StallTimeout, "drop a client whose WRITE payload stops arriving for longer")
 		grace        = fs.Duration("shutdown-grace", def.Limits.ShutdownGrace, "wait for clients' DISC after draining at shutdown")
 		debug        = fs.Bool("debug", false, "log every refused request")
+		pxeFlags     = addPXEFlags(fs)
 	)
 	if err := fs.Parse(args); err != nil {
-		return server.Config{}, false, err
+		return settings{}, err
 	}
 	cfg := def
+	var pc pxe.Config
 	if *configPath != "" {
 		var err error
-		if cfg, err = server.LoadConfig(*configPath, nil); err != nil {
-			return server.Config{}, false, err
+		if cfg, err = server.LoadConfig(*configPath, map[string]any{"pxe": &pc}); err != nil {
+			return settings{}, err
 		}
 	}
 	fs.Visit(func(f *flag.Flag) {
+		pxeFlags.apply(f.Name, &pc)
 		switch f.Name {
 		case "listen":
 			cfg.Listen = *listen
@@ -239,14 +259,14 @@ func parseArgs(args []string, stderr io.Writer) (server.Config, bool, error) {
 	for _, a := range fs.Args() {
 		ec, err := server.ParseExportSpec(a)
 		if err != nil {
-			return server.Config{}, false, err
+			return settings{}, err
 		}
 		cfg.Exports = append(cfg.Exports, ec)
 	}
 	if err := cfg.Validate(); err != nil {
-		return server.Config{}, false, err
+		return settings{}, err
 	}
-	return cfg, *debug, nil
+	return settings{server: cfg, pxe: pc, debug: *debug}, nil
 }
 
 // reloadOn updates the exports from the config file and arguments each
@@ -260,7 +280,8 @@ func reloadOn(ctx context.Context, reload <-chan os.Signal, args []string, expor
 			return
 		case <-reload:
 		}
-		cfg, _, err := parseArgs(args, io.Discard)
+		set, err := parseArgs(args, io.Discard)
+		cfg := set.server
 		if err == nil {
 			var opened, retired []string
 			opened, retired, err = exports.Update(cfg.Exports)

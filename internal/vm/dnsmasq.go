@@ -1,7 +1,6 @@
 package vm
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,32 +48,9 @@ func StartDnsmasq(t testing.TB, lab *Lab, c DnsmasqConfig) *LineLog {
 	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	log := NewLineLog()
-	cmd := lab.Command(bin, "--keep-in-foreground", "--conf-file="+conf, "--log-facility=-")
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start dnsmasq in %s: %v", lab.NS, err)
+	p := lab.Start(t, bin, "--keep-in-foreground", "--conf-file="+conf, "--log-facility=-")
+	if err := p.WaitLog("DHCP, IP range "+c.RangeLo, dnsmasqStartWait); err != nil {
+		t.Fatalf("dnsmasq in %s did not start serving: %v", lab.NS, err)
 	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("dnsmasq:\n%s", log.Tail(40))
-		}
-	})
-	ctx, cancel := context.WithTimeout(t.Context(), dnsmasqStartWait)
-	defer cancel()
-	go func() {
-		select {
-		case <-exited: // dnsmasq died: stop waiting for its range
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	if err := log.WaitCount(ctx, "DHCP, IP range "+c.RangeLo, 1); err != nil {
-		t.Fatalf("dnsmasq in %s did not start serving: %v; log:\n%s", lab.NS, err, log.Tail(20))
-	}
-	return log
+	return p.Log
 }

@@ -46,6 +46,10 @@ type NIC struct {
 	// Tap attaches the card to an existing tap device (script=no); for
 	// network namespace labs. Exactly one of User and Tap is set.
 	Tap string
+	// ROM keeps the card's option ROM (qemu's iPXE, efi-*.rom from
+	// Debian's ipxe-qemu) and makes the card the first boot device
+	// (bootindex=1): a network boot through the firmware (Firmware).
+	ROM bool
 }
 
 // UserNet configures qemu user networking.
@@ -170,7 +174,10 @@ func nicArgs(i int, nic NIC, socat string) ([]string, error) {
 		return nil, fmt.Errorf("vm NIC %d: MAC %q: %w", i, mac, err)
 	}
 	dev := fmt.Sprintf("%s,netdev=%s,mac=%s,id=nic%d", model, id, mac, i)
-	if strings.HasSuffix(model, "-pci") || model == "e1000" || model == "e1000e" {
+	switch {
+	case nic.ROM:
+		dev += ",bootindex=1"
+	case strings.HasSuffix(model, "-pci") || model == "e1000" || model == "e1000e":
 		dev += ",romfile="
 	}
 	return []string{"-netdev", netdev, "-device", dev}, nil

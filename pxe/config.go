@@ -1,0 +1,142 @@
+package pxe
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+)
+
+// Defaults of Config's fields.
+const (
+	DefaultHTTPPort = 80
+	DefaultCmdline  = "ip=dhcp nbdroot=nbd://${server}/${export}"
+	DefaultIPXEBIOS = "/usr/lib/ipxe/undionly.kpxe"
+	DefaultIPXEEFI  = "/usr/lib/ipxe/snponly.efi"
+	DefaultLease    = time.Hour
+)
+
+// Config is nbdserve's [pxe] section. The service runs when Interface is
+// set.
+type Config struct {
+	// Interface is the network interface to serve on (its first IPv4
+	// address is the server's address machines are told).
+	Interface string `toml:"interface"`
+	// HTTPPort serves the iPXE script, kernel and initramfs.
+	HTTPPort int `toml:"http_port"`
+	// Kernel and Initramfs are the files machines boot (a bzImage and
+	// nbdboot's initramfs).
+	Kernel    string `toml:"kernel"`
+	Initramfs string `toml:"initramfs"`
+	// Cmdline is the kernel command line template: ${server} becomes
+	// this host's address (and NBD port unless 10809), ${export} the
+	// machine's export, ${mac} its MAC address.
+	Cmdline string `toml:"cmdline"`
+	// IPXEBIOS and IPXEEFI are the iPXE binaries sent over TFTP to BIOS
+	// and to x86-64 UEFI PXE ROMs.
+	IPXEBIOS string `toml:"ipxe_bios"`
+	IPXEEFI  string `toml:"ipxe_efi"`
+	// Default is the choice for machines not in Machines.
+	Default Machine `toml:"default"`
+	// Machines are per-MAC choices.
+	Machines []Machine `toml:"machine"`
+	// DHCP, when set, makes the service the interface's DHCP server.
+	DHCP *DHCPConfig `toml:"dhcp"`
+}
+
+// Machine is what one machine (or, as Config.Default, every other) boots.
+type Machine struct {
+	MAC    string `toml:"mac"`    // aa:bb:cc:dd:ee:ff (not in Default)
+	Export string `toml:"export"` // ${export}; Default's when empty
+	Append string `toml:"append"` // words added to the command line
+	Refuse bool   `toml:"refuse"` // never boot this machine
+}
+
+// DHCPConfig is the full-DHCP mode for an isolated classroom switch.
+type DHCPConfig struct {
+	// RangeStart and RangeEnd bound the addresses handed out, inside the
+	// interface's subnet.
+	RangeStart string `toml:"range_start"`
+	RangeEnd   string `toml:"range_end"`
+	// Lease is the lease time (default 1h).
+	Lease Duration `toml:"lease"`
+	// Router is handed out as the default gateway when set.
+	Router string `toml:"router"`
+}
+
+// Duration is a time.Duration written as "10m" in TOML.
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Enabled reports whether the [pxe] section turns the service on.
+func (c Config) Enabled() bool { return c.Interface != "" }
+
+// WithDefaults fills in the defaults of unset fields.
+func (c Config) WithDefaults() Config {
+	if c.HTTPPort == 0 {
+		c.HTTPPort = DefaultHTTPPort
+	}
+	if c.Cmdline == "" {
+		c.Cmdline = DefaultCmdline
+	}
+	if c.IPXEBIOS == "" {
+		c.IPXEBIOS = DefaultIPXEBIOS
+	}
+	if c.IPXEEFI == "" {
+		c.IPXEEFI = DefaultIPXEEFI
+	}
+	if c.DHCP != nil && c.DHCP.Lease == 0 {
+		c.DHCP.Lease = Duration(DefaultLease)
+	}
+	return c
+}
+
+// Validate checks what can be checked without the files and the network
+// (Start checks those).
+func (c Config) Validate() error {
+	var errs []error
+	if c.Kernel == "" {
+		errs = append(errs, errors.New("pxe: kernel is not set"))
+	}
+	if c.Initramfs == "" {
+		errs = append(errs, errors.New("pxe: initramfs is not set"))
+	}
+	if c.HTTPPort < 1 || c.HTTPPort > 65535 {
+		errs = append(errs, fmt.Errorf("pxe: http_port %d out of range", c.HTTPPort))
+	}
+	if strings.Contains(c.Cmdline, "${export}") && c.Default.Export == "" {
+		for _, m := range c.Machines {
+			if m.Export == "" && !m.Refuse {
+				errs = append(errs, fmt.Errorf("pxe: machine %s has no export and [pxe.default] names none", m.MAC))
+			}
+		}
+		if !c.Default.Refuse {
+			errs = append(errs, errors.New("pxe: the command line uses ${export} but [pxe.default] names no export"))
+		}
+	}
+	if c.Default.MAC != "" {
+		errs = append(errs, errors.New("pxe: [pxe.default] takes no mac"))
+	}
+	if _, err := newMachines(c.Default, c.Machines); err != nil {
+		errs = append(errs, err)
+	}
+	if c.DHCP != nil {
+		if _, err := c.DHCP.pool(); err != nil {
+			errs = append(errs, err)
+		}
+		if c.DHCP.Router != "" && net.ParseIP(c.DHCP.Router).To4() == nil {
+			errs = append(errs, fmt.Errorf("pxe: dhcp router %q is not an IPv4 address", c.DHCP.Router))
+		}
+	}
+	return errors.Join(errs...)
+}

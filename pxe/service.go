@@ -1,0 +1,290 @@
+package pxe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv4/server4"
+	"pack.ag/tftp"
+)
+
+// Ports the service listens on.
+const (
+	portDHCP = 67
+	portBINL = 4011 // PXE boot server: UEFI's second request, iPXE's ProxyDHCPREQUEST
+	portTFTP = 69
+)
+
+// nbdDefaultPort is left out of ${server}.
+const nbdDefaultPort = 10809
+
+// maxDHCPInFlight caps DHCP requests handled at once (the DHCP library
+// starts a goroutine per packet); more are dropped.
+const maxDHCPInFlight = 64
+
+// Options are what the service takes from the rest of nbdserve.
+type Options struct {
+	Log      *slog.Logger
+	NBDPort  int    // the NBD listener's port, for ${server}
+	StateDir string // full-DHCP mode keeps its leases here
+	// ProbeDHCP reports another DHCP server answering on the interface
+	// (its address), before full-DHCP mode starts; nil: a real
+	// DHCPDISCOVER with a 3 s wait.
+	ProbeDHCP func(iface string) (net.IP, error)
+	Now       func() time.Time // nil: time.Now
+}
+
+// Service is the running PXE service.
+type Service struct {
+	cfg       Config
+	log       *slog.Logger
+	files     bootFiles
+	mask      net.IPMask
+	nbdServer string
+	machines  *machines
+	leases    *leases // nil in proxyDHCP mode
+	transfers chan struct{}
+	dhcpSem   chan struct{}
+
+	dhcp, binl *server4.Server
+	tftp       *tftp.Server
+	http       *http.Server
+	wg         sync.WaitGroup
+}
+
+// Start checks the configuration, the files and the interface, opens
+// every port, and serves until Close. Every problem is named: a missing
+// file, an interface without an IPv4 address, a port already taken,
+// another DHCP server on the interface in full-DHCP mode.
+func Start(cfg Config, o Options) (*Service, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.NBDPort == 0 {
+		o.NBDPort = nbdDefaultPort
+	}
+	var errs []error
+	for _, f := range []struct{ what, path string }{
+		{"kernel", cfg.Kernel}, {"initramfs", cfg.Initramfs},
+		{"ipxe_bios", cfg.IPXEBIOS}, {"ipxe_efi", cfg.IPXEEFI},
+	} {
+		if err := checkFile(f.path); err != nil {
+			errs = append(errs, fmt.Errorf("pxe: %s: %w", f.what, err))
+		}
+	}
+	ip, mask, err := interfaceAddr(cfg.Interface)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	m, err := newMachines(cfg.Default, cfg.Machines)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{
+		cfg: cfg, log: o.Log, mask: mask, machines: m,
+		files:     bootFiles{ip: ip, httpPort: cfg.HTTPPort, bios: filepath.Base(cfg.IPXEBIOS), efi: filepath.Base(cfg.IPXEEFI)},
+		nbdServer: ip.String(),
+		transfers: make(chan struct{}, maxTransfers),
+		dhcpSem:   make(chan struct{}, maxDHCPInFlight),
+	}
+	if o.NBDPort != nbdDefaultPort {
+		s.nbdServer = net.JoinHostPort(ip.String(), strconv.Itoa(o.NBDPort))
+	}
+	if cfg.DHCP != nil {
+		if err := s.startFullDHCP(o, ip, mask); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.listen(ip); err != nil {
+		s.Close()
+		return nil, err
+	}
+	mode := "proxyDHCP"
+	if s.leases != nil {
+		mode = "full DHCP " + cfg.DHCP.RangeStart + "-" + cfg.DHCP.RangeEnd
+	}
+	s.log.Info("pxe serving", "interface", cfg.Interface, "addr", ip.String(), "mode", mode,
+		"http", s.files.baseURL(nil), "kernel", cfg.Kernel, "initramfs", cfg.Initramfs)
+	return s, nil
+}
+
+// startFullDHCP refuses to start when another server answers, then opens
+// the lease table.
+func (s *Service) startFullDHCP(o Options, ip net.IP, mask net.IPMask) error {
+	p, err := s.cfg.DHCP.pool()
+	if err != nil {
+		return err
+	}
+	subnet := net.IPNet{IP: ip.Mask(mask), Mask: mask}
+	if !subnet.Contains(ip4(p.first)) || !subnet.Contains(ip4(p.last)) || p.contains(ip) {
+		return fmt.Errorf("pxe: dhcp range %s-%s is not inside %s (interface %s) or holds this host's address", ip4(p.first), ip4(p.last), subnet.String(), s.cfg.Interface)
+	}
+	probe := o.ProbeDHCP
+	if probe == nil {
+		probe = probeDHCP
+	}
+	other, err := probe(s.cfg.Interface)
+	if err != nil {
+		return fmt.Errorf("pxe: look for another DHCP server on %s: %w", s.cfg.Interface, err)
+	}
+	if other != nil {
+		return fmt.Errorf("pxe: another DHCP server (%s) answers on %s: not starting full-DHCP mode (use proxyDHCP: remove [pxe.dhcp])", other, s.cfg.Interface)
+	}
+	s.leases, err = openLeases(filepath.Join(o.StateDir, "pxe-leases.json"), p, time.Duration(s.cfg.DHCP.Lease), o.Now)
+	return err
+}
+
+// probeDHCP broadcasts a DHCPDISCOVER on iface and reports the server
+// that offers an address, if one does within 3 s.
+func probeDHCP(iface string) (net.IP, error) {
+	c, err := newProbeClient(iface)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	offer, err := c.DiscoverOffer(ctx)
+	if err != nil {
+		return nil, nil // nobody answered
+	}
+	if sid := offer.ServerIdentifier(); sid != nil {
+		return sid, nil
+	}
+	return offer.ServerIPAddr, nil
+}
+
+// listen opens the DHCP, TFTP and HTTP ports and starts serving them.
+func (s *Service) listen(ip net.IP) error {
+	iface := s.cfg.Interface
+	c67, err := server4.NewIPv4UDPConn(iface, &net.UDPAddr{Port: portDHCP})
+	if err != nil {
+		return fmt.Errorf("pxe: DHCP port %d on %s: %w", portDHCP, iface, err)
+	}
+	c4011, err := server4.NewIPv4UDPConn(iface, &net.UDPAddr{Port: portBINL})
+	if err != nil {
+		c67.Close()
+		return fmt.Errorf("pxe: PXE port %d on %s: %w", portBINL, iface, err)
+	}
+	s.dhcp, _ = server4.NewServer(iface, nil, s.handler(false), server4.WithConn(c67))
+	s.binl, _ = server4.NewServer(iface, nil, s.handler(true), server4.WithConn(c4011))
+	tconn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: ip, Port: portTFTP})
+	if err != nil {
+		return fmt.Errorf("pxe: TFTP port %d on %s: %w", portTFTP, ip, err)
+	}
+	ts, err := tftp.NewServer(net.JoinHostPort(ip.String(), strconv.Itoa(portTFTP)), tftp.ServerNet("udp4"))
+	if err != nil {
+		tconn.Close()
+		return fmt.Errorf("pxe: TFTP server: %w", err)
+	}
+	ts.ReadHandler(tftp.ReadHandlerFunc(s.serveTFTP))
+	s.tftp = ts
+	hln, err := net.Listen("tcp4", net.JoinHostPort(ip.String(), strconv.Itoa(s.cfg.HTTPPort)))
+	if err != nil {
+		tconn.Close()
+		return fmt.Errorf("pxe: HTTP port %d on %s: %w", s.cfg.HTTPPort, ip, err)
+	}
+	s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	s.wg.Add(4)
+	go func() { defer s.wg.Done(); s.dhcp.Serve() }()
+	go func() { defer s.wg.Done(); s.binl.Serve() }()
+	go func() { defer s.wg.Done(); ts.Serve(tconn) }()
+	go func() { defer s.wg.Done(); s.http.Serve(hln) }()
+	return nil
+}
+
+// handler answers the DHCP messages of one port, a bounded number at
+// once.
+func (s *Service) handler(port4011 bool) server4.Handler {
+	return func(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4) {
+		select {
+		case s.dhcpSem <- struct{}{}:
+			defer func() { <-s.dhcpSem }()
+		default:
+			return
+		}
+		reply := s.answer(m, port4011)
+		if reply == nil {
+			return
+		}
+		if _, err := conn.WriteTo(reply.ToBytes(), peer); err != nil {
+			s.log.Warn("pxe", "step", "dhcp-send", "mac", m.ClientHWAddr.String(), "err", err)
+		}
+	}
+}
+
+// Close stops every listener and waits for the servers to return.
+func (s *Service) Close() error {
+	var errs []error
+	if s.dhcp != nil {
+		errs = append(errs, s.dhcp.Close())
+	}
+	if s.binl != nil {
+		errs = append(errs, s.binl.Close())
+	}
+	if s.tftp != nil {
+		errs = append(errs, s.tftp.Close())
+	}
+	if s.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, s.http.Shutdown(ctx))
+		cancel()
+	}
+	s.wg.Wait()
+	return nil
+}
+
+// checkFile reports a path that is not a readable regular file.
+func checkFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", path)
+	}
+	return nil
+}
+
+// interfaceAddr is iface's first IPv4 address and its mask.
+func interfaceAddr(iface string) (net.IP, net.IPMask, error) {
+	ifi, err := net.InterfaceByName(iface)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pxe: interface %s: %w", iface, err)
+	}
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return nil, nil, fmt.Errorf("pxe: addresses of %s: %w", iface, err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+			return n.IP.To4(), n.Mask, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("pxe: interface %s has no IPv4 address", iface)
+}
