@@ -40,11 +40,7 @@ type pxeMachine struct {
 func pxeServer(t *testing.T, lab *vm.Lab, config string) *vm.Process {
 	t.Helper()
 	bin := vm.GoBinary(t, "github.com/nbdboot/nbdboot/cmd/nbdserve")
-	path := filepath.Join(t.TempDir(), "nbdserve.toml")
-	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := lab.Start(t, bin, "-config", path, "-debug")
+	p := lab.Start(t, bin, "-config", writeFile(t, "nbdserve.toml", config), "-debug")
 	if err := p.WaitLog("msg=serving", 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -52,11 +48,11 @@ func pxeServer(t *testing.T, lab *vm.Lab, config string) *vm.Process {
 }
 
 // pxeConfig is an nbdserve config serving every machine's export on the
-// lab and booting them over the network; extra is appended ([pxe.default],
-// [pxe.dhcp]).
-func pxeConfig(t *testing.T, lab *vm.Lab, ms []pxeMachine, extra string) string {
+// lab, with its state under state, and booting them over the network;
+// extra is appended ([pxe.default], [pxe.dhcp]).
+func pxeConfig(t *testing.T, lab *vm.Lab, state string, ms []pxeMachine, extra string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "listen = %q\nstate_dir = %q\n\n", lab.Server+":10809", filepath.Join(t.TempDir(), "state"))
+	fmt.Fprintf(&b, "listen = %q\nstate_dir = %q\n\n", lab.Server+":10809", state)
 	for _, m := range ms {
 		if m.export != "" {
 			fmt.Fprintf(&b, "[[export]]\nname = %q\npath = %q\n\n", m.export, m.img)
@@ -73,13 +69,15 @@ func pxeConfig(t *testing.T, lab *vm.Lab, ms []pxeMachine, extra string) string 
 	return b.String()
 }
 
-// pxeBoot starts m's guest booting from its network card on tap.
+// pxeBoot starts m's guest booting from its network card on tap: on
+// SeaBIOS through the card's iPXE ROM, on OVMF (uefi) through EDK2's own
+// PXE client (no option ROM).
 func pxeBoot(t *testing.T, lab *vm.Lab, m pxeMachine, tap string, uefi bool) *vm.Machine {
 	o := vm.Options{
 		Name:     m.name,
 		Firmware: true,
 		NetNS:    lab.NS,
-		NICs:     []vm.NIC{{Tap: tap, MAC: m.mac, ROM: true}},
+		NICs:     []vm.NIC{{Tap: tap, MAC: m.mac, Boot: true, ROM: !uefi}},
 	}
 	if uefi {
 		o.Args = []string{"-bios", ovmf(t)}
@@ -130,7 +128,7 @@ func TestPXEBIOS(t *testing.T) {
 		{name: "pc2", mac: "52:54:00:9e:00:02", export: "pc2", id: base + "-pc2", img: vm.CopyImage(t, "root.ext4")},
 	}
 	stranger := pxeMachine{name: "stranger", mac: "52:54:00:9e:00:99"}
-	srv := pxeServer(t, lab, pxeConfig(t, lab, ms, "[pxe.default]\nrefuse = true\n"))
+	srv := pxeServer(t, lab, pxeConfig(t, lab, t.TempDir(), ms, "[pxe.default]\nrefuse = true\n"))
 
 	gs := []*vm.Machine{pxeBoot(t, lab, ms[0], lab.Taps[0], false), pxeBoot(t, lab, ms[1], lab.Taps[1], false)}
 	s := pxeBoot(t, lab, stranger, lab.Taps[2], false)
@@ -150,4 +148,68 @@ func TestPXEBIOS(t *testing.T) {
 	for _, m := range ms {
 		checkWritten(t, m.img, 0, m.id)
 	}
+}
+
+// TestPXEUEFI: a UEFI guest (OVMF) boots through proxyDHCP beside the
+// site's DHCP server: EDK2's PXE gets no PXE options on port 67, asks
+// again on 4011, loads snponly.efi over TFTP, and iPXE takes the script,
+// the kernel (through its EFI stub) and the initramfs over HTTP.
+func TestPXEUEFI(t *testing.T) {
+	requireBootTools(t)
+	lab := vm.NewLab(t, 1)
+	vm.StartDnsmasq(t, lab, vm.DnsmasqConfig{RangeLo: dhcpRangeLo, RangeHi: dhcpRangeHi})
+	m := pxeMachine{name: "uefi", mac: "52:54:00:9e:00:11", export: "uefi", id: newID(t), img: vm.CopyImage(t, "root.ext4")}
+	srv := pxeServer(t, lab, pxeConfig(t, lab, t.TempDir(), []pxeMachine{m}, "[pxe.default]\nrefuse = true\n"))
+	g := pxeBoot(t, lab, m, lab.Taps[0], true)
+	checkPXEBoot(t, g, srv, m, "proxy-offer", "proxy-ack-4011", "tftp", "script", "kernel", "initramfs")
+	if n := countLines(srv.Log, "mac="+m.mac, "step=tftp", "file=snponly.efi", "bytes="); n == 0 {
+		t.Errorf("the server never sent snponly.efi over TFTP")
+	}
+	if err := srv.Stop(); err != nil {
+		t.Error(err)
+	}
+	checkWritten(t, m.img, 0, m.id)
+}
+
+// TestPXEIsolated: on a lab with no DHCP server, nbdserve's full-DHCP
+// mode hands the guest an address of its range (PXE ROM, iPXE and the
+// kernel alike) and keeps the lease in the state directory; started
+// again beside another DHCP server, the same config is refused with a
+// message naming it.
+func TestPXEIsolated(t *testing.T) {
+	requireBootTools(t)
+	lab := vm.NewLab(t, 1)
+	m := pxeMachine{name: "isolated", mac: "52:54:00:9e:00:21", export: "isolated", id: newID(t), img: vm.CopyImage(t, "root.ext4")}
+	state := filepath.Join(t.TempDir(), "state")
+	config := pxeConfig(t, lab, state, []pxeMachine{m}, "[pxe.default]\nrefuse = true\n\n[pxe.dhcp]\nrange_start = \"10.0.3.100\"\nrange_end = \"10.0.3.109\"\n")
+	srv := pxeServer(t, lab, config)
+	g := pxeBoot(t, lab, m, lab.Taps[0], false)
+	checkPXEBoot(t, g, srv, m, "dhcp-lease", "script", "kernel", "initramfs")
+	if err := srv.Stop(); err != nil {
+		t.Error(err)
+	}
+	checkWritten(t, m.img, 0, m.id)
+	leases, err := os.ReadFile(filepath.Join(state, "pxe-leases.json"))
+	if err != nil || !regexp.MustCompile(`"mac": "`+m.mac+`",\s+"ip": "10\.0\.3\.10[0-9]"`).Match(leases) {
+		t.Errorf("lease file: %v\n%s", err, leases)
+	}
+
+	vm.StartDnsmasq(t, lab, vm.DnsmasqConfig{RangeLo: dhcpRangeLo, RangeHi: dhcpRangeHi})
+	again := lab.Start(t, vm.GoBinary(t, "github.com/nbdboot/nbdboot/cmd/nbdserve"), "-config", writeFile(t, "again.toml", config))
+	if err := again.Wait(30 * time.Second); err == nil {
+		t.Error("nbdserve started full-DHCP mode beside another DHCP server")
+	}
+	if n := countLines(again.Log, "another DHCP server (10.0.3.1) answers on br0"); n == 0 {
+		t.Errorf("no error naming the other DHCP server:\n%s", again.Log.Tail(10))
+	}
+}
+
+// writeFile writes text to a new file named name and returns its path.
+func writeFile(t *testing.T, name, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -64,6 +64,18 @@
 //	cow = "ephemeral"
 //	grace = "10m"               # drop the overlay 10 min after the client left
 //
+//	[pxe]                       # network boot: see nbdserve.example.toml
+//	interface = "eth0"
+//	kernel = "/srv/nbdboot/vmlinuz"
+//	initramfs = "/srv/nbdboot/initramfs.img"
+//	cmdline = "ip=dhcp nbdroot=nbd://${server}/${export} rw"
+//	[pxe.default]
+//	export = "lab"
+//
+// With [pxe] (or -pxe-interface), nbdserve also boots machines from their
+// network card: proxyDHCP, TFTP and HTTP on that interface (package pxe);
+// -pxe-* flags set its main keys.
+//
 // SIGHUP re-reads the config file and the arguments and updates the
 // exports: new ones appear, removed ones close once their clients are
 // gone, unchanged ones keep serving; limits and -listen need a restart.

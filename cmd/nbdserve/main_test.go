@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nbdboot/nbdboot/protocol"
+	"github.com/nbdboot/nbdboot/pxe"
 	"github.com/nbdboot/nbdboot/server"
 )
 
@@ -36,6 +37,14 @@ func TestRunErrors(t *testing.T) {
 		{[]string{"-max-inflight", "0", "a=" + img}, "limits.max_inflight: 0, want >= 1"},
 		{[]string{"-listen", "127.0.0.1:99999", "a=" + img}, "listen: "},
 		{[]string{"-nosuchflag"}, "flag provided but not defined: -nosuchflag"},
+		{[]string{"-listen", "127.0.0.1:0", "-pxe-interface", "lo", "-pxe-kernel", filepath.Join(dir, "vmlinuz"), "-pxe-initramfs", img, "-pxe-export", "a", "a=" + img},
+			"pxe: kernel: open " + filepath.Join(dir, "vmlinuz") + ": no such file or directory"},
+		{[]string{"-listen", "127.0.0.1:0", "-pxe-interface", "lo", "-pxe-kernel", img, "-pxe-initramfs", img, "-pxe-ipxe-bios", filepath.Join(dir, "undionly.kpxe"), "-pxe-export", "a", "a=" + img},
+			"pxe: ipxe_bios: open " + filepath.Join(dir, "undionly.kpxe")},
+		{[]string{"-listen", "127.0.0.1:0", "-pxe-interface", "nbdboot-none0", "-pxe-kernel", img, "-pxe-initramfs", img, "-pxe-export", "a", "a=" + img},
+			"pxe: interface nbdboot-none0"},
+		{[]string{"-listen", "127.0.0.1:0", "-pxe-interface", "lo", "-pxe-kernel", img, "-pxe-initramfs", img, "a=" + img},
+			"[pxe.default] names no export"},
 	} {
 		var stderr bytes.Buffer
 		err := run(context.Background(), tt.args, &stderr, nil, nil)
@@ -115,9 +124,17 @@ description = "from the file, with, commas"
 
 // TestExampleConfig keeps the documented example loadable.
 func TestExampleConfig(t *testing.T) {
-	cfg, err := server.LoadConfig("nbdserve.example.toml", nil)
+	var pc pxe.Config
+	cfg, err := server.LoadConfig("nbdserve.example.toml", map[string]any{"pxe": &pc})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !pc.Enabled() || pc.Default.Export != "lab" || len(pc.Machines) != 2 || !pc.Machines[1].Refuse || pc.DHCP == nil ||
+		pc.DHCP.Lease != pxe.Duration(time.Hour) || pc.IPXEEFI != pxe.DefaultIPXEEFI {
+		t.Errorf("example [pxe]: %+v", pc)
+	}
+	if err := pc.Validate(); err != nil {
+		t.Errorf("example [pxe]: %v", err)
 	}
 	def := server.DefaultLimits()
 	if cfg.Listen != ":10809" || cfg.Limits != def || len(cfg.Exports) != 3 || !cfg.Exports[0].ReadOnly || cfg.Exports[1].COW != "persistent" ||

@@ -46,9 +46,12 @@ type NIC struct {
 	// Tap attaches the card to an existing tap device (script=no); for
 	// network namespace labs. Exactly one of User and Tap is set.
 	Tap string
-	// ROM keeps the card's option ROM (qemu's iPXE, efi-*.rom from
-	// Debian's ipxe-qemu) and makes the card the first boot device
-	// (bootindex=1): a network boot through the firmware (Firmware).
+	// Boot makes the card the first boot device (bootindex=1), for a
+	// network boot through the firmware (Options.Firmware): on OVMF its
+	// own virtio-net driver and EDK2's PXE client.
+	Boot bool
+	// ROM keeps the card's option ROM (qemu's iPXE from Debian's
+	// ipxe-qemu: SeaBIOS boots through it; OVMF runs its EFI iPXE).
 	ROM bool
 }
 
@@ -174,11 +177,11 @@ func nicArgs(i int, nic NIC, socat string) ([]string, error) {
 		return nil, fmt.Errorf("vm NIC %d: MAC %q: %w", i, mac, err)
 	}
 	dev := fmt.Sprintf("%s,netdev=%s,mac=%s,id=nic%d", model, id, mac, i)
-	switch {
-	case nic.ROM:
-		dev += ",bootindex=1"
-	case strings.HasSuffix(model, "-pci") || model == "e1000" || model == "e1000e":
+	if !nic.ROM && (strings.HasSuffix(model, "-pci") || model == "e1000" || model == "e1000e") {
 		dev += ",romfile="
+	}
+	if nic.Boot {
+		dev += ",bootindex=1"
 	}
 	return []string{"-netdev", netdev, "-device", dev}, nil
 }

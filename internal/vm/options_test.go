@@ -84,3 +84,24 @@ func TestQemuArgsErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestNICBoot: a network-boot card keeps its option ROM only when asked,
+// and is the first boot device.
+func TestNICBoot(t *testing.T) {
+	for _, tt := range []struct {
+		nic  NIC
+		want string
+	}{
+		{NIC{Tap: "tap1", MAC: "52:54:00:00:00:01", Boot: true, ROM: true}, "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:01,id=nic0,bootindex=1"},
+		{NIC{Tap: "tap1", MAC: "52:54:00:00:00:01", Boot: true}, "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:01,id=nic0,romfile=,bootindex=1"},
+		{NIC{Tap: "tap1", MAC: "52:54:00:00:00:01"}, "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:01,id=nic0,romfile="},
+	} {
+		args, err := nicArgs(0, tt.nic, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if args[3] != tt.want {
+			t.Errorf("%+v: -device %s, want %s", tt.nic, args[3], tt.want)
+		}
+	}
+}
