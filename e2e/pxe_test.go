@@ -174,8 +174,9 @@ func TestPXEUEFI(t *testing.T) {
 // TestPXEIsolated: on a lab with no DHCP server, nbdserve's full-DHCP
 // mode hands the guest an address of its range (PXE ROM, iPXE and the
 // kernel alike) and keeps the lease in the state directory; started
-// again beside another DHCP server, the same config is refused with a
-// message naming it.
+// again once another DHCP server (dnsmasq on another host of the wire,
+// Lab.Peer) answers there, the same config is refused with a message
+// naming it.
 func TestPXEIsolated(t *testing.T) {
 	requireBootTools(t)
 	lab := vm.NewLab(t, 1)
@@ -194,12 +195,12 @@ func TestPXEIsolated(t *testing.T) {
 		t.Errorf("lease file: %v\n%s", err, leases)
 	}
 
-	vm.StartDnsmasq(t, lab, vm.DnsmasqConfig{RangeLo: dhcpRangeLo, RangeHi: dhcpRangeHi})
+	vm.StartDnsmasq(t, lab.Peer(t, "10.0.3.2"), vm.DnsmasqConfig{RangeLo: dhcpRangeLo, RangeHi: dhcpRangeHi})
 	again := lab.Start(t, vm.GoBinary(t, "github.com/nbdboot/nbdboot/cmd/nbdserve"), "-config", writeFile(t, "again.toml", config))
 	if err := again.Wait(30 * time.Second); err == nil {
 		t.Error("nbdserve started full-DHCP mode beside another DHCP server")
 	}
-	if n := countLines(again.Log, "another DHCP server (10.0.3.1) answers on br0"); n == 0 {
+	if n := countLines(again.Log, "another DHCP server (10.0.3.2) answers on br0"); n == 0 {
 		t.Errorf("no error naming the other DHCP server:\n%s", again.Log.Tail(10))
 	}
 }

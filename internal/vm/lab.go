@@ -127,3 +127,24 @@ func (l *Lab) Do(fn func() error) error {
 	runtime.UnlockOSThread()
 	return ferr
 }
+
+// Peer adds another host to the lab's wire: a namespace of its own whose
+// eth0 (a veth pair, the other end on the bridge) holds ip. The result is
+// a Lab whose Bridge is that eth0 and Server that ip, so StartDnsmasq and
+// Start run there: a DHCP server on another machine of the network, which
+// a server on the bridge sees as a real one would (its own broadcasts do
+// not reach a program on the same host). Cleanup deletes it.
+func (l *Lab) Peer(t testing.TB, ip string) *Lab {
+	t.Helper()
+	p := &Lab{NS: fmt.Sprintf("%s-p%d", l.NS, labSeq.Add(1)), Bridge: "eth0", Server: ip, Netmask: l.Netmask}
+	ipCmd(t, "netns", "add", p.NS)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", p.NS).Run() })
+	veth := fmt.Sprintf("veth%d", labSeq.Add(1))
+	ipCmd(t, "-n", l.NS, "link", "add", veth, "type", "veth", "peer", "name", p.Bridge, "netns", p.NS)
+	ipCmd(t, "-n", l.NS, "link", "set", veth, "master", l.Bridge)
+	ipCmd(t, "-n", l.NS, "link", "set", veth, "up")
+	ipCmd(t, "-n", p.NS, "link", "set", "lo", "up")
+	ipCmd(t, "-n", p.NS, "addr", "add", fmt.Sprintf("%s/%d", ip, LabPrefix), "dev", p.Bridge)
+	ipCmd(t, "-n", p.NS, "link", "set", p.Bridge, "up")
+	return p
+}
