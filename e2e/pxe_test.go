@@ -86,13 +86,12 @@ func pxeBoot(t *testing.T, lab *vm.Lab, m pxeMachine, tap string, uefi bool) *vm
 	return vm.Start(t, o)
 }
 
-// ovmf is Debian's OVMF firmware image (package ovmf).
+// ovmf is Debian's OVMF firmware image (media_test.go's ovmfImage).
 func ovmf(t *testing.T) string {
-	const p = "/usr/share/ovmf/OVMF.fd"
-	if _, err := os.Stat(p); err != nil {
-		testutil.Missing(t, "OVMF not installed (Debian package ovmf): %v", err)
+	if _, err := os.Stat(ovmfImage); err != nil {
+		testutil.Missing(t, "OVMF firmware (Debian package ovmf): %v", err)
 	}
-	return p
+	return ovmfImage
 }
 
 // checkPXEBoot follows m's guest to its root's init and power-off, checks

@@ -11,7 +11,7 @@ pkgs=(
 	e2fsprogs squashfs-tools fdisk debootstrap
 	kmod cpio zstd xz-utils lzop lz4 bzip2
 	dnsmasq iproute2 socat
-	ipxe ipxe-qemu ovmf
+	ipxe-qemu
 	ca-certificates
 	xorriso mtools dosfstools isolinux syslinux syslinux-common
 	grub-efi-amd64-signed ipxe ovmf
