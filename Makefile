@@ -56,16 +56,20 @@ demo: deps build kernel images initramfs
 
 # Longer crash and power-loss runs than make test's: SOAK_TRIALS kill -9
 # trials of nbdserve (plain and copy-on-write exports, two connections
-# each, FUA, WRITE_ZEROES, TRIM), then the power-loss model on overlays
-# and on file exports for SOAK_TIME each. Each prints its trials and
-# violations; a failure prints the seed that reproduces it.
+# each, FUA, WRITE_ZEROES, TRIM), the power-loss model on overlays and on
+# file exports for SOAK_TIME each, then SOAK_VMRUNS guest runs on ext4
+# over dm-log-writes, each log replayed to every Sync and between. Each
+# prints its trials and violations; a failure prints the seed that
+# reproduces it.
 SOAK_TRIALS ?= 100
 SOAK_TIME ?= 5m
+SOAK_VMRUNS ?= 10
 SOAKFILTER := grep -E -v '^=== (RUN|PAUSE|CONT)'
-soak: deps build
+soak: deps build kernel
 	@set -o pipefail; NBDSERVE_KILL9_TRIALS=$(SOAK_TRIALS) $(GO) test -count=1 -timeout 0 -v -run 'TestKill9Loop$$' ./cmd/nbdserve | $(SOAKFILTER)
 	@set -o pipefail; POWERLOSS_TIME=$(SOAK_TIME) $(GO) test -count=1 -timeout 0 -v -run 'TestPowerLoss$$' ./cow | $(SOAKFILTER)
 	@set -o pipefail; POWERLOSS_TIME=$(SOAK_TIME) $(GO) test -count=1 -timeout 0 -v -run 'TestPowerLossFileBackend$$' ./server | $(SOAKFILTER)
+	@set -o pipefail; DMLOG_SEEDS=$(SOAK_VMRUNS) $(GO) test -count=1 -timeout 0 -v -run 'TestPowerCutReplay$$' ./internal/vm/dmlog | $(SOAKFILTER)
 
 FUZZTIME ?= 5s
 fuzz:

@@ -73,6 +73,9 @@
 // kill -9 trials against it (powerloss_test.go), by failure injection
 // (failure_test.go) and by crash simulations (crash_test.go); removing
 // any sync below, or any record of a failed one, makes one of them fail.
+// internal/vm/dmlog checks the same against a real kernel: ext4 over
+// dm-log-writes in a qemu guest, the log replayed to every Sync and
+// between.
 //
 //  1. The base is never written (it is only read through io.ReaderAt).
 //  2. The data of a block is in the data file before its state says Data:
