@@ -40,6 +40,7 @@ echo "NBDTEST-HOST $(hostname)"
 echo "NBDTEST-NICS $(ls /sys/class/net | tr '\n' ' ')"
 echo "NBDTEST-ROOT $(findmnt -n -o SOURCE,FSTYPE /)"
 echo "NBDTEST-MACHINEID $(cat /etc/machine-id)"
+echo "NBDTEST-SUPERVISOR $(grep -lx nbdboot /proc/[0-9]*/comm 2>/dev/null | wc -l)"
 echo "NBDTEST-NETKEEP $(systemctl is-active nbdboot-netkeep.service) $(grep -h MACAddress /run/systemd/network/01-nbdboot.network)"
 echo "NBDTEST-STATE $state failed=[$failed]"
 while read -r cmd; do
@@ -146,7 +147,7 @@ type distroGuest struct {
 	t *testing.T
 	m *vm.Machine
 	// Reported by the driver.
-	host, nics, root, machineID, netkeep string
+	host, nics, root, machineID, netkeep, supervisors string
 }
 
 // startDistro boots the image served at the relay and waits for the
@@ -160,6 +161,7 @@ func startDistro(t *testing.T, o vm.Options) *distroGuest {
 	g.nics = m.ExpectLine(`^NBDTEST-NICS (.*)`, stepTimeout)[1]
 	g.root = m.ExpectLine(`^NBDTEST-ROOT (.*)`, stepTimeout)[1]
 	g.machineID = strings.TrimSpace(m.ExpectLine(`^NBDTEST-MACHINEID (.*)`, stepTimeout)[1])
+	g.supervisors = m.ExpectLine(`^NBDTEST-SUPERVISOR (.*)`, stepTimeout)[1]
 	g.netkeep = m.ExpectLine(`^NBDTEST-NETKEEP (.*)`, stepTimeout)[1]
 	st := m.ExpectLine(`^NBDTEST-STATE (\S+) failed=\[(.*)\]`, stepTimeout)
 	t.Logf("after %v: systemd %s; host %s, interfaces %s, root %s, machine-id %s, netkeep %s",
@@ -169,6 +171,10 @@ func startDistro(t *testing.T, o vm.Options) *distroGuest {
 	}
 	if !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(g.machineID) {
 		t.Errorf("machine-id %q, want one made at boot", g.machineID)
+	}
+	// The supervisor names itself (pgrep nbdboot finds it).
+	if g.supervisors != "1" {
+		t.Errorf("%s processes named nbdboot, want the supervisor alone", g.supervisors)
 	}
 	if !strings.HasPrefix(g.netkeep, "active MACAddress=52:54:00:12:34:56") {
 		t.Errorf("nbdboot-netkeep: %q, want active and the boot NIC's MAC", g.netkeep)
@@ -200,7 +206,7 @@ func (g *distroGuest) poweroff() {
 	if err != nil {
 		g.t.Fatal(err)
 	}
-	bad := regexp.MustCompile(`I/O error|EXT4-fs error|NBDTEST-WRITE [0-9]+ FAIL|Remounting filesystem read-only|Failed to (start|unmount)`)
+	bad := regexp.MustCompile(`I/O error|EXT4-fs error|NBDTEST-WRITE [0-9]+ FAIL|Remounting filesystem read-only|Failed to (start|unmount)|no such network interface`)
 	for _, l := range lines {
 		if bad.MatchString(l) {
 			g.t.Errorf("console: %s", l)
