@@ -21,7 +21,9 @@
 //     it), and exports removed or replaced are closed when their last
 //     connection ends;
 //   - listener.go accepts connections (Server.Serve), bounds the number
-//     still negotiating and the handshake time, and drains on shutdown;
+//     still negotiating (negotiation.go shares those slots fairly among
+//     source addresses) and the handshake time, and drains on shutdown;
+//     ratelog.go rate-limits each source address's log lines;
 //   - conn.go, reader.go and writer.go run one connection's transmission
 //     phase: a reader goroutine parses requests, serves the cheap ones
 //     itself (inline.go) and hands the rest to a goroutine each, and

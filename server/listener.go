@@ -21,12 +21,12 @@ type Server struct {
 	sem *byteSem
 	// fence orders the changes of a client's old and new connections.
 	fence *fence
-	// negotiating holds a token per connection still in the handshake.
-	negotiating chan struct{}
+	// logs rate-limits the log lines of each source address.
+	logs *logLimiter
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{} // in transmission
-	hs       map[net.Conn]struct{}
+	hs       *negSlots          // connections in the handshake
 	total    int
 	shutting bool
 	wg       sync.WaitGroup
@@ -46,14 +46,14 @@ func New(r Resolver, lim Limits, log *slog.Logger) (*Server, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	return &Server{
-		res:         r,
-		lim:         lim,
-		log:         log,
-		sem:         newByteSem(lim.MaxBufferBytes),
-		fence:       newFence(lim, log),
-		negotiating: make(chan struct{}, lim.MaxNegotiating),
-		conns:       map[*conn]struct{}{},
-		hs:          map[net.Conn]struct{}{},
+		res:   r,
+		lim:   lim,
+		log:   log,
+		sem:   newByteSem(lim.MaxBufferBytes),
+		fence: newFence(lim, log),
+		logs:  newLogLimiter(time.Now),
+		conns: map[*conn]struct{}{},
+		hs:    newNegSlots(lim.MaxNegotiating),
 	}, nil
 }
 
@@ -95,11 +95,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		backoff = 0
-		if !s.admit(nc) {
+		slot := s.admit(nc)
+		if slot == nil {
 			continue
 		}
 		s.wg.Add(1)
-		go s.handle(nc)
+		go s.handle(nc, slot)
 	}
 	s.wg.Wait()
 	s.log.Info("stopped", "addr", ln.Addr().String())
@@ -107,8 +108,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // admit applies the connection caps; a refused connection is closed.
-func (s *Server) admit(nc net.Conn) bool {
-	log := s.log.With("client", nc.RemoteAddr().String())
+// It returns the connection's negotiation slot.
+func (s *Server) admit(nc net.Conn) *negSlot {
+	log := s.clientLog(nc)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -117,21 +119,28 @@ func (s *Server) admit(nc net.Conn) bool {
 	case s.lim.MaxConnections > 0 && s.total >= s.lim.MaxConnections:
 		log.Warn("refused: too many connections", "max_connections", s.lim.MaxConnections)
 	default:
-		select {
-		case s.negotiating <- struct{}{}:
+		slot, cut := s.hs.take(nc)
+		if slot != nil {
+			if cut != nil {
+				s.clientLog(cut.nc).Warn("handshake cut off: its slot went to another address", "max_negotiating", s.lim.MaxNegotiating)
+			}
 			s.total++
-			s.hs[nc] = struct{}{}
-			return true
-		default:
-			log.Warn("refused: too many connections negotiating", "max_negotiating", s.lim.MaxNegotiating)
+			return slot
 		}
+		log.Warn("refused: too many connections negotiating from this address", "max_negotiating", s.lim.MaxNegotiating)
 	}
 	nc.Close()
-	return false
+	return nil
+}
+
+// clientLog is the logger of a connection: client= its address, and at
+// most a few lines a second for each source address.
+func (s *Server) clientLog(nc net.Conn) *slog.Logger {
+	return s.logs.logger(s.log, sourceAddr(nc.RemoteAddr())).With("client", nc.RemoteAddr().String())
 }
 
 // handle runs one connection: handshake, then transmission.
-func (s *Server) handle(nc net.Conn) {
+func (s *Server) handle(nc net.Conn, slot *negSlot) {
 	defer s.wg.Done()
 	defer func() {
 		nc.Close()
@@ -139,14 +148,14 @@ func (s *Server) handle(nc net.Conn) {
 		s.total--
 		s.mu.Unlock()
 	}()
-	log := s.log.With("client", nc.RemoteAddr().String())
+	log := s.clientLog(nc)
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 		// A client that powered off without a word (no DISC, no FIN)
 		// must not hold its overlay's grace period open for minutes.
 		tc.SetKeepAliveConfig(clientKeepAlive)
 	}
-	sess, err := s.handshake(nc)
+	sess, err := s.handshake(nc, slot)
 	if err != nil {
 		switch {
 		case errors.Is(err, protocol.ErrAborted), errors.Is(err, io.EOF):
@@ -188,14 +197,19 @@ func (s *Server) handle(nc net.Conn) {
 
 // handshake negotiates under the handshake deadline and frees the
 // negotiating slot when done.
-func (s *Server) handshake(nc net.Conn) (*protocol.Session, error) {
+func (s *Server) handshake(nc net.Conn, slot *negSlot) (*protocol.Session, error) {
 	defer func() {
 		s.mu.Lock()
-		delete(s.hs, nc)
+		s.hs.release(slot)
 		s.mu.Unlock()
-		<-s.negotiating
 	}()
-	nc.SetDeadline(time.Now().Add(s.lim.HandshakeTimeout))
+	s.mu.Lock() // ordered with beginShutdown and an eviction, which end it at once
+	if s.shutting || slot.evicted {
+		nc.SetDeadline(time.Unix(1, 0))
+	} else {
+		nc.SetDeadline(time.Now().Add(s.lim.HandshakeTimeout))
+	}
+	s.mu.Unlock()
 	sess, err := protocol.ServerHandshake(nc, s.res, protocol.ServerOptions{})
 	if err != nil {
 		return nil, err
@@ -231,9 +245,7 @@ func (s *Server) beginShutdown() {
 		return
 	}
 	s.shutting = true
-	for nc := range s.hs {
-		nc.SetDeadline(time.Unix(1, 0))
-	}
+	s.hs.each(func(nc net.Conn) { nc.SetDeadline(time.Unix(1, 0)) })
 	for c := range s.conns {
 		c.shutdown()
 	}

@@ -330,3 +330,87 @@ func TestHostileShutdownHalfPayload(t *testing.T) {
 		t.Fatal("nbdserve did not exit within 10 s of SIGTERM")
 	}
 }
+
+// freshRead connects from address from, negotiates export and reads the
+// known first 4 KiB, all within a second.
+func freshRead(addr, from, export string, head []byte) error {
+	start := time.Now()
+	c, err := tryDialFrom(addr, from, export)
+	if err != nil {
+		return err
+	}
+	defer c.nc.Close()
+	got, err := c.read(0, 4096, time.Second)
+	switch {
+	case err != nil:
+		return err
+	case !bytes.Equal(got, head[:4096]):
+		return fmt.Errorf("wrong bytes")
+	case time.Since(start) >= time.Second:
+		return fmt.Errorf("connect and READ took %v", time.Since(start))
+	}
+	return nil
+}
+
+// flood keeps n connections from from open that send nothing, or one
+// byte a second with slow, reopening each the server closes, until stop
+// is closed; its WaitGroup is done once they are all closed.
+func flood(addr, from string, n int, slow bool, stop chan struct{}) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				nc, err := rawDial(addr, from)
+				if err != nil {
+					continue
+				}
+				go func() { <-stop; nc.Close() }()
+				if slow { // the greeting's client flags, a byte a second
+					for range 4 {
+						select {
+						case <-stop:
+						case <-time.After(time.Second):
+							nc.Write([]byte{0})
+						}
+					}
+				}
+				io.Copy(io.Discard, nc) // until the server closes it
+				nc.Close()
+			}
+		})
+	}
+	return &wg
+}
+
+// TestHostileNegotiationFlood: one address keeps 100 connections in the
+// handshake (silent ones, then slow ones), reconnecting each the server
+// drops. Machines at other addresses still connect and read within a
+// second, and the log grows by at most a few lines a second.
+func TestHostileNegotiationFlood(t *testing.T) {
+	p, head := startHostile(t, "-handshake-timeout", "30s")
+	for _, slow := range []bool{false, true} {
+		stop := make(chan struct{})
+		wg := flood(p.addr, "127.0.0.1", 100, slow, stop)
+		// Let the flood fill the slots and churn.
+		p.waitLine(regexp.MustCompile(`refused: too many connections negotiating`))
+		before := len(p.log())
+		for i := range 10 {
+			from := fmt.Sprintf("127.0.0.%d", 2+i%3)
+			if err := freshRead(p.addr, from, "ro", head); err != nil {
+				t.Errorf("slow=%v: client %d from %s during the flood: %v", slow, i, from, err)
+			}
+			<-time.After(100 * time.Millisecond)
+		}
+		grown := len(p.log()) - before
+		close(stop)
+		wg.Wait()
+		if grown > 100<<10 {
+			t.Errorf("slow=%v: the log grew by %d bytes in about a second of the flood", slow, grown)
+		}
+	}
+}
