@@ -28,7 +28,8 @@ if [ -n "$suite" ]; then
 	[ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
 	lists=$cache/apt-$suite
 	mkdir -p "$lists/lists/partial"
-	echo "deb $mirror $suite main" >"$lists/sources.list"
+	line="deb $mirror $suite main"
+	[ "$(cat "$lists/sources.list" 2>/dev/null)" = "$line" ] || echo "$line" >"$lists/sources.list"
 	aptopts=(-o "Dir::Etc::SourceList=$lists/sources.list" -o "Dir::Etc::SourceParts=-"
 		-o "Dir::State::Lists=$lists/lists" -o "Dir::Cache=$lists")
 	if [ ! -f "$out/version" ] || [ -n "$(find "$lists/sources.list" -newer "$out/version" 2>/dev/null)" ] ||
