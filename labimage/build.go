@@ -87,6 +87,9 @@ func Build(ctx context.Context, o Options) ([]Change, error) {
 	if err != nil {
 		return changes, fmt.Errorf("prepare %s: %w", dir, err)
 	}
+	if m, _ := filepath.Glob(filepath.Join(stage, "lib/modules/*/modules.dep")); len(m) == 0 {
+		fmt.Fprintf(stderr, "nbdboot image: note: %s has no kernel modules (lib/modules/VERSION): drivers the initramfs lacks will not load; install the kernel package the initramfs was built from\n", dir)
+	}
 
 	tmp := out + ".new"
 	os.Remove(tmp)

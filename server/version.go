@@ -43,7 +43,7 @@ const DefaultVersionGrace = 10 * time.Minute
 const versionLen = 12
 
 // version is the version of the image id identifies: a hash of its
-// device and inode, and for a read-only export also its size and
+// device and inode, and for a read-only regular file also its size and
 // modification time (a writable export's clients change those); "" for a
 // backend that is not a file.
 func (id ImageID) version(readOnly bool) string {
@@ -51,7 +51,9 @@ func (id ImageID) version(readOnly bool) string {
 		return ""
 	}
 	s := fmt.Sprintf("dev=%d ino=%d", id.Dev, id.Ino)
-	if readOnly {
+	// A block device's node has size 0 and a modification time that says
+	// nothing of its content: its identity alone (as ImageID.sameFile).
+	if readOnly && id.Size > 0 {
 		s += fmt.Sprintf(" size=%d mtime=%d", id.Size, id.MTime)
 	}
 	sum := sha256.Sum256([]byte(s))
