@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -60,6 +61,9 @@ type Service struct {
 	tftp       *tftp.Server
 	http       *http.Server
 	wg         sync.WaitGroup
+	tftpConn   *net.UDPConn
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // Start checks the configuration, the files and the interface, opens
@@ -116,7 +120,6 @@ func Start(cfg Config, o Options) (*Service, error) {
 		}
 	}
 	if err := s.listen(ip); err != nil {
-		s.Close()
 		return nil, err
 	}
 	mode := "proxyDHCP"
@@ -174,37 +177,48 @@ func probeDHCP(iface string) (net.IP, error) {
 	return offer.ServerIPAddr, nil
 }
 
-// listen opens the DHCP, TFTP and HTTP ports and starts serving them.
-func (s *Service) listen(ip net.IP) error {
+// listen opens the DHCP, TFTP and HTTP ports, all or none, and starts
+// serving them.
+func (s *Service) listen(ip net.IP) (err error) {
 	iface := s.cfg.Interface
+	var opened []io.Closer
+	defer func() {
+		if err != nil {
+			for _, c := range opened {
+				c.Close()
+			}
+		}
+	}()
 	c67, err := server4.NewIPv4UDPConn(iface, &net.UDPAddr{Port: portDHCP})
 	if err != nil {
 		return fmt.Errorf("pxe: DHCP port %d on %s: %w", portDHCP, iface, err)
 	}
+	opened = append(opened, c67)
 	c4011, err := server4.NewIPv4UDPConn(iface, &net.UDPAddr{Port: portBINL})
 	if err != nil {
-		c67.Close()
 		return fmt.Errorf("pxe: PXE port %d on %s: %w", portBINL, iface, err)
 	}
-	s.dhcp, _ = server4.NewServer(iface, nil, s.handler(false), server4.WithConn(c67))
-	s.binl, _ = server4.NewServer(iface, nil, s.handler(true), server4.WithConn(c4011))
+	opened = append(opened, c4011)
 	tconn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: ip, Port: portTFTP})
 	if err != nil {
 		return fmt.Errorf("pxe: TFTP port %d on %s: %w", portTFTP, ip, err)
 	}
+	opened = append(opened, tconn)
+	hln, err := net.Listen("tcp4", net.JoinHostPort(ip.String(), strconv.Itoa(s.cfg.HTTPPort)))
+	if err != nil {
+		return fmt.Errorf("pxe: HTTP port %d on %s: %w", s.cfg.HTTPPort, ip, err)
+	}
+	opened = append(opened, hln)
 	ts, err := tftp.NewServer(net.JoinHostPort(ip.String(), strconv.Itoa(portTFTP)), tftp.ServerNet("udp4"))
 	if err != nil {
-		tconn.Close()
 		return fmt.Errorf("pxe: TFTP server: %w", err)
 	}
 	ts.ReadHandler(tftp.ReadHandlerFunc(s.serveTFTP))
+	s.dhcp, _ = server4.NewServer(iface, nil, s.handler(false), server4.WithConn(c67))
+	s.binl, _ = server4.NewServer(iface, nil, s.handler(true), server4.WithConn(c4011))
 	s.tftp = ts
-	hln, err := net.Listen("tcp4", net.JoinHostPort(ip.String(), strconv.Itoa(s.cfg.HTTPPort)))
-	if err != nil {
-		tconn.Close()
-		return fmt.Errorf("pxe: HTTP port %d on %s: %w", s.cfg.HTTPPort, ip, err)
-	}
 	s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	s.tftpConn = tconn
 	s.wg.Add(4)
 	go func() { defer s.wg.Done(); s.dhcp.Serve() }()
 	go func() { defer s.wg.Done(); s.binl.Serve() }()
@@ -233,25 +247,35 @@ func (s *Service) handler(port4011 bool) server4.Handler {
 	}
 }
 
-// Close stops every listener and waits for the servers to return.
+// Close stops every listener, lets HTTP transfers in flight finish (up
+// to 5 s) and waits for the servers to return. It returns the HTTP
+// server's shutdown error, if any. Closing twice is fine.
 func (s *Service) Close() error {
-	var errs []error
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *Service) close() error {
 	if s.dhcp != nil {
-		errs = append(errs, s.dhcp.Close())
+		s.dhcp.Close()
+		s.binl.Close()
 	}
-	if s.binl != nil {
-		errs = append(errs, s.binl.Close())
+	if s.tftpConn != nil {
+		// The TFTP server's Close needs Serve to have started: stop Serve
+		// by closing its connection, wait, then Close (its other goroutine).
+		s.tftpConn.Close()
 	}
-	if s.tftp != nil {
-		errs = append(errs, s.tftp.Close())
-	}
+	var err error
 	if s.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		errs = append(errs, s.http.Shutdown(ctx))
+		err = s.http.Shutdown(ctx)
 		cancel()
 	}
 	s.wg.Wait()
-	return nil
+	if s.tftp != nil {
+		s.tftp.Close()
+	}
+	return err
 }
 
 // checkFile reports a path that is not a readable regular file.
