@@ -11,6 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/nbdboot/nbdboot/cow"
 	"github.com/nbdboot/nbdboot/protocol"
 )
 
@@ -226,4 +227,70 @@ func isHex(s string) bool {
 		}
 	}
 	return true
+}
+
+// TestImageVersionOverlays: a client's overlay over a replaced base
+// stays over that base for its pinned reconnects; a new boot over the
+// new base is refused while the old one is connected, then a persistent
+// overlay is refused (never applied to the other base) and an ephemeral
+// one made anew.
+func TestImageVersionOverlays(t *testing.T) {
+	for _, mode := range []string{COWPersistent, COWEphemeral} {
+		t.Run(mode, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "lab.img")
+			writeImage(t, path, 'A', 8192)
+			m, err := cow.NewManager(cow.Config{Dir: filepath.Join(dir, "state")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			cfgs := []ExportConfig{{Name: "lab", Path: path, COW: mode}}
+			tab, err := OpenExports(cfgs, WithOverlays(m))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tab.Close()
+			info, err := tab.Export("lab/pc1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			pinned := info.Canonical
+			if base, _, ok := splitVersion(pinned); !ok || base != "lab/pc1" {
+				t.Fatalf("canonical %q, want lab/pc1@VERSION", pinned)
+			}
+			e, release, err := tab.AcquireFrom(info, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.Backend.WriteAt([]byte("X"), 0); err != nil {
+				t.Fatal(err)
+			}
+
+			writeImage(t, path, 'B', 8192)
+			if _, _, err := tab.Update(cfgs); err != nil {
+				t.Fatal(err)
+			}
+			// The running client's reconnect: its overlay, over its base.
+			if got, err := readFirst(t, tab, pinned); err != nil || got != 'X' {
+				t.Errorf("pinned reconnect reads %q, %v; want its own X", got, err)
+			}
+			// A new boot of the same client while it still runs: refused.
+			if _, err := readFirst(t, tab, "lab/pc1"); !errors.Is(err, cow.ErrBusy) {
+				t.Errorf("new boot while the old one is connected: %v, want ErrBusy", err)
+			}
+			release()
+			got, err := readFirst(t, tab, "lab/pc1")
+			switch mode {
+			case COWPersistent:
+				if !errors.Is(err, cow.ErrBaseChanged) {
+					t.Errorf("persistent overlay over the new base: %q, %v; want ErrBaseChanged", got, err)
+				}
+			case COWEphemeral:
+				if err != nil || got != 'B' {
+					t.Errorf("ephemeral overlay after the update reads %q, %v; want a fresh one over B", got, err)
+				}
+			}
+		})
+	}
 }
