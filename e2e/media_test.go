@@ -1,9 +1,9 @@
 package e2e
 
 import (
+	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -103,11 +103,9 @@ func TestMediaUSBUEFI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a VM (skipped under -short)")
 	}
-	if _, err := os.Stat(ovmfImage); err != nil {
-		testutil.Missing(t, "OVMF firmware (Debian package ovmf): %v", err)
-	}
+	bios := ovmf(t)
 	runBoot(t, hybridCase(func(img string) []string {
-		return append([]string{"-bios", ovmfImage}, usbStick(img)...)
+		return append([]string{"-bios", bios}, usbStick(img)...)
 	}, "512M", uefiTimeout))
 }
 
@@ -131,12 +129,45 @@ func TestMediaFloppy(t *testing.T) {
 		img := buildMedium(t, media.Config{Kind: media.Floppy, Cmdline: cmdline, Server: "http://" + floppyHTTP})
 		t.Cleanup(func() { srv.check(t, dir+"/kernel", dir+"/initramfs") })
 		return mediumBoot{
-			args:     []string{"-drive", "if=floppy,index=0,format=raw,readonly=on,file=" + img, "-boot", "a"},
+			args:     floppyDrive(img),
 			forwards: []vm.Forward{{Guest: floppyHTTP, Host: srv.addr}},
 			timeout:  mediumTimeout,
 		}
 	}
 	runBoot(t, c)
+}
+
+// floppyDrive is qemu's arguments for img as the first floppy, booted.
+func floppyDrive(img string) []string {
+	return []string{"-drive", "if=floppy,index=0,format=raw,readonly=on,file=" + img, "-boot", "a"}
+}
+
+// TestMediaFloppyPXE: the floppy built with neither a server nor a
+// command line, on a lab network beside the site's DHCP server (dnsmasq,
+// addresses only, on another host naming itself as next-server):
+// nbdserve's proxyDHCP answers the floppy's iPXE too, whose script takes
+// that answer's next-server as ${server}; it chains the script nbdserve
+// makes for its MAC, which boots the machine's export. nbdserve logs each
+// step.
+func TestMediaFloppyPXE(t *testing.T) {
+	requireBootTools(t)
+	lab := vm.NewLab(t, 1)
+	// The site's DHCP server on another host of the wire, so that only
+	// nbdserve's answer names nbdserve's address.
+	vm.StartDnsmasq(t, lab.Peer(t, "10.0.3.2"), vm.DnsmasqConfig{RangeLo: dhcpRangeLo, RangeHi: dhcpRangeHi})
+	m := pxeMachine{name: "floppy", mac: "52:54:00:9e:00:31", export: "floppy", id: newID(t), img: vm.CopyImage(t, "root.ext4")}
+	srv := pxeServer(t, lab, pxeConfig(t, lab, t.TempDir(), []pxeMachine{m}, "[pxe.default]\nrefuse = true\n"))
+	img := buildMedium(t, media.Config{Kind: media.Floppy, Server: fmt.Sprintf("http://${server}:%d", pxeHTTPPort)})
+	g := vm.Start(t, vm.Options{
+		Name: m.name, Firmware: true, NetNS: lab.NS,
+		NICs: []vm.NIC{{Tap: lab.Taps[0], MAC: m.mac}}, // no option ROM: the floppy's iPXE drives the card
+		Args: floppyDrive(img),
+	})
+	checkPXEBoot(t, g, srv, m, "proxy-offer", "script", "kernel", "initramfs")
+	if err := srv.Stop(); err != nil {
+		t.Error(err)
+	}
+	checkWritten(t, m.img, 0, m.id)
 }
 
 // bootFiles is an HTTP server on loopback serving files by path, and

@@ -106,7 +106,7 @@ func TestHybridReproducible(t *testing.T) {
 // and mtools reads back the files SYSLINUX and iPXE need.
 func TestFloppyReproducible(t *testing.T) {
 	requireMediaTools(t, Floppy)
-	c := Config{Kind: Floppy, Cmdline: "console=ttyS0 ip=dhcp nbdroot=nbd://${next-server}/lab rw"}
+	c := Config{Kind: Floppy, Cmdline: "console=ttyS0 ip=dhcp nbdroot=nbd://${server}/lab rw"}
 	a := build(t, c)
 	time.Sleep(2100 * time.Millisecond) // FAT times have 2 s steps
 	b := build(t, c)
@@ -134,7 +134,7 @@ func TestFloppyReproducible(t *testing.T) {
 		}
 	}
 	script, err := exec.Command("mtype", "-i", a.Path, "::NBDBOOT.IPX").CombinedOutput()
-	if err != nil || !strings.Contains(string(script), "kernel http://${next-server}/boot/${mac:hexhyp}/kernel console=ttyS0") {
+	if err != nil || !strings.Contains(string(script), "kernel http://${server}/boot/${mac:hexhyp}/kernel console=ttyS0") {
 		t.Errorf("floppy's iPXE script: %v\n%s", err, script)
 	}
 }

@@ -82,7 +82,7 @@ func checkURL(s string) error {
 		return fmt.Errorf("URL %q: %w", s, err)
 	}
 	if u.Scheme != "http" || u.Host == "" {
-		return fmt.Errorf("URL %q: want http://HOST[:PORT]/PATH (HOST may be ${next-server})", s)
+		return fmt.Errorf("URL %q: want http://HOST[:PORT]/PATH (HOST may be ${server})", s)
 	}
 	return nil
 }

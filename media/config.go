@@ -33,9 +33,10 @@ func (k Kind) Hybrid() bool { return k == USB || k == ISO }
 // DefaultTimeout is how long the boot menu waits before booting.
 const DefaultTimeout = 5 * time.Second
 
-// DefaultServer is the floppy's HTTP server when none is given: iPXE puts
-// in the address of the DHCP (or proxyDHCP) server that answered it.
-const DefaultServer = "http://${next-server}"
+// DefaultServer is the floppy's HTTP server when none is given: the
+// floppy's script sets ${server} to the next-server of nbdserve's
+// proxyDHCP answer, or without one, of the DHCP server's.
+const DefaultServer = "http://${server}"
 
 // MachinePath is where nbdserve's HTTP service ([pxe]) keeps one machine's
 // boot files (script.ipxe, kernel, initramfs): iPXE fills in the card's
@@ -64,7 +65,7 @@ type Config struct {
 	Server string
 	// KernelURL, InitramfsURL and ScriptURL replace the URLs on Server
 	// (Server + MachinePath + "/kernel", "/initramfs", "/script.ipxe").
-	// They may use iPXE settings such as ${next-server} and ${mac}.
+	// They may use iPXE settings such as ${server} and ${mac}.
 	KernelURL    string
 	InitramfsURL string
 	ScriptURL    string

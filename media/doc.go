@@ -23,7 +23,8 @@
 // loading Debian's ipxe.lkrn with an iPXE script as its initrd (iPXE runs
 // an initrd that is a script, so iPXE need not be rebuilt): DHCP, then the
 // kernel and initramfs over HTTP from the URLs given when it was built,
-// which may name the DHCP server's address as ${next-server}.
+// which may name the boot server found by DHCP as ${server} (the
+// next-server of nbdserve's proxyDHCP answer, else of the DHCP server's).
 //
 // The same inputs give the same bytes: every timestamp is one fixed time
 // (SOURCE_DATE_EPOCH for xorriso and mkfs.fat, fixed file times for mcopy,

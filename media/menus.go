@@ -95,8 +95,13 @@ func ipxeScript(kernelURL, initramfsURL, cmdline string) string {
 	return b.String()
 }
 
-// ipxeDHCP starts the floppy's scripts: DHCP on any card until it works.
-const ipxeDHCP = "#!ipxe\n:retry\necho nbdboot: DHCP\ndhcp || goto retry\n"
+// ipxeDHCP starts the floppy's scripts: DHCP on any card until it works,
+// then ${server} is the boot server: nbdserve's proxyDHCP answer's
+// next-server when there was one (the site's DHCP server may name itself
+// as next-server, as dnsmasq does, and iPXE's plain ${next-server} is
+// that one), else the DHCP server's.
+const ipxeDHCP = "#!ipxe\n:retry\necho nbdboot: DHCP\ndhcp || goto retry\n" +
+	"isset ${proxydhcp/next-server} && set server ${proxydhcp/next-server} || set server ${next-server}\n"
 
 // ipxeChain is the floppy's iPXE script without a command line of its
 // own: DHCP, then the script the server makes for this machine.

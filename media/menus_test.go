@@ -48,6 +48,7 @@ func TestIPXEScript(t *testing.T) {
 :retry
 echo nbdboot: DHCP
 dhcp || goto retry
+isset ${proxydhcp/next-server} && set server ${proxydhcp/next-server} || set server ${next-server}
 echo nbdboot: kernel from http://${next-server}/kernel
 kernel http://${next-server}/kernel nbdroot=nbd://${next-server}/lab || goto retry
 echo nbdboot: initramfs from http://${next-server}/initramfs
@@ -60,13 +61,14 @@ boot || goto retry
 }
 
 func TestIPXEChain(t *testing.T) {
-	got := ipxeChain("http://${next-server}/boot/${mac:hexhyp}/script.ipxe")
+	got := ipxeChain("http://${server}/boot/${mac:hexhyp}/script.ipxe")
 	want := `#!ipxe
 :retry
 echo nbdboot: DHCP
 dhcp || goto retry
-echo nbdboot: boot script from http://${next-server}/boot/${mac:hexhyp}/script.ipxe
-chain http://${next-server}/boot/${mac:hexhyp}/script.ipxe || goto retry
+isset ${proxydhcp/next-server} && set server ${proxydhcp/next-server} || set server ${next-server}
+echo nbdboot: boot script from http://${server}/boot/${mac:hexhyp}/script.ipxe
+chain http://${server}/boot/${mac:hexhyp}/script.ipxe || goto retry
 `
 	if got != want {
 		t.Errorf("iPXE script:\n%s\nwant:\n%s", got, want)

@@ -23,8 +23,9 @@ does DHCP and then, with -cmdline, fetches the kernel and initramfs from
 the server (nbdserve's URLs SERVER/boot/MAC/kernel and .../initramfs) and
 boots them with that command line; without -cmdline it runs the script
 nbdserve makes for the machine (SERVER/boot/MAC/script.ipxe).
-${next-server} in the server URL or the command line is the address of
-the DHCP (or nbdserve's proxyDHCP) server.
+${server} in the server URL or the command line is the boot server DHCP
+named: the next-server of nbdserve's proxyDHCP answer, else of the DHCP
+server's.
 `
 
 // runMedia builds a boot medium (media.Build) and says what went in.
