@@ -95,26 +95,36 @@ func TestVmlinuxNotELF(t *testing.T) {
 	}
 }
 
-// TestVmlinuxDebian checks the real kernel fetched by `make kernel`.
+// TestVmlinuxDebian checks the real kernels fetched by `make kernel`:
+// Debian's (xz) and the backports one (zstd), when present.
 func TestVmlinuxDebian(t *testing.T) {
 	dir := os.Getenv("NBDBOOT_BUILD")
 	if dir == "" {
 		t.Skip("NBDBOOT_BUILD not set")
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "kernel", "bzImage"))
-	if err != nil {
-		t.Skipf("no kernel fetched: %v", err)
-	}
-	got, err := Vmlinux(context.Background(), b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := os.ReadFile(filepath.Join(dir, "kernel", "vmlinux"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("vmlinux differs from a fresh extraction (%d vs %d bytes)", len(got), len(want))
+	for _, k := range []string{"kernel", "kernel-bpo"} {
+		t.Run(k, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join(dir, k, "bzImage"))
+			if err != nil {
+				t.Skipf("no kernel fetched: %v", err)
+			}
+			_, f, err := Payload(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := Vmlinux(context.Background(), b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := os.ReadFile(filepath.Join(dir, k, "vmlinux"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%s: vmlinux differs from a fresh extraction (%d vs %d bytes)", f, len(got), len(want))
+			}
+			t.Logf("%s: %s payload, %d bytes of vmlinux", k, f, len(got))
+		})
 	}
 }
 
