@@ -72,10 +72,11 @@ func TestClientIDFallbackQemuNBD(t *testing.T) {
 		env: &Env{Dialer: unixDialer(sock), Negotiate: Negotiate, Clock: clock},
 		log: NewLogger(&log, clock),
 		// connect retries until qemu-nbd listens.
-		cfg: &Config{Servers: []bootcfg.Address{target}, Retry: 30 * time.Second, Connections: 1},
-		net: NetInfo{Interface: "eth0", MAC: "52:54:00:12:34:56"},
+		cfg:  &bootcfg.Config{Retry: 30 * time.Second},
+		root: bootcfg.Boot{Target: bootcfg.Target{Servers: []bootcfg.Server{target.Server}, Export: target.Export}, Connections: 1},
+		net:  NetInfo{Interface: "eth0", MAC: "52:54:00:12:34:56"},
 	}
-	s, err := b.connect(t.Context(), b.cfg.Servers)
+	s, err := b.connect(t.Context(), b.root.Addresses())
 	if err != nil {
 		t.Fatalf("connect: %v; log:\n%s\nqemu-nbd:\n%s", err, log.String(), stderr.String())
 	}

@@ -87,7 +87,7 @@ func TestClientIDExportName(t *testing.T) {
 			w.net.info.MAC = tc.mac
 			w.cfg.ClientID = tc.clientID
 			w.cfg.Connections = tc.conns
-			w.cfg.Servers[0].Export = tc.export
+			w.cfg.NBD.Export = tc.export
 			if tc.plain {
 				plainServer(w)
 			}

@@ -20,7 +20,7 @@ const ClientIDNone = "none"
 // connections when both the config and the server allow several.
 func (b *booter) connect(ctx context.Context, targets []bootcfg.Address) (*Session, error) {
 	ph := b.log.Phase("connect")
-	r := newRetrier(b.env.Clock, b.cfg.retry())
+	r := newRetrier(b.env.Clock, retry(b.cfg))
 	nm := b.newNamer()
 	errs := make([]string, len(targets))
 	for attempt := 1; ; attempt++ {
@@ -37,11 +37,11 @@ func (b *booter) connect(ctx context.Context, targets []bootcfg.Address) (*Sessi
 			ph.Debugf("attempt %d: %s: %v", attempt, t, err)
 		}
 		if attempt == 1 || attempt%10 == 0 {
-			ph.Printf("no server answered yet (%s); retrying for up to %s", strings.Join(errs, "; "), b.cfg.retry())
+			ph.Printf("no server answered yet (%s); retrying for up to %s", strings.Join(errs, "; "), retry(b.cfg))
 		}
 		if !r.next(ctx) {
 			return nil, fail("connect", fmt.Errorf("no server answered within %s: %s",
-				b.cfg.retry(), strings.Join(errs, "; ")), hintConnect)
+				retry(b.cfg), strings.Join(errs, "; ")), hintConnect)
 		}
 	}
 }
@@ -77,9 +77,9 @@ func (b *booter) connector() Connector {
 // under the export name the first one negotiated. One that fails leaves
 // the session with fewer connections, not none.
 func (b *booter) extraConns(ctx context.Context, s *Session) {
-	n := Connections(b.cfg.Connections, s.Export.Flags)
-	if b.cfg.Connections > 1 && n == 1 {
-		b.log.Printf("connect: server does not advertise CAN_MULTI_CONN; using 1 connection, not %d", b.cfg.Connections)
+	n := Connections(b.root.Connections, s.Export.Flags)
+	if b.root.Connections > 1 && n == 1 {
+		b.log.Printf("connect: server does not advertise CAN_MULTI_CONN; using 1 connection, not %d", b.root.Connections)
 	}
 	if err := b.connector().More(ctx, s, n); err != nil {
 		b.log.Printf("connect: %v; going on with %d", err, len(s.Conns))

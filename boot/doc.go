@@ -12,23 +12,27 @@
 // kmod, netcfg, protocol and nbdnl packages; cmd/nbdboot wires them.
 //
 // Data flow, for ip=dhcp nbdroot=nbd://10.0.0.1/lab: ReadCmdline returns
-// /proc/cmdline; bootcfg.Parse turns it into a bootcfg.Config (its NBD
-// field a bootcfg.Target: servers as bootcfg.Server, the export "lab"),
-// and Config.Resolve merges it with the target into a bootcfg.Boot, which
-// CommandLine (cmdline.go) copies into the boot's Config. netcfg brings the
-// network up (NetInfo: interface, MAC). connect asks each server, as a
-// bootcfg.Address, through the Connector (session.go): a
+// /proc/cmdline; ParseCommandLine (bootcfg.Parse) turns it into the one
+// command-line model, a bootcfg.Config (its NBD field a bootcfg.Target:
+// servers as bootcfg.Server, the export "lab"), which the boot keeps for
+// the network, modules, retry, overlay and shell settings. netcfg brings
+// the network up (NetInfo: interface, its index, MAC). resolveRoot merges
+// the Config with the target (Config.Resolve; for nbdroot=dhcp the target
+// the DHCP root-path names) into a bootcfg.Boot: the root device as an
+// nbdnl.Device, block size, timeouts, connections. connect asks each of
+// Boot.Addresses() (bootcfg.Address) through the Connector (session.go): a
 // NegotiateRequest{Export: "lab", ClientID: the MAC} goes on the wire as
 // "lab/MAC"; the server's answer is a protocol.ExportInfo, kept with the
 // connections in a Session. attach turns the ExportInfo into an
 // nbdnl.ConnectConfig (nbdnl.ExportConfig: the one block-size rule, the
-// size in whole blocks, the transmission flags), adds the timeouts, the
-// index and the backend identifier (the Address) and hands it with the
+// size in whole blocks, the transmission flags), adds the index, the
+// timeouts and the backend identifier (the Address) and hands it with the
 // connections to the Device as an AttachRequest; NetlinkDevice takes the
 // sockets as files (SocketFiles) and sends the netlink CONNECT
 // (nbdnl.Conn.Connect, attributes by mdlayher/netlink's encoder). The
-// State file carries the Address, the ExportInfo's size and flags to the
-// supervisor, whose reconnects use the same Connector.
+// State file carries the Address, the export's size and flags to the
+// supervisor, whose reconnects use the same Connector. nbdboot attach
+// uses the same Connector and nbdnl.ExportConfig.
 //
 // On any failure PID 1 must not return (a returning PID 1 panics the
 // kernel): Main prints what failed and what to check, then runs the rescue

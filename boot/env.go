@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/nbdboot/nbdboot/bootcfg"
 	"github.com/nbdboot/nbdboot/nbdnl"
 	"github.com/nbdboot/nbdboot/netcfg"
 	"github.com/nbdboot/nbdboot/protocol"
@@ -17,13 +18,9 @@ import (
 type Env struct {
 	// ReadCmdline returns the kernel command line (/proc/cmdline).
 	ReadCmdline func() (string, error)
-	// Parse turns the command line into a Config; its errors name the
-	// parameter.
-	Parse func(cmdline string) (*Config, error)
-	// ResolveRootPath returns the Config for nbdroot=dhcp once the DHCP
-	// root-path is known: the command line's Config merged with the
-	// target the root-path names (servers, and maybe fstype and flags).
-	ResolveRootPath func(rootPath string) (*Config, error)
+	// Parse turns the command line into a bootcfg.Config
+	// (ParseCommandLine); its errors name the parameter.
+	Parse func(cmdline string) (*bootcfg.Config, error)
 
 	FS         FS
 	Modules    Modules

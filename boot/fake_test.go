@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -261,7 +259,7 @@ type world struct {
 	sw       *fakeSwitcher
 	shell    *fakeShell
 	log      *bytes.Buffer
-	cfg      *Config
+	cfg      *bootcfg.Config
 	parseErr error
 	env      *Env
 }
@@ -281,7 +279,7 @@ func newWorld() *world {
 		fs:   &fakeFS{tr: tr, devices: map[string][]byte{"/dev/nbd0": ext4Image(), "/dev/nbd0p2": ext4Image()}},
 		mods: &fakeModules{tr: tr},
 		net: &fakeNetwork{tr: tr, clock: clock, cost: 300 * time.Millisecond, info: NetInfo{
-			Interface: "eth0", Index: 2, Addrs: []string{"10.0.2.15/24"}, Method: "dhcp", RootPath: "nbd:10.0.2.2:10809:root:squashfs"}},
+			Interface: "eth0", Index: 2, Addrs: []string{"10.0.2.15/24"}, Method: "dhcp", RootPath: "nbd:10.0.2.2:10809/root:squashfs"}},
 		server: &fakeServer{tr: tr, clock: clock,
 			upAt:   map[string]time.Time{"10.0.2.2:10809": clock.Now()},
 			export: protocol.ExportInfo{Size: 1 << 30, Flags: 1 | 1<<2 | 1<<8, MinBlock: 1, PrefBlock: 4096, MaxBlock: 32 << 20}},
@@ -289,38 +287,28 @@ func newWorld() *world {
 		sw:    &fakeSwitcher{tr: tr},
 		shell: &fakeShell{tr: tr},
 		log:   &bytes.Buffer{},
-		cfg: &Config{
-			Servers: []bootcfg.Address{{Server: bootcfg.Server{Host: "10.0.2.2", Port: 10809}, Export: "root"}},
-			Timeout: 30 * time.Second, DeadConn: 120 * time.Second, Retry: 30 * time.Second,
-			Connections: 1, Shell: true, InitArgs: []string{"single"},
-		},
+		cfg:   mustParse("nbdroot=nbd://10.0.2.2/root nbdboot.timeout=30 nbdboot.deadconn=120 nbdboot.retry=30 -- single"),
 	}
 	w.env = &Env{
 		ReadCmdline: func() (string, error) { tr.add("cmdline"); return "console=ttyS0 nbdroot=10.0.2.2,10809,root\n", nil },
-		Parse: func(string) (*Config, error) {
+		Parse: func(string) (*bootcfg.Config, error) {
 			if w.parseErr != nil {
 				return nil, w.parseErr
 			}
 			return w.cfg, nil
-		},
-		ResolveRootPath: func(rp string) (*Config, error) {
-			rest, ok := strings.CutPrefix(rp, "nbd:")
-			f := strings.Split(rest, ":")
-			if !ok || len(f) != 4 {
-				return nil, fmt.Errorf("bad root-path %q", rp)
-			}
-			port, err := strconv.ParseUint(f[1], 10, 16)
-			if err != nil {
-				return nil, fmt.Errorf("bad port in root-path %q", rp)
-			}
-			c := *w.cfg
-			c.Servers = []bootcfg.Address{{Server: bootcfg.Server{Host: f[0], Port: uint16(port)}, Export: f[2]}}
-			c.RootFSType = f[3]
-			return &c, nil
 		},
 		FS: w.fs, Modules: w.mods, Network: w.net, Dialer: w.server, Negotiate: w.server.negotiate,
 		Device: w.dev, Switch: w.sw, Supervisor: &fakeSupervisor{tr: tr}, Shell: w.shell, Clock: clock,
 		Log: NewLogger(w.log, clock),
 	}
 	return w
+}
+
+// mustParse parses a command line for the tests' Config.
+func mustParse(line string) *bootcfg.Config {
+	c, err := ParseCommandLine(line)
+	if err != nil {
+		panic(err)
+	}
+	return c
 }

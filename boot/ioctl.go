@@ -46,7 +46,7 @@ func (k KeeperSpec) Args() []string {
 		fmt.Sprintf("-flags=%d", k.ServerFlags),
 		fmt.Sprintf("-timeout=%s", k.Timeout),
 		fmt.Sprintf("-sockets=%d", k.Sockets),
-		DevicePath(k.Index),
+		nbdnl.DevicePath(k.Index),
 	}
 }
 
@@ -66,11 +66,11 @@ func ParseKeeperArgs(args []string) (KeeperSpec, error) {
 	if fs.NArg() != 1 {
 		return k, fmt.Errorf("%s: want one device /dev/nbdN, got %d arguments", KeeperMode, fs.NArg())
 	}
-	rd, err := ParseRootDevice(fs.Arg(0))
-	if err != nil || rd.Index == nil || rd.Partition != 0 {
+	idx, err := nbdnl.DeviceIndex(fs.Arg(0))
+	if err != nil {
 		return k, fmt.Errorf("%s: device %q: want /dev/nbdN", KeeperMode, fs.Arg(0))
 	}
-	k.Index = *rd.Index
+	k.Index = idx
 	if k.Size == 0 {
 		return k, fmt.Errorf("%s: -size: want a size above 0", KeeperMode)
 	}
@@ -137,7 +137,7 @@ func (d NetlinkDevice) attachIoctl(ctx context.Context, req AttachRequest, socks
 			return Attached{}, fmt.Errorf("ioctl attach (%s): %w", why, err)
 		}
 	}
-	dev := DevicePath(idx)
+	dev := nbdnl.DevicePath(idx)
 	keeper := d.Keeper
 	if keeper == nil {
 		keeper = ExecKeeper{}
@@ -209,11 +209,11 @@ func RunKeeper(ctx context.Context, args []string, console io.Writer) error {
 		s.Close()
 	}
 	socks = nil
-	log.Printf("ioctl keeper: pid %d holds %s (%d socket(s)); it ends with the device", os.Getpid(), DevicePath(idx), spec.Sockets)
+	log.Printf("ioctl keeper: pid %d holds %s (%d socket(s)); it ends with the device", os.Getpid(), nbdnl.DevicePath(idx), spec.Sockets)
 	<-sess.Done()
 	if err := sess.Err(); err != nil {
-		return fmt.Errorf("ioctl keeper: %s: %w", DevicePath(idx), err)
+		return fmt.Errorf("ioctl keeper: %s: %w", nbdnl.DevicePath(idx), err)
 	}
-	log.Printf("ioctl keeper: %s disconnected", DevicePath(idx))
+	log.Printf("ioctl keeper: %s disconnected", nbdnl.DevicePath(idx))
 	return nil
 }

@@ -192,7 +192,7 @@ func TestKeeperArgs(t *testing.T) {
 // recorded in the state file for the supervisor.
 func TestRunIoctlState(t *testing.T) {
 	w := newWorld()
-	w.cfg.AttachIoctl = true
+	w.cfg.Attach = bootcfg.AttachIoctl
 	_, err := Run(context.Background(), w.env)
 	if !errors.Is(err, errExeced) {
 		t.Fatalf("Run = %v; log:\n%s", err, w.log)

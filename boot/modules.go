@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/nbdboot/nbdboot/bootcfg"
 	"github.com/nbdboot/nbdboot/kmod"
 )
 
@@ -84,15 +85,15 @@ type lateModules struct {
 const lateFSGuess = "ext4"
 
 // startLateModules starts loading nbd and the root's filesystem modules;
-// the modules are chosen from the command line now (nbdroot=dhcp may
-// replace b.cfg meanwhile).
+// the modules are chosen from the command line now (with nbdroot=dhcp the
+// root-path may name another FSTYPE later).
 func (b *booter) startLateModules() *lateModules {
 	fs := b.cfg.RootFSType
 	if fs == "" {
 		fs = lateFSGuess
 	}
 	lm := &lateModules{nbd: make(chan struct{}), all: make(chan struct{}), mods: []string{"nbd", fs}}
-	if b.cfg.Overlay == overlayTmp {
+	if b.cfg.Overlay == bootcfg.OverlayTmpfs {
 		lm.mods = append(lm.mods, "overlay")
 	}
 	go lm.run(b.env.Modules, b.log)

@@ -3,6 +3,8 @@ package boot
 import (
 	"reflect"
 	"testing"
+
+	"github.com/nbdboot/nbdboot/bootcfg"
 )
 
 func TestEarlyMounts(t *testing.T) {
@@ -34,24 +36,25 @@ func TestEarlyMounts(t *testing.T) {
 
 func TestRootPlan(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		cfg   Config
-		roExp bool
-		want  []Action
+		name    string
+		overlay bootcfg.Overlay
+		root    bootcfg.Boot
+		roExp   bool
+		want    []Action
 	}{
-		{"ro by default", Config{}, false, []Action{
+		{"ro by default", bootcfg.OverlayNone, bootcfg.Boot{ReadOnly: true}, false, []Action{
 			Dir{"/newroot", 0o755},
 			Mount{Source: "/dev/nbd0", Target: "/newroot", FSType: "ext4", Flags: msRdonly},
 		}},
-		{"rw with flags", Config{ReadWrite: true, RootFlags: "noatime"}, false, []Action{
+		{"rw with flags", bootcfg.OverlayNone, bootcfg.Boot{Flags: "noatime"}, false, []Action{
 			Dir{"/newroot", 0o755},
 			Mount{Source: "/dev/nbd0", Target: "/newroot", FSType: "ext4", Data: "noatime"},
 		}},
-		{"rw on a read-only export", Config{ReadWrite: true}, true, []Action{
+		{"rw on a read-only export", bootcfg.OverlayNone, bootcfg.Boot{}, true, []Action{
 			Dir{"/newroot", 0o755},
 			Mount{Source: "/dev/nbd0", Target: "/newroot", FSType: "ext4", Flags: msRdonly},
 		}},
-		{"overlay", Config{Overlay: "tmpfs", ReadWrite: true, RootFlags: "noload"}, false, []Action{
+		{"overlay", bootcfg.OverlayTmpfs, bootcfg.Boot{Flags: "noload"}, false, []Action{
 			Dir{"/run/nbdboot/lower", 0o755},
 			Mount{Source: "/dev/nbd0", Target: "/run/nbdboot/lower", FSType: "ext4", Flags: msRdonly, Data: "noload"},
 			Dir{"/run/nbdboot/rw", 0o755},
@@ -64,7 +67,7 @@ func TestRootPlan(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := RootPlan("/dev/nbd0", "ext4", &tc.cfg, tc.roExp); !reflect.DeepEqual(got, tc.want) {
+			if got := RootPlan("/dev/nbd0", "ext4", tc.overlay, tc.root, tc.roExp); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("RootPlan =\n%v\nwant\n%v", got, tc.want)
 			}
 		})

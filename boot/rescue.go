@@ -7,6 +7,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/nbdboot/nbdboot/bootcfg"
 )
 
 // Main runs the boot and never returns: on success the Switcher executes
@@ -21,7 +23,7 @@ func Main(ctx context.Context, env *Env) {
 
 // Rescue reports err and keeps the rescue shell running; it never returns
 // unless ctx is cancelled (tests).
-func Rescue(ctx context.Context, env *Env, cfg *Config, err error) {
+func Rescue(ctx context.Context, env *Env, cfg *bootcfg.Config, err error) {
 	report(env.Log, err)
 	if cfg != nil && !cfg.Shell {
 		env.Log.Printf("rescue: shell disabled (nbdboot.shell=0); halted")

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/nbdboot/nbdboot/bootcfg"
 	"github.com/nbdboot/nbdboot/protocol"
 )
 
@@ -14,23 +15,22 @@ import (
 // /run, which moves into it); the overlay's layers live under /run so they
 // move into the new root at /run/nbdboot with it.
 const (
-	NewRoot    = "/newroot"
-	RunDir     = "/run/nbdboot"
-	LowerDir   = RunDir + "/lower"
-	RWDir      = RunDir + "/rw"
-	StatePath  = RunDir + "/state.json"
-	overlayTmp = "tmpfs"
+	NewRoot   = "/newroot"
+	RunDir    = "/run/nbdboot"
+	LowerDir  = RunDir + "/lower"
+	RWDir     = RunDir + "/rw"
+	StatePath = RunDir + "/state.json"
 )
 
 // RootPlan is the mount table that assembles the root at NewRoot from the
 // device: a plain mount, or with nbdboot.overlay=tmpfs the device
 // read-only as the lower layer under a tmpfs upper layer.
-func RootPlan(dev, fstype string, cfg *Config, readOnlyExport bool) []Action {
-	if cfg.Overlay == overlayTmp {
+func RootPlan(dev, fstype string, overlay bootcfg.Overlay, root bootcfg.Boot, readOnlyExport bool) []Action {
+	if overlay == bootcfg.OverlayTmpfs {
 		upper, work := path.Join(RWDir, "upper"), path.Join(RWDir, "work")
 		return []Action{
 			Dir{LowerDir, 0o755},
-			Mount{Source: dev, Target: LowerDir, FSType: fstype, Flags: msRdonly, Data: cfg.RootFlags},
+			Mount{Source: dev, Target: LowerDir, FSType: fstype, Flags: msRdonly, Data: root.Flags},
 			Dir{RWDir, 0o755},
 			Mount{Source: "tmpfs", Target: RWDir, FSType: "tmpfs", Data: "mode=0755"},
 			Dir{upper, 0o755},
@@ -41,12 +41,12 @@ func RootPlan(dev, fstype string, cfg *Config, readOnlyExport bool) []Action {
 		}
 	}
 	var flags uintptr
-	if !cfg.ReadWrite || readOnlyExport {
+	if root.ReadOnly || readOnlyExport {
 		flags = msRdonly
 	}
 	return []Action{
 		Dir{NewRoot, 0o755},
-		Mount{Source: dev, Target: NewRoot, FSType: fstype, Flags: flags, Data: cfg.RootFlags},
+		Mount{Source: dev, Target: NewRoot, FSType: fstype, Flags: flags, Data: root.Flags},
 	}
 }
 
@@ -54,7 +54,7 @@ func RootPlan(dev, fstype string, cfg *Config, readOnlyExport bool) []Action {
 // modules, and applies the root plan.
 func (b *booter) mountRoot(dev string, exp protocol.ExportInfo) error {
 	ph := b.log.Phase("root")
-	fstype := b.cfg.RootFSType
+	fstype := b.root.FSType
 	if fstype == "" {
 		f, err := b.env.FS.Open(dev)
 		if err != nil {
@@ -68,9 +68,9 @@ func (b *booter) mountRoot(dev string, exp protocol.ExportInfo) error {
 		ph.Debugf("%s holds %s", dev, fstype)
 	}
 	mods := []string{fstype}
-	if b.cfg.Overlay == overlayTmp {
+	if b.cfg.Overlay == bootcfg.OverlayTmpfs {
 		mods = append(mods, "overlay")
-	} else if b.cfg.Overlay != "" {
+	} else if b.cfg.Overlay != bootcfg.OverlayNone {
 		return fail("root", fmt.Errorf("nbdboot.overlay=%s: unknown overlay (want tmpfs)", b.cfg.Overlay), hintCmdline)
 	}
 	for _, m := range mods {
@@ -79,10 +79,10 @@ func (b *booter) mountRoot(dev string, exp protocol.ExportInfo) error {
 		}
 	}
 	readOnlyExport := exp.Flags&protocol.FlagReadOnly != 0
-	if readOnlyExport && b.cfg.ReadWrite && b.cfg.Overlay == "" {
+	if readOnlyExport && !b.root.ReadOnly && b.cfg.Overlay == bootcfg.OverlayNone {
 		ph.Printf("the export is read-only: mounting %s read-only despite rw", dev)
 	}
-	plan := RootPlan(dev, fstype, b.cfg, readOnlyExport)
+	plan := RootPlan(dev, fstype, b.cfg.Overlay, b.root, readOnlyExport)
 	err := Apply(b.env.FS, plan)
 	if err != nil && journalNeedsRecovery(err, dev, fstype, plan) {
 		ph.Printf("%s: the %s journal needs recovery, which the read-only device cannot take: mounting it without replaying the journal (noload); "+

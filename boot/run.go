@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nbdboot/nbdboot/bootcfg"
+	"github.com/nbdboot/nbdboot/nbdnl"
 	"github.com/nbdboot/nbdboot/protocol"
 )
 
@@ -15,8 +16,11 @@ import (
 type booter struct {
 	env *Env
 	log *Logger
-	cfg *Config
-	net NetInfo
+	cfg *bootcfg.Config // the command line
+	// root is the command line merged with the target (resolveRoot): from
+	// nbdroot=, or for nbdroot=dhcp from the DHCP root-path.
+	root bootcfg.Boot
+	net  NetInfo
 }
 
 // Run performs the boot sequence: pseudo filesystems, command line,
@@ -24,7 +28,7 @@ type booter struct {
 // rd.break, supervisor and switch_root. It returns only on failure (the
 // Switcher executes init); the error is an *Error naming the phase.
 // cfg is returned too when the command line parsed, for Main's decisions.
-func Run(ctx context.Context, env *Env) (*Config, error) {
+func Run(ctx context.Context, env *Env) (*bootcfg.Config, error) {
 	b := &booter{env: env, log: env.Log}
 	if err := b.setup(); err != nil {
 		return b.cfg, err
@@ -44,35 +48,31 @@ func (b *booter) afterModules(ctx context.Context, late *lateModules) error {
 	if err := b.network(ctx); err != nil {
 		return err
 	}
-	if err := b.resolveDHCP(); err != nil {
+	if err := b.resolveRoot(); err != nil {
 		return err
 	}
-	if b.cfg.breakAt(BreakPreMount) {
+	if b.cfg.BreakAt(bootcfg.BreakPreMount) {
 		late.wait() // the shell finds nbd loaded
 	}
-	b.breakPoint(ctx, BreakPreMount, "the network is up, the device not attached yet")
-	return b.root(ctx, late)
+	b.breakPoint(ctx, bootcfg.BreakPreMount, "the network is up, the device not attached yet")
+	return b.boot(ctx, late)
 }
 
 // breakPoint runs a shell when rd.break asked for one here; exiting the
 // shell continues the boot.
-func (b *booter) breakPoint(ctx context.Context, point, what string) {
-	if !b.cfg.breakAt(point) {
+func (b *booter) breakPoint(ctx context.Context, point bootcfg.BreakPoint, what string) {
+	if !b.cfg.BreakAt(point) {
 		return
 	}
 	b.log.Printf("rd.break=%s: %s; exit the shell to continue booting", point, what)
-	if err := b.env.Shell.Run(ctx, "rd.break="+point); err != nil {
+	if err := b.env.Shell.Run(ctx, "rd.break="+string(point)); err != nil {
 		b.log.Printf("rd.break=%s: %v; continuing", point, err)
 	}
 }
 
-// root connects, attaches, mounts and switches.
-func (b *booter) root(ctx context.Context, late *lateModules) error {
-	rd, err := ParseRootDevice(b.cfg.Root)
-	if err != nil {
-		return fail("cmdline", err, hintCmdline)
-	}
-	s, err := b.connect(ctx, b.cfg.Servers)
+// boot connects, attaches, mounts and switches.
+func (b *booter) boot(ctx context.Context, late *lateModules) error {
+	s, err := b.connect(ctx, b.root.Addresses())
 	if err != nil {
 		return err
 	}
@@ -81,21 +81,21 @@ func (b *booter) root(ctx context.Context, late *lateModules) error {
 		s.Close()
 		return err
 	}
-	att, err := b.attach(ctx, s, rd)
+	att, err := b.attach(ctx, s)
 	if err != nil {
 		return err
 	}
 	idx := att.Index
-	dev, err := b.rootDevice(ctx, idx, rd)
+	dev, err := b.rootDevice(ctx, idx)
 	if err != nil {
 		return err
 	}
 	late.wait()
-	b.breakPoint(ctx, BreakMount, dev+" is attached, the root not mounted yet")
+	b.breakPoint(ctx, bootcfg.BreakMount, dev+" is attached, the root not mounted yet")
 	if err := b.mountRoot(dev, exp); err != nil {
 		return err
 	}
-	b.breakPoint(ctx, BreakPrePivot, "the root is mounted at "+NewRoot)
+	b.breakPoint(ctx, bootcfg.BreakPrePivot, "the root is mounted at "+NewRoot)
 	st := b.state(idx, target, exp, conns, att.BlockSize)
 	st.Ioctl = att.Ioctl
 	return b.switchRoot(st)
@@ -122,7 +122,7 @@ func (b *booter) setup() error {
 		return fail("cmdline", err, hintCmdline)
 	}
 	b.log.SetDebug(cfg.Debug)
-	if len(cfg.Servers) == 0 && !cfg.FromDHCP {
+	if cfg.NBD == nil && !cfg.FromDHCP {
 		return fail("cmdline", fmt.Errorf("no NBD root given: set nbdroot=HOST,PORT,EXPORT, root=nbd:HOST:PORT:EXPORT or nbdroot=dhcp"), hintCmdline)
 	}
 	return nil
@@ -150,7 +150,7 @@ func (b *booter) loadModules() error {
 // network brings the network up, retrying until the deadline.
 func (b *booter) network(ctx context.Context) error {
 	ph := b.log.Phase("network")
-	r := newRetrier(b.env.Clock, b.cfg.retry())
+	r := newRetrier(b.env.Clock, retry(b.cfg))
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, r.left())
 		ni, err := b.env.Network.Up(actx, b.cfg.IP)
@@ -169,30 +169,33 @@ func (b *booter) network(ctx context.Context) error {
 		}
 		ph.Printf("attempt %d: %v", attempt, err)
 		if !r.next(ctx) {
-			return fail("network", fmt.Errorf("no network within %s: %w", b.cfg.retry(), err), hintNetwork)
+			return fail("network", fmt.Errorf("no network within %s: %w", retry(b.cfg), err), hintNetwork)
 		}
 	}
 }
 
-// resolveDHCP replaces the Config for nbdroot=dhcp with the one the DHCP
-// root-path completes.
-func (b *booter) resolveDHCP() error {
+// resolveRoot merges the command line with the target: nbdroot='s, or
+// for nbdroot=dhcp the one the DHCP root-path names.
+func (b *booter) resolveRoot() error {
 	if !b.cfg.FromDHCP {
+		root, err := b.cfg.Resolve(*b.cfg.NBD)
+		if err != nil {
+			return fail("cmdline", err, hintCmdline)
+		}
+		b.root = root
 		return nil
 	}
 	if b.net.RootPath == "" {
 		return fail("dhcp", fmt.Errorf("nbdroot=dhcp: the DHCP answer on %s has no root-path", b.net.Interface), hintRootPath)
 	}
-	cfg, err := b.env.ResolveRootPath(b.net.RootPath)
+	t, err := bootcfg.ParseNBDRoot(b.net.RootPath)
+	if err == nil {
+		b.root, err = b.cfg.Resolve(t)
+	}
 	if err != nil {
 		return fail("dhcp", fmt.Errorf("DHCP root-path %q: %w", b.net.RootPath, err), hintRootPath)
 	}
-	if len(cfg.Servers) == 0 {
-		return fail("dhcp", fmt.Errorf("DHCP root-path %q names no server", b.net.RootPath), hintRootPath)
-	}
-	b.cfg = cfg
-	b.log.SetDebug(cfg.Debug)
-	b.log.Printf("dhcp: root-path %q: %s", b.net.RootPath, cfg.Servers[0])
+	b.log.Printf("dhcp: root-path %q: %s", b.net.RootPath, b.root.Addresses()[0])
 	return nil
 }
 
@@ -202,11 +205,11 @@ func (b *booter) state(idx uint32, t bootcfg.Address, exp protocol.ExportInfo, c
 		dhcpAddr = b.net.Addrs[0]
 	}
 	return State{
-		Version: StateVersion, Index: idx, Device: DevicePath(idx),
-		Servers: b.cfg.Servers, Target: pinVersion(t, exp.Name), BackendID: t.String(), ClientID: b.cfg.ClientID,
+		Version: StateVersion, Index: idx, Device: nbdnl.DevicePath(idx),
+		Servers: b.root.Addresses(), Target: pinVersion(t, exp.Name), BackendID: t.String(), ClientID: b.cfg.ClientID,
 		Connections: conns, Size: exp.Size, BlockSize: blockSize,
-		ServerFlags: exp.Flags, Timeout: b.cfg.Timeout, DeadConn: b.cfg.DeadConn,
-		Interface: b.net.Interface, IfIndex: b.net.Index, Overlay: b.cfg.Overlay, DHCPAddr: dhcpAddr, Debug: b.cfg.Debug, InitStart: b.initStart(),
+		ServerFlags: exp.Flags, Timeout: b.root.RequestTimeout, DeadConn: b.root.DeadConnTimeout,
+		Interface: b.net.Interface, IfIndex: b.net.Index, Overlay: string(b.cfg.Overlay), DHCPAddr: dhcpAddr, Debug: b.cfg.Debug, InitStart: b.initStart(),
 	}
 }
 

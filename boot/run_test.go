@@ -49,14 +49,14 @@ func TestRunOrder(t *testing.T) {
 		"network up",
 		"dial 10.0.2.2:10809",
 		"negotiate \"root\"",
-		"attach index=auto conns=1 size=1073741824 bs=512 flags=0x105 backend=nbd://10.0.2.2:10809/root",
+		"attach index=0 conns=1 size=1073741824 bs=512 flags=0x105 backend=nbd://10.0.2.2:10809/root",
 		"wait /dev/nbd0",
 		"open /dev/nbd0",
 		"mkdir /newroot",
 		"mount /dev/nbd0 /newroot ext4 0x1 \"\"",
 		"mkdir /run/nbdboot",
 		"write /run/nbdboot/state.json",
-		"switch_root /newroot init=\"\" args=[\"single\"]",
+		"switch_root /newroot init=\"/sbin/init\" args=[\"single\"]",
 		"supervisor /run/nbdboot/state.json",
 		"exec init",
 	)
@@ -106,7 +106,7 @@ func TestRetryUntilServerUp(t *testing.T) {
 
 func TestServersTriedInOrder(t *testing.T) {
 	w := newWorld()
-	w.cfg.Servers = []bootcfg.Address{{Server: bootcfg.Server{Host: "10.0.2.3", Port: 10809}, Export: "root"}, {Server: bootcfg.Server{Host: "10.0.2.2", Port: 10809}, Export: "root"}}
+	w.cfg.NBD.Servers = []bootcfg.Server{{Host: "10.0.2.3", Port: 10809}, {Host: "10.0.2.2", Port: 10809}}
 	if _, err := Run(context.Background(), w.env); !errors.Is(err, errExeced) {
 		t.Fatalf("Run = %v", err)
 	}
@@ -174,7 +174,7 @@ func TestOddExportSize(t *testing.T) {
 	if _, err := Run(context.Background(), w.env); !errors.Is(err, errExeced) {
 		t.Fatalf("Run = %v", err)
 	}
-	wantOrder(t, w.tr.list(), "attach index=auto conns=1 size=1048576 bs=4096 ")
+	wantOrder(t, w.tr.list(), "attach index=0 conns=1 size=1048576 bs=4096 ")
 
 	w = newWorld()
 	w.server.export.Size = 511
@@ -186,8 +186,8 @@ func TestOddExportSize(t *testing.T) {
 
 func TestPartitionRoot(t *testing.T) {
 	w := newWorld()
-	w.cfg.Root = "/dev/nbd0p2"
-	w.cfg.ReadWrite = true
+	w.cfg.RootDevice = "/dev/nbd0p2"
+	w.cfg.ReadOnly = false
 	if _, err := Run(context.Background(), w.env); !errors.Is(err, errExeced) {
 		t.Fatalf("Run = %v; log:\n%s", err, w.log)
 	}
@@ -202,7 +202,7 @@ func TestPartitionRoot(t *testing.T) {
 
 func TestReadOnlyExportMountsReadOnly(t *testing.T) {
 	w := newWorld()
-	w.cfg.ReadWrite = true
+	w.cfg.ReadOnly = false
 	w.server.export.Flags |= protocol.FlagReadOnly
 	if _, err := Run(context.Background(), w.env); !errors.Is(err, errExeced) {
 		t.Fatalf("Run = %v", err)
@@ -212,7 +212,7 @@ func TestReadOnlyExportMountsReadOnly(t *testing.T) {
 
 func TestOverlayBoot(t *testing.T) {
 	w := newWorld()
-	w.cfg.Overlay = "tmpfs"
+	w.cfg.Overlay = bootcfg.OverlayTmpfs
 	w.cfg.RootFSType = "squashfs"
 	if _, err := Run(context.Background(), w.env); !errors.Is(err, errExeced) {
 		t.Fatalf("Run = %v; log:\n%s", err, w.log)
@@ -233,7 +233,7 @@ func TestOverlayBoot(t *testing.T) {
 // says so and mounts the lower layer with noload.
 func TestOverlayJournalNeedsRecovery(t *testing.T) {
 	w := newWorld()
-	w.cfg.Overlay = "tmpfs"
+	w.cfg.Overlay = bootcfg.OverlayTmpfs
 	w.server.export.Flags |= protocol.FlagReadOnly
 	w.fs.mountHook = func(source, target, fstype string, flags uintptr, data string) error {
 		if source == "/dev/nbd0" && !hasOption(data, "noload") {
@@ -258,7 +258,7 @@ func TestOverlayJournalNeedsRecovery(t *testing.T) {
 // the boot fails, naming both attempts and the journal.
 func TestJournalRecoveryNoloadFails(t *testing.T) {
 	w := newWorld()
-	w.cfg.Overlay = "tmpfs"
+	w.cfg.Overlay = bootcfg.OverlayTmpfs
 	w.fs.mountHook = func(source, target, fstype string, flags uintptr, data string) error {
 		if source == "/dev/nbd0" {
 			return syscall.EROFS
@@ -274,19 +274,19 @@ func TestJournalRecoveryNoloadFails(t *testing.T) {
 
 func TestDHCPRootPath(t *testing.T) {
 	w := newWorld()
-	w.cfg.Servers = nil
+	w.cfg.NBD = nil
 	w.cfg.FromDHCP = true
 	if _, err := Run(context.Background(), w.env); !errors.Is(err, errExeced) {
 		t.Fatalf("Run = %v; log:\n%s", err, w.log)
 	}
 	wantOrder(t, w.tr.list(), "network up", "dial 10.0.2.2:10809", "negotiate \"root\"",
 		"mount /dev/nbd0 /newroot squashfs") // the fstype came with the root-path
-	if !strings.Contains(w.log.String(), `dhcp: root-path "nbd:10.0.2.2:10809:root:squashfs": nbd://10.0.2.2:10809/root`) {
+	if !strings.Contains(w.log.String(), `dhcp: root-path "nbd:10.0.2.2:10809/root:squashfs": nbd://10.0.2.2:10809/root`) {
 		t.Errorf("log:\n%s", w.log)
 	}
 
 	w = newWorld()
-	w.cfg.Servers = nil
+	w.cfg.NBD = nil
 	w.cfg.FromDHCP = true
 	w.net.info.RootPath = ""
 	_, err := Run(context.Background(), w.env)
@@ -349,7 +349,7 @@ func TestMalformedCmdlineRunsShell(t *testing.T) {
 
 func TestBadRootParameter(t *testing.T) {
 	w := newWorld()
-	w.cfg.Root = "/dev/sda1"
+	w.cfg.RootDevice = "/dev/sda1"
 	_, err := Run(context.Background(), w.env)
 	if err == nil || !strings.Contains(err.Error(), "root=/dev/sda1") {
 		t.Fatalf("Run = %v, want an error naming root=", err)
@@ -394,7 +394,7 @@ func TestRescueShellDisabled(t *testing.T) {
 	w := newWorld()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	Rescue(ctx, w.env, &Config{Shell: false}, errors.New("boom"))
+	Rescue(ctx, w.env, &bootcfg.Config{Shell: false}, errors.New("boom"))
 	if len(w.shell.reasons) != 0 {
 		t.Error("ran a shell despite nbdboot.shell=0")
 	}
@@ -405,7 +405,7 @@ func TestRescueShellDisabled(t *testing.T) {
 
 func TestRDBreakPoints(t *testing.T) {
 	w := newWorld()
-	w.cfg.Breaks = []string{BreakPreMount, BreakMount, BreakPrePivot}
+	w.cfg.Breaks = []bootcfg.BreakPoint{bootcfg.BreakPreMount, bootcfg.BreakMount, bootcfg.BreakPrePivot}
 	if _, err := Run(context.Background(), w.env); !errors.Is(err, errExeced) {
 		t.Fatalf("Run = %v", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nbdboot/nbdboot/nbdnl"
 )
 
 // defaults is what Parse returns for an empty command line.
@@ -239,17 +241,17 @@ func TestResolve(t *testing.T) {
 		target *Target // nil: the Config's own
 		want   Boot
 	}{
-		{"nbdroot=nbd://s/x", nil, Boot{Device: "/dev/nbd0", Root: "/dev/nbd0", ReadOnly: true, Connections: 1,
+		{"nbdroot=nbd://s/x", nil, Boot{Root: nbdnl.Device{Index: 0, Partition: 0}, ReadOnly: true, Connections: 1,
 			RequestTimeout: 10 * time.Second, DeadConnTimeout: time.Hour}},
-		{"nbdroot=nbd:s:x:ext4:ro:connections=2,timeout=7 root=/dev/nbd0p1 rw", nil, Boot{Device: "/dev/nbd0", Root: "/dev/nbd0p1",
+		{"nbdroot=nbd:s:x:ext4:ro:connections=2,timeout=7 root=/dev/nbd0p1 rw", nil, Boot{Root: nbdnl.Device{Index: 0, Partition: 1},
 			FSType: "ext4", Flags: "ro", Connections: 2, RequestTimeout: 7 * time.Second, DeadConnTimeout: time.Hour}},
 		// The command line wins over the target's fields.
 		{"root=/dev/nbd3p2 nbdroot=dhcp rootfstype=ext4 rootflags=discard nbdboot.connections=1 nbdboot.timeout=0", &dhcpTarget,
-			Boot{Device: "/dev/nbd3", Root: "/dev/nbd3p2", FSType: "ext4", Flags: "discard", ReadOnly: true, Connections: 1,
+			Boot{Root: nbdnl.Device{Index: 3, Partition: 2}, FSType: "ext4", Flags: "discard", ReadOnly: true, Connections: 1,
 				RequestTimeout: 0, DeadConnTimeout: time.Hour, BlockSize: 4096}},
-		{"nbdroot=dhcp", &dhcpTarget, Boot{Device: "/dev/nbd0", Root: "/dev/nbd0", FSType: "xfs", Flags: "noatime", ReadOnly: true,
+		{"nbdroot=dhcp", &dhcpTarget, Boot{Root: nbdnl.Device{Index: 0, Partition: 0}, FSType: "xfs", Flags: "noatime", ReadOnly: true,
 			Connections: 3, RequestTimeout: 5 * time.Second, DeadConnTimeout: time.Hour, BlockSize: 4096}},
-		{"nbdroot=srv,x,nbd2", nil, Boot{Device: "/dev/nbd2", Root: "/dev/nbd2", ReadOnly: true, Connections: 1,
+		{"nbdroot=srv,x,nbd2", nil, Boot{Root: nbdnl.Device{Index: 2, Partition: 0}, ReadOnly: true, Connections: 1,
 			RequestTimeout: 10 * time.Second, DeadConnTimeout: time.Hour}},
 	}
 	for _, tt := range tests {

@@ -8,18 +8,30 @@ import (
 )
 
 // Boot is what the init needs once the target is known: the command line's
-// settings merged with the target's, command line first.
+// settings merged with the target's, command line first. It is the root
+// half of the boot's configuration (package boot keeps the Config for the
+// rest: network, modules, retry, overlay, shell).
 type Boot struct {
-	Target          Target
-	Device          string // the NBD device to attach, /dev/nbdN
-	Root            string // the device to mount: Device or a partition of it
+	Target Target
+	// Root is the device to attach (Index) and to mount: the whole device,
+	// or with root=/dev/nbdNpM a partition of it.
+	Root            nbdnl.Device
 	FSType          string // rootfstype=, else the target's FSTYPE; "" to probe
 	Flags           string // rootflags=, else the target's ROOTFLAGS
 	ReadOnly        bool
 	Connections     int           // nbdboot.connections=, else connections= in OPTIONS, else 1
-	RequestTimeout  time.Duration // nbdboot.timeout=, else timeout= in OPTIONS, else 30s
+	RequestTimeout  time.Duration // nbdboot.timeout=, else timeout= in OPTIONS, else DefaultRequestTimeout
 	DeadConnTimeout time.Duration
-	BlockSize       uint32 // bs= in OPTIONS; 0 lets the server's preference decide
+	BlockSize       uint32 // bs= in OPTIONS; 0 lets the server's minimum decide (nbdnl.BlockSize)
+}
+
+// Addresses are the target's servers, in order, each with the export.
+func (b Boot) Addresses() []Address {
+	out := make([]Address, len(b.Target.Servers))
+	for i, s := range b.Target.Servers {
+		out[i] = Address{Server: s, Export: b.Target.Export}
+	}
+	return out
 }
 
 // Resolve merges c with t (c.NBD, or the target parsed from the DHCP
@@ -31,7 +43,6 @@ func (c *Config) Resolve(t Target) (Boot, error) {
 	}
 	b := Boot{
 		Target:          t,
-		Device:          dev,
 		Root:            dev,
 		FSType:          firstNonEmpty(c.RootFSType, t.FSType),
 		Flags:           firstNonEmpty(c.RootFlags, t.RootFlags),
@@ -40,9 +51,6 @@ func (c *Config) Resolve(t Target) (Boot, error) {
 		RequestTimeout:  c.RequestTimeout,
 		DeadConnTimeout: c.DeadConnTimeout,
 		BlockSize:       t.Options.BlockSize,
-	}
-	if c.RootDevice != "" {
-		b.Root = c.RootDevice
 	}
 	if !c.connectionsSet && t.Options.Connections != 0 {
 		b.Connections = t.Options.Connections
@@ -53,20 +61,32 @@ func (c *Config) Resolve(t Target) (Boot, error) {
 	return b, nil
 }
 
-// device returns the whole NBD device to attach.
-func (c *Config) device(t Target) (string, error) {
-	dev := DefaultDevice
+// device returns the root device: root=, else the target's device, else
+// DefaultDevice.
+func (c *Config) device(t Target) (nbdnl.Device, error) {
+	var root, named nbdnl.Device
+	var err error
 	if c.RootDevice != "" {
-		d, _ := nbdnl.ParseDevice(c.RootDevice) // checked by Parse
-		dev = nbdnl.DevicePath(d.Index)
-	}
-	if t.Device != "" {
-		if c.RootDevice != "" && t.Device != dev {
-			return "", fmt.Errorf("root=%s conflicts with device %s named in nbdroot=", c.RootDevice, t.Device)
+		if root, err = nbdnl.ParseDevice(c.RootDevice); err != nil {
+			return nbdnl.Device{}, fmt.Errorf("root=%s: %w", c.RootDevice, err)
 		}
-		dev = t.Device
 	}
-	return dev, nil
+	if t.Device == "" {
+		if c.RootDevice == "" {
+			return nbdnl.ParseDevice(DefaultDevice)
+		}
+		return root, nil
+	}
+	if named, err = nbdnl.ParseDevice(t.Device); err != nil {
+		return nbdnl.Device{}, err
+	}
+	if c.RootDevice != "" && named.Index != root.Index {
+		return nbdnl.Device{}, fmt.Errorf("root=%s conflicts with device %s named in nbdroot=", c.RootDevice, t.Device)
+	}
+	if c.RootDevice != "" {
+		return root, nil
+	}
+	return named, nil
 }
 
 func firstNonEmpty(a, b string) string {

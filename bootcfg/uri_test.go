@@ -83,3 +83,21 @@ func FuzzParseURI(f *testing.F) {
 		}
 	})
 }
+
+func TestAddress(t *testing.T) {
+	for _, tc := range []struct {
+		t         Address
+		addr, uri string
+	}{
+		{Address{Server: Server{Host: "10.0.2.2", Port: 10809}, Export: "root"}, "10.0.2.2:10809", "nbd://10.0.2.2:10809/root"},
+		{Address{Server: Server{Host: "fd00::1", Port: 1234}, Export: "a b"}, "[fd00::1]:1234", "nbd://[fd00::1]:1234/a%20b"},
+		{Address{Server: Server{Host: "srv", Port: 10809}}, "srv:10809", "nbd://srv:10809/"},
+	} {
+		if a := tc.t.Addr(); a != tc.addr {
+			t.Errorf("Addr = %q, want %q", a, tc.addr)
+		}
+		if u := tc.t.String(); u != tc.uri {
+			t.Errorf("URI = %q, want %q", u, tc.uri)
+		}
+	}
+}

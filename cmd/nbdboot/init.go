@@ -17,24 +17,22 @@ import (
 func runInit(args []string) error {
 	clock := netcfg.SystemClock()
 	log := boot.NewLogger(os.Stdout, clock)
-	cmdline := &boot.CommandLine{}
 	env := &boot.Env{
-		ReadCmdline:     boot.ReadCmdline,
-		Parse:           cmdline.Parse,
-		ResolveRootPath: cmdline.ResolveRootPath,
-		FS:              boot.OSFS{},
-		Modules:         &boot.KernelModules{Log: log},
-		Network:         boot.NetcfgNetwork{Log: log},
-		Dialer:          boot.NewDialer(),
-		Negotiate:       boot.Negotiate,
-		Device:          boot.NetlinkDevice{Sys: nbdnl.DefaultSys()},
-		Switch:          boot.RootSwitcher{Log: log},
-		Supervisor:      boot.ExecSupervisor{Console: os.Stdout, Log: log},
-		Shell:           boot.ConsoleShell{Candidates: boot.ShellCandidates, Log: log},
-		Clock:           clock,
-		Log:             log,
-		Console:         boot.OpenConsole,
-		Uptime:          boot.Uptime,
+		ReadCmdline: boot.ReadCmdline,
+		Parse:       boot.ParseCommandLine,
+		FS:          boot.OSFS{},
+		Modules:     &boot.KernelModules{Log: log},
+		Network:     boot.NetcfgNetwork{Log: log},
+		Dialer:      boot.NewDialer(),
+		Negotiate:   boot.Negotiate,
+		Device:      boot.NetlinkDevice{Sys: nbdnl.DefaultSys()},
+		Switch:      boot.RootSwitcher{Log: log},
+		Supervisor:  boot.ExecSupervisor{Console: os.Stdout, Log: log},
+		Shell:       boot.ConsoleShell{Candidates: boot.ShellCandidates, Log: log},
+		Clock:       clock,
+		Log:         log,
+		Console:     boot.OpenConsole,
+		Uptime:      boot.Uptime,
 	}
 	boot.Main(context.Background(), env)
 	return errors.New("init: the boot returned") // unreachable: Main never returns
