@@ -8,10 +8,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/nbdboot/nbdboot/bootcfg"
+	"github.com/nbdboot/nbdboot/netcfg"
 )
 
 // waitLine reads lines until one contains want.
@@ -85,43 +88,50 @@ func TestSupervisorWithoutWatch(t *testing.T) {
 // LINK_DEAD (a lost notification); after the reconnect the next read
 // answers and the supervisor logs that I/O resumed.
 func TestSupervisorWatchdog(t *testing.T) {
-	lines := make(lineWriter, 1000)
-	clock := newFakeClock()
-	stuck := make(chan struct{})
-	reconnects := make(chan struct{}, 100)
-	var once sync.Once
-	s := &Supervisor{
-		State: State{Index: 0, Device: "/dev/nbd0", Target: bootcfg.Address{Server: bootcfg.Server{Host: "a", Port: 10809}, Export: "root"}, Connections: 1,
-			Timeout: 5 * time.Second}, // the watchdog waits Timeout + stuckSlack
-		Log: NewLogger(lines, clock), Clock: clock,
-		Probe: func(ctx context.Context) error {
-			select {
-			case <-stuck: // closed by the reconnect
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		},
-		Reconnect: func(ctx context.Context, st *State) (Recovery, error) {
-			reconnects <- struct{}{}
-			once.Do(func() { close(stuck) })
-			return Recovery{Target: st.Target, Previous: st.Target, Attempts: 1, Sockets: 1}, nil
-		},
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- s.Run(ctx) }()
-	waitLine(t, lines, "lost (a read unanswered for 20s without LINK_DEAD)")
-	waitLine(t, lines, "I/O resumed")
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("Run = %v", err)
-	}
-	// The fake clock jumps at every wait, so later reads may be reported
-	// too; at least the stuck one must have caused a reconnect.
-	if len(reconnects) == 0 {
-		t.Error("no reconnect")
-	}
+	// In a synctest bubble the real clock is fake and advances only when
+	// every goroutine waits: the stuck read is noticed at exactly
+	// ProbeEvery + Timeout + stuckSlack, and nothing else happens between.
+	synctest.Test(t, func(t *testing.T) {
+		lines := make(lineWriter, 1000)
+		clock := netcfg.SystemClock()
+		stuck := make(chan struct{})
+		var reconnects atomic.Int32
+		var once sync.Once
+		s := &Supervisor{
+			State: State{Index: 0, Device: "/dev/nbd0", Target: bootcfg.Address{Server: bootcfg.Server{Host: "a", Port: 10809}, Export: "root"}, Connections: 1,
+				Timeout: 5 * time.Second}, // the watchdog waits Timeout + stuckSlack
+			Log: NewLogger(lines, clock), Clock: clock,
+			Probe: func(ctx context.Context) error {
+				select {
+				case <-stuck: // closed by the reconnect
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			},
+			Reconnect: func(ctx context.Context, st *State) (Recovery, error) {
+				reconnects.Add(1)
+				once.Do(func() { close(stuck) })
+				return Recovery{Target: st.Target, Previous: st.Target, Attempts: 1, Sockets: 1}, nil
+			},
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		start := time.Now()
+		go func() { done <- s.Run(ctx) }()
+		waitLine(t, lines, "lost (a read unanswered for 20s without LINK_DEAD)")
+		if got, want := time.Since(start), defaultProbeEvery+20*time.Second; got != want {
+			t.Errorf("stuck read noticed after %s, want %s", got, want)
+		}
+		waitLine(t, lines, "I/O resumed")
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+		if n := reconnects.Load(); n != 1 {
+			t.Errorf("%d reconnects, want 1 (for the stuck read)", n)
+		}
+	})
 }
 
 func TestShellFind(t *testing.T) {
