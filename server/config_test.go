@@ -3,6 +3,7 @@ package server
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -63,7 +64,7 @@ cow = "persistent"
 		},
 	}
 	if got.Listen != want.Listen || got.StateDir != want.StateDir || got.Limits != want.Limits ||
-		len(got.Exports) != 3 || got.Exports[0] != want.Exports[0] || got.Exports[1] != want.Exports[1] || got.Exports[2] != want.Exports[2] {
+		!reflect.DeepEqual(got.Exports, want.Exports) {
 		t.Errorf("LoadConfig =\n%+v\nwant\n%+v", got, want)
 	}
 

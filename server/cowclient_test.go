@@ -34,9 +34,9 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// cowTable serves a 1 MiB pattern base as copy-on-write exports "lab"
-// (ephemeral) and "q" (quota 16K), logging into the returned buffer.
-func cowTable(t *testing.T) (*testServer, *cow.Manager, *lockedBuffer, chan struct{}) {
+// patternBase writes a 1 MiB pattern base in a temp dir and opens an
+// overlay manager on a state directory beside it.
+func patternBase(t *testing.T) (string, *cow.Manager) {
 	t.Helper()
 	dir := t.TempDir()
 	base := filepath.Join(dir, "base.img")
@@ -47,6 +47,14 @@ func cowTable(t *testing.T) (*testServer, *cow.Manager, *lockedBuffer, chan stru
 	if err != nil {
 		t.Fatal(err)
 	}
+	return base, m
+}
+
+// cowTable serves a 1 MiB pattern base as copy-on-write exports "lab"
+// (ephemeral) and "q" (quota 16K), logging into the returned buffer.
+func cowTable(t *testing.T) (*testServer, *cow.Manager, *lockedBuffer, chan struct{}) {
+	t.Helper()
+	base, m := patternBase(t)
 	logs := &lockedBuffer{}
 	tab, err := OpenExports([]ExportConfig{
 		{Name: "lab", Path: base, COW: COWEphemeral},
@@ -108,9 +116,13 @@ func TestCOWPlainNameByIP(t *testing.T) {
 	check(a, "127.0.0.2", wa)
 	check(b, "127.0.0.3", wb)
 	a.Disconnect()
-	// A reconnect from another port of 127.0.0.2, and the explicit name.
+	// A reconnect from another port of 127.0.0.2, and the explicit name
+	// from its own address; from another address it is refused.
 	check(goClient(t, ts.addr, "127.0.0.2", "lab"), "127.0.0.2 again", wa)
-	check(goClient(t, ts.addr, "127.0.0.5", "lab/127.0.0.3"), "lab/127.0.0.3", wb)
+	check(goClient(t, ts.addr, "127.0.0.3", "lab/127.0.0.3"), "lab/127.0.0.3", wb)
+	if _, err := goClientErr(t, ts.addr, "127.0.0.5", "lab/127.0.0.3"); err == nil || !strings.Contains(err.Error(), "ERR_POLICY") {
+		t.Errorf("lab/127.0.0.3 from 127.0.0.5: %v, want ERR_POLICY", err)
+	}
 	var clients []string
 	for _, in := range m.List() {
 		clients = append(clients, in.Export+"/"+in.Client)

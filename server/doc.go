@@ -33,7 +33,9 @@
 //     READ from the socket to pread and back);
 //   - overlay.go serves NAME/CLIENT-ID of a copy-on-write export as that
 //     client's overlay from package cow, and plain NAME as the overlay of
-//     the client's IP address; control.go is the unix-socket control
+//     the client's IP address; owner.go decides who may use an export
+//     and an overlay (allow-lists, pins, leases, one address at a time),
+//     answering the handshake with the client's address in hand; control.go is the unix-socket control
 //     interface that lists and resets overlays;
 //   - fence.go orders a client's old and new connections (below);
 //   - cmd_*.go implement the commands, limits.go the buffer pool and the

@@ -39,6 +39,7 @@ type Export struct {
 	own    *backendRefs
 	// version names the image's content (version.go): Image's hash.
 	version string
+	acc     access // who may use it (owner.go)
 }
 
 // backendRefs counts the connections of a backend shared by the
@@ -112,6 +113,9 @@ type Exports struct {
 	// version (NAME@VERSION), for versionGrace after their last use.
 	held         map[string]*Export
 	versionGrace time.Duration
+	// users: the address each overlay (EXPORT/CLIENT) is in use from.
+	users  map[string]*overlayUser
+	leases Leases
 }
 
 // NewExports builds a table; names must be valid and unique.
@@ -199,10 +203,15 @@ func (t *Exports) Update(cfgs []ExportConfig) (opened, retired []string, err err
 			closeFresh()
 			return nil, nil, fmt.Errorf("export %q: cow needs the state directory, opened at start (restart nbdserve)", ec.Name)
 		}
+		acc, err := parseAccess(ec)
+		if err != nil {
+			closeFresh()
+			return nil, nil, err
+		}
 		readOnly := ec.ReadOnly || ec.COW != ""
 		if e, ok := old[ec.Name]; ok && e.path == ec.Path && e.ReadOnly == readOnly && e.cow == ec.COW && e.Image.sameFile(ec.Path, readOnly) {
 			kept[e.own] = true
-			list = append(list, e.with(ec))
+			list = append(list, e.with(ec, acc))
 			continue
 		}
 		b, err := OpenFile(ec.Path, readOnly)
@@ -212,7 +221,7 @@ func (t *Exports) Update(cfgs []ExportConfig) (opened, retired []string, err err
 		}
 		b.shareAllocation(append(slices.Collect(maps.Values(old)), fresh...))
 		e := &Export{Name: ec.Name, Description: ec.Description, ReadOnly: readOnly, Backend: b, Image: b.image(),
-			path: ec.Path, cow: ec.COW, grace: ec.Grace, quota: ec.Quota, own: &backendRefs{}}
+			path: ec.Path, cow: ec.COW, grace: ec.Grace, quota: ec.Quota, own: &backendRefs{}, acc: acc}
 		e.version = e.Image.version(readOnly)
 		if ec.COW != "" {
 			e.baseID = baseID(b)
@@ -247,14 +256,14 @@ func (t *Exports) Update(cfgs []ExportConfig) (opened, retired []string, err err
 }
 
 // with returns e with the settings of ec that an Update may change
-// without reopening (description, grace, quota): e itself when they are
-// unchanged, else a new Export sharing e's backend.
-func (e *Export) with(ec ExportConfig) *Export {
-	if e.Description == ec.Description && e.grace == ec.Grace && e.quota == ec.Quota {
+// without reopening (description, grace, quota, access): e itself when
+// they are unchanged, else a new Export sharing e's backend.
+func (e *Export) with(ec ExportConfig, acc access) *Export {
+	if e.Description == ec.Description && e.grace == ec.Grace && e.quota == ec.Quota && e.acc.key == acc.key {
 		return e
 	}
 	n := *e
-	n.Description, n.grace, n.quota = ec.Description, ec.Grace, ec.Quota
+	n.Description, n.grace, n.quota, n.acc = ec.Description, ec.Grace, ec.Quota, acc
 	return &n
 }
 
@@ -320,6 +329,10 @@ func (t *Exports) AcquireFrom(info protocol.ExportInfo, peer net.Addr) (*Export,
 		}
 		r = &res
 	}
+	if err := t.checkPeer(name, *r, peer); err != nil {
+		t.mu.Unlock()
+		return nil, nil, err
+	}
 	e := r.e
 	if e.own.expiry != nil { // a held version in use again
 		e.own.expiry.Stop()
@@ -327,14 +340,14 @@ func (t *Exports) AcquireFrom(info protocol.ExportInfo, peer net.Addr) (*Export,
 	}
 	switch {
 	case r.client != "":
-		return t.acquireOverlay(name, e, r.client)
+		return t.acquireOverlay(name, e, r.client, peer)
 	case e.cow != "" && peer != nil:
 		ip, err := peerIP(peer)
 		if err != nil {
 			t.mu.Unlock()
 			return nil, nil, fmt.Errorf("export %q: %w", name, err)
 		}
-		return t.acquireOverlay(e.Name, e, ip)
+		return t.acquireOverlay(e.Name, e, ip, peer)
 	}
 	e.own.refs++
 	t.mu.Unlock()
@@ -356,13 +369,23 @@ func (t *Exports) release(e *Export) {
 	}
 }
 
-// Export implements protocol.ExportProvider; the ExportInfo carries
-// what name resolved to (Ref) for AcquireFrom.
+// Export implements protocol.ExportProvider for a client whose address
+// is not known (no access checks): ExportFrom(name, nil).
 func (t *Exports) Export(name string) (protocol.ExportInfo, error) {
+	return t.ExportFrom(name, nil)
+}
+
+// ExportFrom implements PeerResolver: what name gives the client at peer
+// (owner.go checks it may); the ExportInfo carries what name resolved to
+// (Ref) for AcquireFrom.
+func (t *Exports) ExportFrom(name string, peer net.Addr) (protocol.ExportInfo, error) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	r, err := t.resolve(name)
 	if err != nil {
+		return protocol.ExportInfo{}, err
+	}
+	if err := t.checkPeer(name, r, peer); err != nil {
 		return protocol.ExportInfo{}, err
 	}
 	var info protocol.ExportInfo
@@ -380,16 +403,24 @@ func (t *Exports) Export(name string) (protocol.ExportInfo, error) {
 }
 
 // Exports implements protocol.ExportProvider (NBD_OPT_LIST).
-func (t *Exports) Exports() []protocol.ExportInfo {
+func (t *Exports) Exports() []protocol.ExportInfo { return t.ExportsFrom(nil) }
+
+// ExportsFrom implements PeerResolver: the exports whose allow-list
+// admits peer (all for a nil peer).
+func (t *Exports) ExportsFrom(peer net.Addr) []protocol.ExportInfo {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	out := make([]protocol.ExportInfo, len(t.order))
-	for i, e := range t.order {
-		if e.cow != "" {
-			out[i] = e.overlayInfo(e.Name)
+	a, known := peerAddr(peer)
+	out := make([]protocol.ExportInfo, 0, len(t.order))
+	for _, e := range t.order {
+		if known && len(e.acc.allow) > 0 && !within(e.acc.allow, a) {
 			continue
 		}
-		out[i] = e.Info()
+		if e.cow != "" {
+			out = append(out, e.overlayInfo(e.Name))
+			continue
+		}
+		out = append(out, e.Info())
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -38,21 +39,30 @@ func (b *holdBackend) WriteAt(p []byte, off int64) (int, error) {
 // goClient dials addr (optionally from local) and negotiates export.
 func goClient(t *testing.T, addr, local, export string) *protocol.Client {
 	t.Helper()
+	c, err := goClientErr(t, addr, local, export)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// goClientErr is goClient returning the handshake's error.
+func goClientErr(t *testing.T, addr, local, export string) (*protocol.Client, error) {
 	d := net.Dialer{Timeout: 10 * time.Second}
 	if local != "" {
 		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(local)}
 	}
 	nc, err := d.Dial("tcp", addr)
 	if err != nil {
-		t.Fatalf("dial %s from %q: %v", addr, local, err)
+		return nil, fmt.Errorf("dial %s from %q: %w", addr, local, err)
 	}
 	nc.SetDeadline(time.Now().Add(30 * time.Second))
 	t.Cleanup(func() { nc.Close() })
 	neg, err := protocol.ClientHandshake(nc, protocol.ClientOptions{Export: export, Structured: true})
 	if err != nil {
-		t.Fatalf("handshake for %q: %v", export, err)
+		return nil, fmt.Errorf("handshake for %q from %s: %w", export, local, err)
 	}
-	return protocol.NewClient(nc, neg)
+	return protocol.NewClient(nc, neg), nil
 }
 
 // TestFenceOldWriteLandsFirst: a client's first connection has a write

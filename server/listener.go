@@ -210,7 +210,7 @@ func (s *Server) handshake(nc net.Conn, slot *negSlot) (*protocol.Session, error
 		nc.SetDeadline(time.Now().Add(s.lim.HandshakeTimeout))
 	}
 	s.mu.Unlock()
-	sess, err := protocol.ServerHandshake(nc, s.res, protocol.ServerOptions{})
+	sess, err := protocol.ServerHandshake(nc, providerFor(s.res, nc.RemoteAddr()), protocol.ServerOptions{})
 	if err != nil {
 		return nil, err
 	}

@@ -54,23 +54,27 @@ func peerIP(peer net.Addr) (string, error) {
 
 // acquireOverlay opens (or shares) client's overlay named name over
 // copy-on-write export e; the caller holds t.mu, which it unlocks.
-func (t *Exports) acquireOverlay(name string, e *Export, client string) (*Export, func(), error) {
+func (t *Exports) acquireOverlay(name string, e *Export, client string, peer net.Addr) (*Export, func(), error) {
 	base := e.Name
+	key := base + "/" + client
 	e.own.refs++ // the base stays open while the overlay is served
+	t.useOverlay(key, peer)
 	policy := cow.Policy{Persistent: e.cow == COWPersistent, BaseID: e.baseID,
 		Grace: time.Duration(e.grace), Options: cow.Options{Quota: int64(e.quota)}}
 	t.mu.Unlock()
 	ov, releaseOverlay, err := t.overlays.Acquire(base, client, cowBase{e.Backend, abilitiesOf(e.Backend)}, policy)
 	if err != nil {
+		t.leaveOverlay(key, peer)
 		t.release(e)
 		return nil, nil, fmt.Errorf("export %q: %w", name, err)
 	}
 	release := func() {
 		releaseOverlay()
+		t.leaveOverlay(key, peer)
 		t.release(e)
 	}
 	be := &overlayBackend{Overlay: ov, log: t.log.With("export", base, "client", client), quota: int64(policy.Quota)}
-	return &Export{Name: name, Description: e.Description, Backend: be, Image: e.Image, client: base + "/" + client}, release, nil
+	return &Export{Name: name, Description: e.Description, Backend: be, Image: e.Image, client: key}, release, nil
 }
 
 // baseID identifies a base's content by path, size and modification time.

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nbdboot/nbdboot/cow"
 	"github.com/nbdboot/nbdboot/protocol"
 )
 
@@ -21,15 +20,7 @@ import (
 // and read. Under -race this finds any export field written after it was
 // published; every READ must still return the base's bytes.
 func TestReloadWhileConnecting(t *testing.T) {
-	dir := t.TempDir()
-	base := filepath.Join(dir, "base.img")
-	if err := os.WriteFile(base, pattern(0, mib), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	m, err := cow.NewManager(cow.Config{Dir: filepath.Join(dir, "state")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	base, m := patternBase(t)
 	cfg := func(i int) []ExportConfig {
 		desc := fmt.Sprintf("version %d", i)
 		return []ExportConfig{

@@ -26,6 +26,15 @@ type ExportConfig struct {
 	// Quota caps the bytes each overlay holds (0: no cap); a write past
 	// it gets ENOSPC. cow only.
 	Quota Size `toml:"quota"`
+	// Allow, if set, lists the client addresses or networks (CIDR) that
+	// may use the export; others are refused at the handshake and do not
+	// see it listed.
+	Allow []string `toml:"allow"`
+	// Pin ties overlay client IDs to the addresses or networks that may
+	// use them, CLIENT-ID = ["10.0.0.21"]. cow only.
+	Pin map[string][]string `toml:"pin"`
+	// PinnedOnly refuses every client ID that Pin does not name. cow only.
+	PinnedOnly bool `toml:"pinned_only"`
 }
 
 // Duration is a time.Duration written as "90s" or "10m" in TOML.
@@ -183,6 +192,9 @@ func (ec ExportConfig) Validate() error {
 	}
 	if ec.COW != "" && ec.ReadOnly {
 		return fmt.Errorf("export %q: cow and ro exclude each other (cow exports are read-only, their overlays writable)", ec.Name)
+	}
+	if _, err := parseAccess(ec); err != nil {
+		return err
 	}
 	if len(ec.Description) > protocol.MaxStringLen || strings.ContainsRune(ec.Description, 0) {
 		return fmt.Errorf("export %q: description longer than %d bytes or holding NUL", ec.Name, protocol.MaxStringLen)

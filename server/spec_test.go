@@ -1,6 +1,7 @@
 package server
 
 import (
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -54,7 +55,7 @@ func TestParseExportSpec(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || got != tt.want {
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("ParseExportSpec(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
 		}
 	}
@@ -91,7 +92,7 @@ func FuzzExportSpec(f *testing.F) {
 			out += ",desc=" + ec.Description
 		}
 		again, err := ParseExportSpec(out)
-		if err != nil || again != ec {
+		if err != nil || !reflect.DeepEqual(again, ec) {
 			t.Fatalf("round trip %q -> %+v -> %q -> %+v, %v", s, ec, out, again, err)
 		}
 	})

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -411,6 +412,39 @@ func TestHostileNegotiationFlood(t *testing.T) {
 		wg.Wait()
 		if grown > 100<<10 {
 			t.Errorf("slow=%v: the log grew by %d bytes in about a second of the flood", slow, grown)
+		}
+	}
+}
+
+// TestHostileOverlayTheft: while a machine uses its overlay, another
+// address asking for the same ID (its MAC), or for the machine's address
+// as ID (what plain NAME gives that machine), is refused at the
+// handshake; the owner still reads what it wrote.
+func TestHostileOverlayTheft(t *testing.T) {
+	p, head := startHostile(t)
+	const mac = "lab/52:54:00:12:34:56"
+	owner := dialFrom(t, p.addr, "127.0.0.2", mac)
+	mine := bytes.Repeat([]byte{0x3c}, 4096)
+	if err := owner.write(8192, mine, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	plain := dialFrom(t, p.addr, "127.0.0.2", "lab")
+	if err := plain.write(8192, mine, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	done := during(t, p, head, "ro", 300*time.Millisecond)
+	for _, name := range []string{mac, "lab/127.0.0.2", "lab/::ffff:127.0.0.2"} {
+		if c, err := tryDialFrom(p.addr, "127.0.0.1", name); err == nil || !strings.Contains(err.Error(), "ERR_POLICY") {
+			if c != nil {
+				c.nc.Close()
+			}
+			t.Errorf("%s from another address: %v, want ERR_POLICY", name, err)
+		}
+	}
+	done()
+	for _, c := range []*nbdConn{owner, plain} {
+		if got, err := c.read(8192, 4096, time.Second); err != nil || !bytes.Equal(got, mine) {
+			t.Errorf("the owner's overlay after the attempts: %v", err)
 		}
 	}
 }
