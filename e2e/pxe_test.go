@@ -110,6 +110,9 @@ func checkPXEBoot(t *testing.T, g *vm.Machine, srv *vm.Process, m pxeMachine, st
 			t.Errorf("%s: the server logged no step=%s for %s", m.name, step, m.mac)
 		}
 	}
+	if countLines(srv.Log, "msg=connected", "export="+m.export, "mac="+m.mac) == 0 {
+		t.Errorf("%s: the server logged no NBD connection to %s with mac=%s", m.name, m.export, m.mac)
+	}
 }
 
 // TestPXEBIOS: two BIOS guests boot at once through proxyDHCP beside the

@@ -41,6 +41,7 @@ func (s *Service) lease(m *dhcpv4.DHCPv4, log *slog.Logger) *dhcpv4.DHCPv4 {
 			return reply
 		}
 		log.Info("pxe", "step", "dhcp-lease", "ip", ip.String())
+		s.clients.note(ip, m.ClientHWAddr)
 	default:
 		return nil
 	}

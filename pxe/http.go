@@ -28,6 +28,11 @@ func (s *Service) serveBoot(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "this machine is not booted here", http.StatusForbidden)
 		return
 	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		if ip := net.ParseIP(host); ip != nil {
+			s.clients.note(ip, mac)
+		}
+	}
 	var path string
 	switch file {
 	case "script.ipxe":

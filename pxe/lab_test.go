@@ -107,6 +107,12 @@ func TestServiceInLab(t *testing.T) {
 			t.Errorf("%s: %d %q", file, code, body)
 		}
 	}
+	if got := s.MACOf(lab.Server + ":40000"); got != macKnown.String() {
+		t.Errorf("MACOf(the address that fetched) = %q, want %s", got, macKnown)
+	}
+	if got := s.MACOf("10.0.3.77"); got != "" {
+		t.Errorf("MACOf(an address that fetched nothing) = %q", got)
+	}
 	if code, _ := httpGet("52-54-00-9e-00-99", "kernel"); code != http.StatusForbidden {
 		t.Errorf("refused machine's kernel: status %d, want 403", code)
 	}

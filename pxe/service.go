@@ -54,6 +54,7 @@ type Service struct {
 	nbdServer string
 	machines  *machines
 	leases    *leases // nil in proxyDHCP mode
+	clients   clients // IP → MAC of the machines booted
 	transfers chan struct{}
 	dhcpSem   chan struct{}
 

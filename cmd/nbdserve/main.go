@@ -93,6 +93,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/nbdboot/nbdboot/cow"
@@ -145,7 +146,11 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 	if len(cfg.Exports) == 0 {
 		return fmt.Errorf("no exports: give NAME=PATH arguments or [[export]] in -config")
 	}
+	var macOf atomic.Pointer[func(string) string]
 	log := server.NewLogger(stderr, debug)
+	if set.pxe.Enabled() {
+		log = slog.New(newMACLog(log.Handler(), &macOf))
+	}
 	opts := []server.ExportsOption{server.WithLog(log)}
 	if cfg.HasCOW() || cfg.StateDir != server.DefaultStateDir {
 		overlays, err := cow.NewManager(cow.Config{Dir: cfg.StateDir, Log: log})
@@ -186,6 +191,8 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 			return err
 		}
 		defer svc.Close()
+		f := svc.MACOf
+		macOf.Store(&f)
 	}
 	for _, ec := range cfg.Exports {
 		log.Info("export", "name", ec.Name, "path", ec.Path, "readonly", ec.ReadOnly)
