@@ -2,6 +2,7 @@ package pxe
 
 import (
 	"net"
+	"net/netip"
 	"sync"
 )
 
@@ -50,4 +51,25 @@ func (s *Service) MACOf(addr string) string {
 	s.clients.mu.Lock()
 	defer s.clients.mu.Unlock()
 	return s.clients.byIP[ip.String()]
+}
+
+// AddressOf is the address this service's full-DHCP mode leased to
+// clientID, a MAC address (any case, : or -): server.Leases, which pins
+// that client's overlay to its address. In proxyDHCP mode there are no
+// leases here, and the boot files' fetches (which name any MAC) pin
+// nothing.
+func (s *Service) AddressOf(clientID string) (netip.Addr, bool) {
+	if s.leases == nil {
+		return netip.Addr{}, false
+	}
+	mac, err := net.ParseMAC(clientID)
+	if err != nil || len(mac) != 6 {
+		return netip.Addr{}, false
+	}
+	ip, ok := s.leases.addressOf(mac.String())
+	if !ok {
+		return netip.Addr{}, false
+	}
+	a, ok := netip.AddrFromSlice(ip)
+	return a, ok
 }

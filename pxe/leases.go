@@ -157,3 +157,14 @@ func (l *leases) saveLocked() error {
 	}
 	return nil
 }
+
+// addressOf is the address leased to mac, unless the lease has expired.
+func (l *leases) addressOf(mac string) (net.IP, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.byMAC[mac]
+	if e == nil || l.now().After(e.Expires) {
+		return nil, false
+	}
+	return net.ParseIP(e.IP).To4(), true
+}

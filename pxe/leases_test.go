@@ -86,6 +86,12 @@ func TestAnswerFullDHCP(t *testing.T) {
 	if ack := s.answer(req, false); ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck || !ack.YourIPAddr.Equal(offer.YourIPAddr) {
 		t.Fatalf("ack = %v", ack)
 	}
+	if a, ok := s.AddressOf("52-54-00-9E-00-01"); !ok || a.String() != "10.0.3.100" {
+		t.Errorf("AddressOf(the leased MAC) = %v %v, want 10.0.3.100", a, ok)
+	}
+	if _, ok := s.AddressOf(macOther.String()); ok {
+		t.Error("AddressOf(a MAC without a lease) found one")
+	}
 	plain := s.answer(request(t, macOther, dhcpv4.MessageTypeDiscover, -1, ""), false)
 	if plain == nil || !plain.YourIPAddr.Equal(net.ParseIP("10.0.3.101")) || plain.BootFileName != "" {
 		t.Errorf("plain client's offer = %v", plain)

@@ -152,6 +152,11 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 		log = slog.New(newMACLog(log.Handler(), &macOf))
 	}
 	opts := []server.ExportsOption{server.WithLog(log)}
+	var leases pxeLeases
+	if set.pxe.Enabled() && set.pxe.DHCP != nil {
+		// Overlays of MAC client IDs are pinned to the address leased.
+		opts = append(opts, server.WithLeases(&leases))
+	}
 	if cfg.HasCOW() || cfg.StateDir != server.DefaultStateDir {
 		overlays, err := cow.NewManager(cow.Config{Dir: cfg.StateDir, Log: log})
 		if err != nil {
@@ -193,6 +198,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 		defer svc.Close()
 		f := svc.MACOf
 		macOf.Store(&f)
+		leases.svc.Store(svc)
 	}
 	for _, ec := range cfg.Exports {
 		log.Info("export", "name", ec.Name, "path", ec.Path, "readonly", ec.ReadOnly)
