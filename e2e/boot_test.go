@@ -102,10 +102,9 @@ type bootCase struct {
 
 // mediumBoot is how qemu boots a built medium.
 type mediumBoot struct {
-	args     []string      // firmware and drive arguments
-	memory   string        // "" for the default
-	forwards []vm.Forward  // relays besides the NBD server's
-	timeout  time.Duration // qemu start to nbdboot's attach; 0 for bootTimeout
+	args    []string      // firmware and drive arguments
+	memory  string        // "" for the default
+	timeout time.Duration // qemu start to nbdboot's attach; 0 for bootTimeout
 }
 
 // runBoot boots c and checks the whole path: nbdboot attaches the device
@@ -139,7 +138,6 @@ func runBoot(t *testing.T, c bootCase) {
 	if c.medium != nil {
 		mb := c.medium(t, vm.BaseCmdline+" "+cmdline)
 		opts = vm.Options{Firmware: true, Memory: mb.memory, NICs: relay(addr), Args: mb.args}
-		opts.NICs[0].User.Forwards = append(opts.NICs[0].User.Forwards, mb.forwards...)
 		if mb.timeout > 0 {
 			attachTimeout = mb.timeout
 		}

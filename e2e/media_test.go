@@ -2,11 +2,7 @@ package e2e
 
 import (
 	"fmt"
-	"net"
-	"net/http"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,9 +13,10 @@ import (
 
 // Boots from media built by nbdboot media (issue 9, tests 4 and 5): the
 // hybrid image as a USB stick on BIOS (SeaBIOS) and on UEFI (OVMF), and
-// as a CD on BIOS; the floppy on BIOS, chaining to HTTP. Each boots the
-// Debian bzImage and the nbdboot initramfs through the medium's boot
-// loader to the root's init, whose write must land in the server's image.
+// as a CD on BIOS; the floppy on BIOS, chaining to nbdserve's HTTP. Each
+// boots the Debian bzImage and the nbdboot initramfs through the medium's
+// boot loader to the root's init, whose write must land in the server's
+// image.
 
 // ovmfImage is Debian's OVMF firmware in one file (package ovmf).
 const ovmfImage = "/usr/share/ovmf/OVMF.fd"
@@ -109,105 +106,55 @@ func TestMediaUSBUEFI(t *testing.T) {
 	}, "512M", uefiTimeout))
 }
 
-// guestMAC is the MAC address internal/vm gives the guest's first card.
-const guestMAC = "52:54:00:12:34:56"
-
-// floppyHTTP is the guest's address of the test's HTTP server holding the
-// kernel and initramfs the floppy fetches.
-const floppyHTTP = "10.0.2.101:80"
-
-// TestMediaFloppy: the floppy under SeaBIOS: SYSLINUX, iPXE, DHCP, the
-// kernel and initramfs over HTTP from a server the test runs on loopback
-// (relayed into the guest), then the root over NBD.
-func TestMediaFloppy(t *testing.T) {
-	t.Parallel()
-	c := hybridCase(nil, "", mediumTimeout)
-	c.medium = func(t *testing.T, cmdline string) mediumBoot {
-		// nbdserve's layout: the floppy puts in its card's MAC.
-		dir := "/boot/" + strings.ReplaceAll(guestMAC, ":", "-")
-		srv := serveBootFiles(t, map[string]string{dir + "/kernel": vm.BzImage(t), dir + "/initramfs": vm.Initramfs(t)})
-		img := buildMedium(t, media.Config{Kind: media.Floppy, Cmdline: cmdline, Server: "http://" + floppyHTTP})
-		t.Cleanup(func() { srv.check(t, dir+"/kernel", dir+"/initramfs") })
-		return mediumBoot{
-			args:     floppyDrive(img),
-			forwards: []vm.Forward{{Guest: floppyHTTP, Host: srv.addr}},
-			timeout:  mediumTimeout,
-		}
-	}
-	runBoot(t, c)
-}
-
 // floppyDrive is qemu's arguments for img as the first floppy, booted.
 func floppyDrive(img string) []string {
 	return []string{"-drive", "if=floppy,index=0,format=raw,readonly=on,file=" + img, "-boot", "a"}
 }
 
-// TestMediaFloppyPXE: the floppy built with neither a server nor a
-// command line, on a lab network beside the site's DHCP server (dnsmasq,
-// addresses only, on another host naming itself as next-server):
-// nbdserve's proxyDHCP answers the floppy's iPXE too, whose script takes
-// that answer's next-server as ${server}; it chains the script nbdserve
-// makes for its MAC, which boots the machine's export. nbdserve logs each
-// step.
-func TestMediaFloppyPXE(t *testing.T) {
+// TestMediaFloppy: two machines boot floppies on a lab network beside the
+// site's DHCP server (dnsmasq, addresses only, on another host, naming
+// itself as next-server), served by nbdserve with [pxe]: its proxyDHCP
+// answers the floppies' iPXE too, and their script takes that answer's
+// next-server as ${server}. One floppy was built with neither a server
+// nor a command line: it chains the script nbdserve makes for its MAC.
+// The other has its own command line (naming ${server} as the NBD
+// server): it fetches only the kernel and initramfs from nbdserve. Both
+// reach their root's init on their own export; nbdserve logs each step.
+func TestMediaFloppy(t *testing.T) {
 	requireBootTools(t)
-	lab := vm.NewLab(t, 1)
+	lab := vm.NewLab(t, 2)
 	// The site's DHCP server on another host of the wire, so that only
 	// nbdserve's answer names nbdserve's address.
 	vm.StartDnsmasq(t, lab.Peer(t, "10.0.3.2"), vm.DnsmasqConfig{RangeLo: dhcpRangeLo, RangeHi: dhcpRangeHi})
-	m := pxeMachine{name: "floppy", mac: "52:54:00:9e:00:31", export: "floppy", id: newID(t), img: vm.CopyImage(t, "root.ext4")}
-	srv := pxeServer(t, lab, pxeConfig(t, lab, t.TempDir(), []pxeMachine{m}, "[pxe.default]\nrefuse = true\n"))
-	img := buildMedium(t, media.Config{Kind: media.Floppy, Server: fmt.Sprintf("http://${server}:%d", pxeHTTPPort)})
-	g := vm.Start(t, vm.Options{
-		Name: m.name, Firmware: true, NetNS: lab.NS,
-		NICs: []vm.NIC{{Tap: lab.Taps[0], MAC: m.mac}}, // no option ROM: the floppy's iPXE drives the card
-		Args: floppyDrive(img),
-	})
-	checkPXEBoot(t, g, srv, m, "proxy-offer", "script", "kernel", "initramfs")
+	base := newID(t)
+	ms := []pxeMachine{
+		{name: "chain", mac: "52:54:00:9e:00:31", export: "chain", id: base + "-chain", img: vm.CopyImage(t, "root.ext4")},
+		{name: "own", mac: "52:54:00:9e:00:32", export: "own", id: base + "-own", img: vm.CopyImage(t, "root.ext4")},
+	}
+	srv := pxeServer(t, lab, pxeConfig(t, lab, t.TempDir(), ms, "[pxe.default]\nrefuse = true\n"))
+	server := fmt.Sprintf("http://${server}:%d", pxeHTTPPort)
+	own := fmt.Sprintf("%s quiet ip=dhcp nbdroot=nbd://${server}/%s rw nbdtest.id=%s", vm.BaseCmdline, ms[1].export, ms[1].id)
+	imgs := []string{
+		buildMedium(t, media.Config{Kind: media.Floppy, Server: server}),
+		buildMedium(t, media.Config{Kind: media.Floppy, Server: server, Cmdline: own}),
+	}
+	var gs []*vm.Machine
+	for i, m := range ms {
+		gs = append(gs, vm.Start(t, vm.Options{
+			Name: m.name, Firmware: true, NetNS: lab.NS,
+			NICs: []vm.NIC{{Tap: lab.Taps[i], MAC: m.mac}}, // no option ROM: the floppy's iPXE drives the card
+			Args: floppyDrive(imgs[i]),
+		}))
+	}
+	checkPXEBoot(t, gs[0], srv, ms[0], "proxy-offer", "script", "kernel", "initramfs")
+	checkPXEBoot(t, gs[1], srv, ms[1], "proxy-offer", "kernel", "initramfs")
+	if n := countLines(srv.Log, "mac="+ms[1].mac, "step=script"); n != 0 {
+		t.Errorf("the floppy with its own command line fetched nbdserve's script %d times", n)
+	}
 	if err := srv.Stop(); err != nil {
 		t.Error(err)
 	}
-	checkWritten(t, m.img, 0, m.id)
-}
-
-// bootFiles is an HTTP server on loopback serving files by path, and
-// counting the complete GETs of each.
-type bootFiles struct {
-	addr string
-	mu   sync.Mutex
-	got  map[string]int
-}
-
-func serveBootFiles(t *testing.T, files map[string]string) *bootFiles {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen for HTTP: %v", err)
-	}
-	b := &bootFiles{addr: ln.Addr().String(), got: map[string]int{}}
-	mux := http.NewServeMux()
-	for p, f := range files {
-		mux.HandleFunc("GET "+p, func(w http.ResponseWriter, r *http.Request) {
-			http.ServeFile(w, r, f)
-			b.mu.Lock()
-			b.got[p]++
-			b.mu.Unlock()
-		})
-	}
-	srv := &http.Server{Handler: mux}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return b
-}
-
-// check asserts that each path was fetched.
-func (b *bootFiles) check(t *testing.T, paths ...string) {
-	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, p := range paths {
-		if b.got[p] == 0 {
-			t.Errorf("HTTP: %s was never fetched (fetched: %v)", p, b.got)
-		}
+	for _, m := range ms {
+		checkWritten(t, m.img, 0, m.id)
 	}
 }
