@@ -4,13 +4,14 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // List describes every overlay, open or not, sorted by export and client.
 func (m *Manager) List() []Info {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.clock.Now()
+	now := time.Now()
 	out := make([]Info, 0, len(m.entries))
 	for _, e := range m.entries {
 		in := Info{Export: e.export, Client: e.client, Size: e.allocated, LastUse: e.lastUse,

@@ -149,7 +149,7 @@
 // client arriving meanwhile wait for that open, and Reset refuses it.
 //
 // Ephemeral overlays are dropped once their client has had no connection
-// for a grace period (60 s by default), by a timer of the injected Clock,
+// for a grace period (60 s by default), by a timer (tests run it in a testing/synctest bubble),
 // and when a Manager starts, for those idle longer than that already.
 // Persistent ones are only closed when idle. An overlay made over another
 // base (Policy.BaseID) is not served: an ephemeral one is recreated, a

@@ -254,7 +254,7 @@ func TestKillThenPowerCut(t *testing.T) {
 func TestMetaSurvivesPowerCut(t *testing.T) {
 	for seed := range uint64(16) {
 		f := newFailModel(t, seed)
-		mgr, err := NewManager(Config{Dir: f.root, FS: f.m, Clock: newFakeClock()})
+		mgr, err := NewManager(Config{Dir: f.root, FS: f.m})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -281,7 +281,7 @@ func TestMetaSurvivesPowerCut(t *testing.T) {
 		if err := f.m.Crash(); err != nil {
 			t.Fatal(err)
 		}
-		mgr2, err := NewManager(Config{Dir: f.root, FS: f.m, Clock: newFakeClock()})
+		mgr2, err := NewManager(Config{Dir: f.root, FS: f.m})
 		if err != nil {
 			t.Fatal(err)
 		}

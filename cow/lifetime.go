@@ -12,7 +12,7 @@ func (m *Manager) release(e *entry) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e.refs--
-	e.lastUse = m.clock.Now()
+	e.lastUse = time.Now()
 	if m.entries[e.key] != e {
 		return // reset or closed meanwhile
 	}
@@ -30,7 +30,7 @@ func (m *Manager) scheduleLocked(e *entry, d time.Duration) {
 	if e.timer != nil {
 		e.timer.Stop()
 	}
-	e.timer = m.clock.AfterFunc(d, func() { m.expire(e, epoch) })
+	e.timer = time.AfterFunc(d, func() { m.expire(e, epoch) })
 }
 
 func (m *Manager) expire(e *entry, epoch uint64) {
@@ -79,7 +79,7 @@ func (m *Manager) dropLocked(e *entry) {
 	delete(m.entries, e.key)
 	trash := filepath.Join(m.dir, trashName)
 	m.trashN++
-	victim := filepath.Join(trash, fmt.Sprintf("%d-%d", m.clock.Now().UnixNano(), m.trashN))
+	victim := filepath.Join(trash, fmt.Sprintf("%d-%d", time.Now().UnixNano(), m.trashN))
 	err := os.MkdirAll(trash, 0o700)
 	if err == nil {
 		err = os.Rename(e.dir, victim)

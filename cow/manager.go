@@ -40,8 +40,6 @@ const trashName = ".trash"
 type Config struct {
 	// Dir is the state directory: Dir/EXPORT/CLIENT/ per overlay.
 	Dir string
-	// Clock is the time source; nil means SystemClock.
-	Clock Clock
 	// Grace is how long an ephemeral overlay is kept after its client's
 	// last connection ends; zero means DefaultGrace.
 	Grace time.Duration
@@ -88,7 +86,6 @@ type Info struct {
 // concurrent use.
 type Manager struct {
 	dir   string
-	clock Clock
 	grace time.Duration
 	log   *slog.Logger
 	fs    disk.FS
@@ -112,7 +109,7 @@ type entry struct {
 	lastUse    time.Time
 	allocated  int64 // while closed
 	baseID     string
-	timer      Timer
+	timer      *time.Timer
 	epoch      uint64        // bumped to disarm a pending timer
 	opening    chan struct{} // closed when an Acquire has opened ov
 }
@@ -124,12 +121,9 @@ func NewManager(cfg Config) (*Manager, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("overlay manager: state directory is empty")
 	}
-	m := &Manager{dir: cfg.Dir, clock: cfg.Clock, grace: cfg.Grace, log: cfg.Log, fs: cfg.FS, entries: map[key]*entry{}}
+	m := &Manager{dir: cfg.Dir, grace: cfg.Grace, log: cfg.Log, fs: cfg.FS, entries: map[key]*entry{}}
 	if m.fs == nil {
 		m.fs = disk.OS{}
-	}
-	if m.clock == nil {
-		m.clock = SystemClock{}
 	}
 	if m.grace <= 0 {
 		m.grace = DefaultGrace
@@ -157,7 +151,7 @@ func (m *Manager) scan() error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.clock.Now()
+	now := time.Now()
 	for _, ed := range exports {
 		if !ed.IsDir() || strings.HasPrefix(ed.Name(), ".") {
 			continue
@@ -257,7 +251,7 @@ func (m *Manager) Acquire(export, client string, base Base, p Policy) (*Overlay,
 		e.timer = nil
 	}
 	e.refs++
-	e.lastUse = m.clock.Now()
+	e.lastUse = time.Now()
 	if !isNew { // a new overlay's meta data was just written
 		m.saveMetaLocked(e)
 	}
@@ -281,7 +275,7 @@ func (m *Manager) openEntry(e *entry, base Base, opt Options, isNew bool) error 
 		e.timer.Stop()
 		e.timer = nil
 	}
-	e.lastUse = m.clock.Now()
+	e.lastUse = time.Now()
 	md := e.meta()
 	m.mu.Unlock()
 	opt.FS = m.fs
@@ -358,7 +352,7 @@ func (m *Manager) Close() error {
 	}
 	m.closed = true
 	var errs []error
-	now := m.clock.Now()
+	now := time.Now()
 	for _, e := range m.entries {
 		e.epoch++
 		if e.timer != nil {

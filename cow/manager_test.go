@@ -5,73 +5,21 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
-// fakeClock fires timers synchronously from Advance.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []*fakeTimer
-}
+// The Manager's timers run on the real clock; the tests that wait for
+// them run in a testing/synctest bubble, where time.Sleep moves a fake
+// clock on at once.
 
-type fakeTimer struct {
-	c       *fakeClock
-	when    time.Time
-	f       func()
-	stopped bool
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 9, 1, 8, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) AfterFunc(d time.Duration, f func()) Timer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &fakeTimer{c: c, when: c.now.Add(d), f: f}
-	c.timers = append(c.timers, t)
-	return t
-}
-
-func (t *fakeTimer) Stop() bool {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	was := !t.stopped
-	t.stopped = true
-	return was
-}
-
-// Advance moves the time on and runs the timers that came due.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	var due []*fakeTimer
-	c.timers = slices.DeleteFunc(c.timers, func(t *fakeTimer) bool {
-		if t.stopped {
-			return true
-		}
-		if !t.when.After(c.now) {
-			t.stopped = true
-			due = append(due, t)
-			return true
-		}
-		return false
-	})
-	c.mu.Unlock()
-	slices.SortFunc(due, func(a, b *fakeTimer) int { return a.when.Compare(b.when) })
-	for _, t := range due {
-		t.f()
-	}
+// advance moves the bubble's clock on by d and lets the timers that came
+// due finish.
+func advance(d time.Duration) {
+	time.Sleep(d)
+	synctest.Wait()
 }
 
 const (
@@ -80,9 +28,9 @@ const (
 	pc2 = "52:54:00:00:00:02"
 )
 
-func newManagerT(t *testing.T, dir string, clk Clock) *Manager {
+func newManagerT(t *testing.T, dir string) *Manager {
 	t.Helper()
-	m, err := NewManager(Config{Dir: dir, Clock: clk, Grace: time.Minute})
+	m, err := NewManager(Config{Dir: dir, Grace: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,133 +69,135 @@ func reads(t *testing.T, ov *Overlay, off int64, b []byte) bool {
 var mark = []byte("written by the client")
 
 func TestManagerEphemeral(t *testing.T) {
-	base := newTestBase(t, testSize)
-	clk := newFakeClock()
-	state := t.TempDir()
-	m := newManagerT(t, state, clk)
-	defer m.Close()
+	synctest.Test(t, func(t *testing.T) {
+		base := newTestBase(t, testSize)
+		state := t.TempDir()
+		m := newManagerT(t, state)
+		defer m.Close()
 
-	ov1, rel1 := acquireT(t, m, lab, pc1, base.be, Policy{})
-	ov2, rel2 := acquireT(t, m, lab, pc1, base.be, Policy{})
-	if ov1 != ov2 {
-		t.Fatal("two connections of one client got different overlays")
-	}
-	other, relOther := acquireT(t, m, "other", pc1, base.be, Policy{})
-	if other == ov1 {
-		t.Fatal("two exports share an overlay")
-	}
-	relOther()
-	ov1.WriteAt(mark, 100)
-	rel1()
-	rel1() // a second call does nothing
-	if in, _ := infoOf(m, lab, pc1); in.Connections != 1 || in.Size != bs4k || in.Persistent {
-		t.Fatalf("after one release: %+v", in)
-	}
-	rel2()
-	if in, _ := infoOf(m, lab, pc1); in.Connections != 0 || !in.LastUse.Equal(clk.Now()) {
-		t.Fatalf("after both releases: %+v, now %v", in, clk.Now())
-	}
-	// Within the grace period the client comes back to its data.
-	clk.Advance(59 * time.Second)
-	ov, rel := acquireT(t, m, lab, pc1, base.be, Policy{})
-	if !reads(t, ov, 100, mark) {
-		t.Fatal("reacquired within the grace period: data lost")
-	}
-	rel()
-	clk.Advance(59 * time.Second) // the grace restarted at the release
-	if _, ok := infoOf(m, lab, pc1); !ok {
-		t.Fatal("dropped before the grace period ended")
-	}
-	dir := ov.Dir()
-	clk.Advance(time.Second)
-	if _, ok := infoOf(m, lab, pc1); ok {
-		t.Fatal("still listed after the grace period")
-	}
-	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("overlay directory %s still there: %v", dir, err)
-	}
-	ov, rel = acquireT(t, m, lab, pc1, base.be, Policy{})
-	defer rel()
-	if !reads(t, ov, 100, base.content[100:100+len(mark)]) {
-		t.Fatal("a dropped overlay came back")
-	}
+		ov1, rel1 := acquireT(t, m, lab, pc1, base.be, Policy{})
+		ov2, rel2 := acquireT(t, m, lab, pc1, base.be, Policy{})
+		if ov1 != ov2 {
+			t.Fatal("two connections of one client got different overlays")
+		}
+		other, relOther := acquireT(t, m, "other", pc1, base.be, Policy{})
+		if other == ov1 {
+			t.Fatal("two exports share an overlay")
+		}
+		relOther()
+		ov1.WriteAt(mark, 100)
+		rel1()
+		rel1() // a second call does nothing
+		if in, _ := infoOf(m, lab, pc1); in.Connections != 1 || in.Size != bs4k || in.Persistent {
+			t.Fatalf("after one release: %+v", in)
+		}
+		rel2()
+		if in, _ := infoOf(m, lab, pc1); in.Connections != 0 || !in.LastUse.Equal(time.Now()) {
+			t.Fatalf("after both releases: %+v, now %v", in, time.Now())
+		}
+		// Within the grace period the client comes back to its data.
+		advance(59 * time.Second)
+		ov, rel := acquireT(t, m, lab, pc1, base.be, Policy{})
+		if !reads(t, ov, 100, mark) {
+			t.Fatal("reacquired within the grace period: data lost")
+		}
+		rel()
+		advance(59 * time.Second) // the grace restarted at the release
+		if _, ok := infoOf(m, lab, pc1); !ok {
+			t.Fatal("dropped before the grace period ended")
+		}
+		dir := ov.Dir()
+		advance(time.Second)
+		if _, ok := infoOf(m, lab, pc1); ok {
+			t.Fatal("still listed after the grace period")
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("overlay directory %s still there: %v", dir, err)
+		}
+		ov, rel = acquireT(t, m, lab, pc1, base.be, Policy{})
+		defer rel()
+		if !reads(t, ov, 100, base.content[100:100+len(mark)]) {
+			t.Fatal("a dropped overlay came back")
+		}
+	})
 }
 
 func TestManagerPersistent(t *testing.T) {
-	base := newTestBase(t, testSize)
-	clk := newFakeClock()
-	state := t.TempDir()
-	m := newManagerT(t, state, clk)
-	p := Policy{Persistent: true}
-	ov, rel := acquireT(t, m, lab, pc1, base.be, p)
-	ov.WriteAt(mark, 100)
-	rel()
-	clk.Advance(24 * time.Hour) // closed, not dropped
-	if in, ok := infoOf(m, lab, pc1); !ok || !in.Persistent || in.Size != bs4k {
-		t.Fatalf("persistent overlay after a day: %+v, %v", in, ok)
-	}
-	ov, rel = acquireT(t, m, lab, pc1, base.be, p)
-	if !reads(t, ov, 100, mark) {
-		t.Fatal("persistent overlay lost its data")
-	}
-	rel()
-	if err := m.Close(); err != nil {
-		t.Fatal(err)
-	}
-	// A server restart a week later.
-	clk.Advance(7 * 24 * time.Hour)
-	m = newManagerT(t, state, clk)
-	defer m.Close()
-	if in, ok := infoOf(m, lab, pc1); !ok || !in.Persistent || in.Size != bs4k || in.Connections != 0 {
-		t.Fatalf("after restart: %+v, %v", in, ok)
-	}
-	ov, rel = acquireT(t, m, lab, pc1, base.be, p)
-	defer rel()
-	if !reads(t, ov, 100, mark) {
-		t.Fatal("persistent overlay lost its data across a restart")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		base := newTestBase(t, testSize)
+		state := t.TempDir()
+		m := newManagerT(t, state)
+		p := Policy{Persistent: true}
+		ov, rel := acquireT(t, m, lab, pc1, base.be, p)
+		ov.WriteAt(mark, 100)
+		rel()
+		advance(24 * time.Hour) // closed, not dropped
+		if in, ok := infoOf(m, lab, pc1); !ok || !in.Persistent || in.Size != bs4k {
+			t.Fatalf("persistent overlay after a day: %+v, %v", in, ok)
+		}
+		ov, rel = acquireT(t, m, lab, pc1, base.be, p)
+		if !reads(t, ov, 100, mark) {
+			t.Fatal("persistent overlay lost its data")
+		}
+		rel()
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+		// A server restart a week later.
+		advance(7 * 24 * time.Hour)
+		m = newManagerT(t, state)
+		defer m.Close()
+		if in, ok := infoOf(m, lab, pc1); !ok || !in.Persistent || in.Size != bs4k || in.Connections != 0 {
+			t.Fatalf("after restart: %+v, %v", in, ok)
+		}
+		ov, rel = acquireT(t, m, lab, pc1, base.be, p)
+		defer rel()
+		if !reads(t, ov, 100, mark) {
+			t.Fatal("persistent overlay lost its data across a restart")
+		}
+	})
 }
 
 func TestManagerRestartEphemeral(t *testing.T) {
-	base := newTestBase(t, testSize)
-	clk := newFakeClock()
-	state := t.TempDir()
-	m := newManagerT(t, state, clk)
-	for _, c := range []string{pc1, pc2} {
-		ov, rel := acquireT(t, m, lab, c, base.be, Policy{})
-		ov.WriteAt(mark, 100)
-		if c == pc2 {
-			clk.Advance(40 * time.Second)
+	synctest.Test(t, func(t *testing.T) {
+		base := newTestBase(t, testSize)
+		state := t.TempDir()
+		m := newManagerT(t, state)
+		for _, c := range []string{pc1, pc2} {
+			ov, rel := acquireT(t, m, lab, c, base.be, Policy{})
+			ov.WriteAt(mark, 100)
+			if c == pc2 {
+				advance(40 * time.Second)
+			}
+			rel()
+		}
+		m.Close()
+		// 30 s after pc2 left, 70 s after pc1 did.
+		advance(30 * time.Second)
+		m = newManagerT(t, state)
+		defer m.Close()
+		if _, ok := infoOf(m, lab, pc1); ok {
+			t.Fatal("pc1, idle past its grace, survived the restart")
+		}
+		if _, ok := infoOf(m, lab, pc2); !ok {
+			t.Fatal("pc2, within its grace, dropped at the restart")
+		}
+		advance(29 * time.Second)
+		ov, rel := acquireT(t, m, lab, pc2, base.be, Policy{})
+		if !reads(t, ov, 100, mark) {
+			t.Fatal("pc2 lost its data across a restart within the grace")
 		}
 		rel()
-	}
-	m.Close()
-	// 30 s after pc2 left, 70 s after pc1 did.
-	clk.Advance(30 * time.Second)
-	m = newManagerT(t, state, clk)
-	defer m.Close()
-	if _, ok := infoOf(m, lab, pc1); ok {
-		t.Fatal("pc1, idle past its grace, survived the restart")
-	}
-	if _, ok := infoOf(m, lab, pc2); !ok {
-		t.Fatal("pc2, within its grace, dropped at the restart")
-	}
-	clk.Advance(29 * time.Second)
-	ov, rel := acquireT(t, m, lab, pc2, base.be, Policy{})
-	if !reads(t, ov, 100, mark) {
-		t.Fatal("pc2 lost its data across a restart within the grace")
-	}
-	rel()
-	clk.Advance(time.Minute)
-	if _, ok := infoOf(m, lab, pc2); ok {
-		t.Fatal("pc2 not dropped after its grace")
-	}
+		advance(time.Minute)
+		if _, ok := infoOf(m, lab, pc2); ok {
+			t.Fatal("pc2 not dropped after its grace")
+		}
+	})
 }
 
 func TestManagerReset(t *testing.T) {
 	base := newTestBase(t, testSize)
-	clk := newFakeClock()
-	m := newManagerT(t, t.TempDir(), clk)
+	m := newManagerT(t, t.TempDir())
 	defer m.Close()
 	ov1, rel1 := acquireT(t, m, lab, pc1, base.be, Policy{Persistent: true})
 	ov1.WriteAt(mark, 0)
@@ -283,7 +233,7 @@ func TestManagerReset(t *testing.T) {
 func TestManagerBadNames(t *testing.T) {
 	base := newTestBase(t, testSize)
 	state := t.TempDir()
-	m := newManagerT(t, state, newFakeClock())
+	m := newManagerT(t, state)
 	defer m.Close()
 	for _, c := range [][2]string{{lab, "../etc"}, {lab, ".."}, {lab, "a/b"}, {"..", pc1}, {"", pc1}, {lab, ""}} {
 		if _, _, err := m.Acquire(c[0], c[1], base.be, Policy{}); err == nil {
@@ -307,43 +257,44 @@ func TestManagerBadNames(t *testing.T) {
 }
 
 func TestManagerConcurrent(t *testing.T) {
-	base := newTestBase(t, testSize)
-	clk := newFakeClock()
-	m := newManagerT(t, t.TempDir(), clk)
-	defer m.Close()
-	var wg sync.WaitGroup
-	for g := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			client := []string{pc1, pc2}[g%2]
-			for i := range 20 {
-				ov, rel, err := m.Acquire(lab, client, base.be, Policy{})
-				if err != nil {
-					t.Error(err)
-					return
+	synctest.Test(t, func(t *testing.T) {
+		base := newTestBase(t, testSize)
+		m := newManagerT(t, t.TempDir())
+		defer m.Close()
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				client := []string{pc1, pc2}[g%2]
+				for i := range 20 {
+					ov, rel, err := m.Acquire(lab, client, base.be, Policy{})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					ov.WriteAt([]byte{byte(i)}, int64(g))
+					m.List()
+					rel()
 				}
-				ov.WriteAt([]byte{byte(i)}, int64(g))
-				m.List()
-				rel()
-			}
-		}()
-	}
-	wg.Wait()
-	for _, in := range m.List() {
-		if in.Connections != 0 {
-			t.Fatalf("connections left: %+v", in)
+			}()
 		}
-	}
-	clk.Advance(time.Minute)
-	if l := m.List(); len(l) != 0 {
-		t.Fatalf("not dropped: %+v", l)
-	}
+		wg.Wait()
+		for _, in := range m.List() {
+			if in.Connections != 0 {
+				t.Fatalf("connections left: %+v", in)
+			}
+		}
+		advance(time.Minute)
+		if l := m.List(); len(l) != 0 {
+			t.Fatalf("not dropped: %+v", l)
+		}
+	})
 }
 
 func TestManagerBaseChanged(t *testing.T) {
 	base := newTestBase(t, testSize)
-	m := newManagerT(t, t.TempDir(), newFakeClock())
+	m := newManagerT(t, t.TempDir())
 	defer m.Close()
 	v1, v2 := Policy{BaseID: "v1"}, Policy{BaseID: "v2"}
 	ov, rel := acquireT(t, m, lab, pc1, base.be, v1)
@@ -376,9 +327,8 @@ func TestManagerBaseChanged(t *testing.T) {
 // alone at start, and its data is still there when its client comes.
 func TestManagerBrokenMeta(t *testing.T) {
 	base := newTestBase(t, testSize)
-	clk := newFakeClock()
 	state := t.TempDir()
-	m := newManagerT(t, state, clk)
+	m := newManagerT(t, state)
 	p := Policy{Persistent: true}
 	ov, rel := acquireT(t, m, lab, pc1, base.be, p)
 	ov.WriteAt(mark, 0)
@@ -388,7 +338,7 @@ func TestManagerBrokenMeta(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, metaName), []byte("{trunc"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	m = newManagerT(t, state, clk)
+	m = newManagerT(t, state)
 	defer m.Close()
 	if l := m.List(); len(l) != 0 {
 		t.Fatalf("listed: %+v", l)

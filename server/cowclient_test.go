@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -260,28 +261,13 @@ func TestControlSocket(t *testing.T) {
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-// graceClock is the system clock, recording the delays of AfterFunc.
-type graceClock struct {
-	cow.SystemClock
-	mu     sync.Mutex
-	delays []time.Duration
-}
-
-func (c *graceClock) AfterFunc(d time.Duration, f func()) cow.Timer {
-	c.mu.Lock()
-	c.delays = append(c.delays, d)
-	c.mu.Unlock()
-	return c.SystemClock.AfterFunc(d, f)
-}
-
 // TestCOWGraceOption: an export's grace= sets how long its ephemeral
 // overlays outlive their client; without it the Manager's default holds.
 func TestCOWGraceOption(t *testing.T) {
 	dir := t.TempDir()
 	base := filepath.Join(dir, "base.img")
 	os.WriteFile(base, pattern(0, 64<<10), 0o644)
-	clock := &graceClock{}
-	m, err := cow.NewManager(cow.Config{Dir: filepath.Join(dir, "state"), Clock: clock})
+	m, err := cow.NewManager(cow.Config{Dir: filepath.Join(dir, "state")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,9 +285,24 @@ func TestCOWGraceOption(t *testing.T) {
 		goClient(t, ts.addr, "", name).Disconnect()
 		waitReleased(t, released, 1)
 	}
-	clock.mu.Lock()
-	defer clock.mu.Unlock()
-	if len(clock.delays) != 2 || clock.delays[0] != 7*time.Minute || clock.delays[1] != cow.DefaultGrace {
-		t.Errorf("idle timers armed for %v, want [7m0s %v]", clock.delays, cow.DefaultGrace)
+	// The overlays' meta data record the grace their idle timers use
+	// (the timers themselves are tested in package cow).
+	for _, c := range []struct {
+		export string
+		want   time.Duration
+	}{{"g", 7 * time.Minute}, {"d", cow.DefaultGrace}} {
+		b, err := os.ReadFile(filepath.Join(dir, "state", c.export, "pc1", "meta.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var md struct {
+			Grace time.Duration `json:"grace_ns"`
+		}
+		if err := json.Unmarshal(b, &md); err != nil {
+			t.Fatal(err)
+		}
+		if md.Grace != c.want {
+			t.Errorf("overlay of export %s: grace %v, want %v", c.export, md.Grace, c.want)
+		}
 	}
 }
