@@ -70,7 +70,7 @@ const nops = 60
 func replayTrial(t *testing.T, kernel, initrd string, seed uint64) (int, error) {
 	dir := t.TempDir()
 	pristine, data, logImg := filepath.Join(dir, "pristine.img"), filepath.Join(dir, "data.img"), filepath.Join(dir, "log.img")
-	if out, err := exec.Command("mke2fs", "-q", "-t", "ext4", "-F", pristine, "32M").CombinedOutput(); err != nil {
+	if out, err := exec.Command("mke2fs", "-q", "-t", "ext4", "-F", pristine, "16M").CombinedOutput(); err != nil {
 		t.Fatalf("mke2fs: %v\n%s", err, out)
 	}
 	copyFile(t, pristine, data)
