@@ -22,12 +22,16 @@ const labChildEnv = "NBDBOOT_PXE_LAB_CHILD"
 // namespace of the test's, root only) and fetches what a BIOS PXE ROM and
 // iPXE fetch: undionly.kpxe over TFTP, the script, kernel and initramfs
 // over HTTP, each logged with the MAC; a refused machine gets neither. A
-// port already taken is named at start-up. The test runs again in a
+// port already taken and an interface without an address are named at
+// start-up. The test runs again in a
 // child process inside the namespace, so that every socket the servers
 // open (a TFTP transfer's own port too) is there.
 func TestServiceInLab(t *testing.T) {
 	if os.Getenv(labChildEnv) == "" {
 		lab := vm.NewLab(t, 0)
+		if out, err := lab.Command("ip", "link", "add", "noaddr0", "type", "bridge").CombinedOutput(); err != nil {
+			t.Fatalf("add an interface without address: %v: %s", err, out)
+		}
 		cmd := lab.Command(os.Args[0], "-test.run=^TestServiceInLab$", "-test.v")
 		cmd.Env = append(os.Environ(), labChildEnv+"="+lab.Bridge+" "+lab.Server)
 		out, err := cmd.CombinedOutput()
@@ -45,6 +49,15 @@ func TestServiceInLab(t *testing.T) {
 	log := vm.NewLineLog()
 	start := func() (*Service, error) {
 		return Start(cfg, Options{Log: slog.New(slog.NewTextHandler(log, nil))})
+	}
+
+	noaddr := cfg
+	noaddr.Interface = "noaddr0"
+	if s, err := Start(noaddr, Options{}); err == nil {
+		s.Close()
+		t.Error("started on an interface without an address")
+	} else if !strings.Contains(err.Error(), "pxe: interface noaddr0 has no IPv4 address") {
+		t.Errorf("error %q does not name the interface without address", err)
 	}
 
 	taken, err := net.Listen("tcp", net.JoinHostPort(lab.Server, "8080"))
