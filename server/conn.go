@@ -39,7 +39,8 @@ type conn struct {
 
 	// slots bounds the requests being served on this connection.
 	slots chan struct{}
-	// share is the connection's part of the server's byte budget.
+	// share is the connection's address's part of the server's byte
+	// budget.
 	share *budgetShare
 	// shutdownGrace is set at shutdown (ns): payload and reply
 	// deadlines are at most that far away from then on.
@@ -79,7 +80,7 @@ func newConn(s *Server, nc net.Conn, sess *protocol.Session, exp *Export, log *s
 		size:       uint64(exp.Backend.Size()),
 		structured: sess.Structured,
 		slots:      make(chan struct{}, s.lim.MaxInFlight),
-		share:      s.sem.join(),
+		share:      s.sem.join(sourceAddr(nc.RemoteAddr())),
 		drained:    make(chan struct{}),
 		done:       make(chan struct{}),
 	}

@@ -40,7 +40,7 @@
 //   - fence.go orders a client's old and new connections (below);
 //   - cmd_*.go implement the commands, limits.go the buffer pool and the
 //     server-wide budget of payload bytes in flight, shared fairly among
-//     the connections; stall.go the deadlines that end a connection whose
+//     the clients' addresses; stall.go the deadlines that end a connection whose
 //     WRITE payload or reply stalls, cut short at shutdown.
 //
 // # Fencing a client's old connections

@@ -6,55 +6,68 @@ import (
 )
 
 // byteSem is the server-wide budget of payload bytes held by requests
-// in flight, shared fairly among the connections in transmission: each
-// connection joins it (a budgetShare) and may hold at most its share, the
-// budget divided by the connections sharing it. A request that does not
-// fit in its connection's share is still served when the connection
-// holds nothing else and taking it leaves a whole share free for the
-// others (or when the whole budget is free). So clients that stop
-// reading their replies or sending their payloads pin at most their own
-// shares until their deadlines end them, and every other connection can
-// still take a share. A request larger than the budget takes all of it.
+// in flight, shared fairly among the source addresses with connections
+// in transmission: the connections of one address share one budgetShare,
+// which may hold at most the budget divided by the number of addresses
+// plus one (so a share stays free for an address that connects next). A
+// request beyond that is still served when the address holds nothing
+// else and taking it leaves such a share free (or when the whole budget
+// is free). So clients that stop reading their replies or sending their
+// payloads pin at most their address's share until their deadlines end
+// them, however many connections they open, and another address can take
+// a share. (An attacker with many addresses still gets a share for each.)
+// A request larger than the budget takes all of it.
 type byteSem struct {
-	mu      sync.Mutex
-	cond    sync.Cond
-	avail   int64
-	max     int64
-	holders int64 // connections sharing the budget
+	mu     sync.Mutex
+	cond   sync.Cond
+	avail  int64
+	max    int64
+	shares map[string]*budgetShare // by source address
 }
 
-// budgetShare is one connection's part of a byteSem; guarded by its mu.
+// budgetShare is one source address's part of a byteSem; guarded by its
+// mu.
 type budgetShare struct {
-	held int64
+	addr  string
+	conns int
+	held  int64
 }
 
 func newByteSem(max int64) *byteSem {
-	s := &byteSem{avail: max, max: max}
+	s := &byteSem{avail: max, max: max, shares: map[string]*budgetShare{}}
 	s.cond.L = &s.mu
 	return s
 }
 
 func (s *byteSem) clamp(n int64) int64 { return min(n, s.max) }
 
-// join adds a connection to the budget.
-func (s *byteSem) join() *budgetShare {
+// join adds a connection from source address addr to the budget.
+func (s *byteSem) join(addr string) *budgetShare {
 	s.mu.Lock()
-	s.holders++
-	s.mu.Unlock()
-	return &budgetShare{}
+	defer s.mu.Unlock()
+	h := s.shares[addr]
+	if h == nil {
+		h = &budgetShare{addr: addr}
+		s.shares[addr] = h
+	}
+	h.conns++
+	return h
 }
 
-// leave removes a connection that holds nothing any more; the shares of
-// the others grow.
+// leave removes a connection that holds nothing any more; when it was
+// its address's last, the shares of the others grow.
 func (s *byteSem) leave(h *budgetShare) {
 	s.mu.Lock()
-	s.holders--
+	if h.conns--; h.conns == 0 {
+		delete(s.shares, h.addr)
+	}
 	s.mu.Unlock()
 	s.cond.Broadcast()
 }
 
-// share is what one connection may hold; the caller holds s.mu.
-func (s *byteSem) share() int64 { return max(s.max/max(s.holders, 1), 1) }
+// share is what one address may hold: the budget divided among the
+// addresses and one more; the caller holds s.mu.
+func (s *byteSem) share() int64 { return max(s.max/int64(len(s.shares)+1), 1) }
 
 // fits reports whether h may take n bytes now; the caller holds s.mu.
 func (s *byteSem) fits(h *budgetShare, n int64) bool {

@@ -26,11 +26,11 @@ func TestBufferPool(t *testing.T) {
 
 func TestByteSem(t *testing.T) {
 	s := newByteSem(100)
-	a := s.join()
-	s.acquire(a, 60)
+	a := s.join("a")
+	s.acquire(a, 40) // alone: a share is half (one address more may come)
 	got := make(chan struct{})
 	go func() {
-		s.acquire(a, 500) // clamped to the whole cap: waits for the 60
+		s.acquire(a, 500) // clamped to the whole cap: waits for the 40
 		close(got)
 	}()
 	select {
@@ -38,7 +38,7 @@ func TestByteSem(t *testing.T) {
 		t.Fatal("acquired past the cap")
 	default:
 	}
-	s.release(a, 60)
+	s.release(a, 40)
 	<-got // blocks (until the test times out) if release does not wake it
 	s.mu.Lock()
 	avail := s.avail
@@ -52,40 +52,45 @@ func TestByteSem(t *testing.T) {
 	}
 }
 
-// TestByteSemFairShare: a connection may hold at most the budget divided
-// by the connections sharing it; one request beyond that only while it
-// holds nothing else and leaves a share free; so others can always take
-// their share.
+// TestByteSemFairShare: an address may hold at most the budget divided
+// by the addresses and one more; one request beyond that only while it
+// holds nothing else and leaves a share free; the connections of one
+// address share its share.
 func TestByteSemFairShare(t *testing.T) {
 	s := newByteSem(120)
-	a, b, c := s.join(), s.join(), s.join() // share: 40
+	a, a2, b := s.join("a"), s.join("a"), s.join("b") // two addresses: a share is 40
+	if a != a2 {
+		t.Fatal("two connections of one address got two shares")
+	}
+	c := s.join("c") // three: 30
 	for _, tt := range []struct {
 		name string
 		h    *budgetShare
 		n    int64
 		ok   bool
 	}{
-		{"a within its share", a, 30, true},
-		{"a past its share", a, 20, false},
-		{"b: a big one, leaving a share free", b, 50, true},
+		{"a within its share", a, 20, true},
+		{"a's second connection past the address's share", a2, 11, false},
+		{"b: a big one, leaving a share free", b, 60, true},
 		{"b: more while holding", b, 1, false},
-		{"c: big, would leave less than a share", c, 41, false},
-		{"c within its share", c, 40, true},
+		{"c within its share", c, 11, true},
+		{"c: past its share while holding", c, 20, false},
 	} {
 		if got := s.tryAcquire(tt.h, tt.n); got != tt.ok {
 			t.Errorf("%s: tryAcquire(%d) = %v, want %v", tt.name, tt.n, got, tt.ok)
 		}
 	}
-	// b leaves: the shares grow to 60, and a may take 30 more.
-	s.release(b, 50)
+	// b leaves: the shares grow to 40, and a may take 20 more.
+	s.release(b, 60)
 	s.leave(b)
-	if !s.tryAcquire(a, 30) {
-		t.Error("share did not grow when a connection left")
+	if !s.tryAcquire(a, 20) {
+		t.Error("share did not grow when an address left")
 	}
 	// Alone with all free, one request may take the whole budget.
-	s.release(a, 60)
-	s.release(c, 40)
+	s.release(a, 40)
+	s.release(c, 11)
 	s.leave(c)
+	s.leave(a2)
 	if !s.tryAcquire(a, 500) || s.avail != 0 {
 		t.Errorf("alone: whole budget not taken, avail %d", s.avail)
 	}
