@@ -16,6 +16,7 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
+	"golang.org/x/net/netutil"
 	"pack.ag/tftp"
 )
 
@@ -28,6 +29,14 @@ const (
 
 // nbdDefaultPort is left out of ${server}.
 const nbdDefaultPort = 10809
+
+// maxHTTPConns caps the HTTP connections served at once (each may hold
+// an open kernel or initramfs); more wait in the kernel's backlog.
+const maxHTTPConns = 256
+
+// httpWriteTimeout bounds one HTTP response: a kernel and an initramfs
+// take seconds even on a slow link; a client that stops reading is cut.
+const httpWriteTimeout = 10 * time.Minute
 
 // maxDHCPInFlight caps DHCP requests handled at once (the DHCP library
 // starts a goroutine per packet); more are dropped.
@@ -218,13 +227,13 @@ func (s *Service) listen(ip net.IP) (err error) {
 	s.dhcp, _ = server4.NewServer(iface, nil, s.handler(false), server4.WithConn(c67))
 	s.binl, _ = server4.NewServer(iface, nil, s.handler(true), server4.WithConn(c4011))
 	s.tftp = ts
-	s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: httpWriteTimeout, IdleTimeout: time.Minute}
 	s.tftpConn = tconn
 	s.wg.Add(4)
 	go func() { defer s.wg.Done(); s.dhcp.Serve() }()
 	go func() { defer s.wg.Done(); s.binl.Serve() }()
 	go func() { defer s.wg.Done(); ts.Serve(tconn) }()
-	go func() { defer s.wg.Done(); s.http.Serve(hln) }()
+	go func() { defer s.wg.Done(); s.http.Serve(netutil.LimitListener(hln, maxHTTPConns)) }()
 	return nil
 }
 
