@@ -29,7 +29,7 @@ import (
 // The base must stay untouched. A failing trial prints its seed;
 // POWERLOSS_SEED=n reruns that one alone, POWERLOSS_TIME=d runs trials
 // for d (make soak), else powerLossTrials run (make test).
-const powerLossTrials = 50
+const powerLossTrials = 30
 
 func TestPowerLoss(t *testing.T) {
 	if s := os.Getenv("POWERLOSS_SEED"); s != "" {
