@@ -27,6 +27,10 @@ var ErrBusy = errors.New("overlay in use")
 // over another base than the one given (Policy.BaseID).
 var ErrBaseChanged = errors.New("overlay was made over another base")
 
+// ErrTooMany refuses a new overlay past an export's cap or creation rate
+// (Policy.MaxOverlays, Policy.AllowNew).
+var ErrTooMany = errors.New("too many overlays")
+
 // ErrNoOverlay is wrapped by Reset for a client that has no overlay.
 var ErrNoOverlay = errors.New("no such overlay")
 
@@ -65,6 +69,12 @@ type Policy struct {
 	// one is dropped and made anew, a persistent one refused with
 	// ErrBaseChanged until reset. Empty skips the check.
 	BaseID string
+	// MaxOverlays caps the overlays the export has (on disk, open or
+	// not); a new one past it is refused with ErrTooMany. 0: no cap.
+	MaxOverlays int
+	// AllowNew, if set, is asked before a new overlay is made (a rate
+	// limit); false refuses it with ErrTooMany.
+	AllowNew func() bool
 	// Options apply when an overlay is opened (the first connection
 	// after the server started or after the overlay was closed).
 	Options
@@ -234,6 +244,9 @@ func (m *Manager) Acquire(export, client string, base Base, p Policy) (*Overlay,
 	}
 	isNew := e == nil
 	if isNew {
+		if err := m.mayCreateLocked(export, p); err != nil {
+			return nil, nil, fmt.Errorf("acquire overlay of client %q on export %q: %w", client, export, err)
+		}
 		e = &entry{key: k, dir: filepath.Join(m.dir, ek, ck), baseID: p.BaseID}
 	}
 	e.persistent, e.grace = p.Persistent, cmp.Or(p.Grace, m.grace)
@@ -257,6 +270,45 @@ func (m *Manager) Acquire(export, client string, base Base, p Policy) (*Overlay,
 	}
 	var once sync.Once
 	return e.ov, func() { once.Do(func() { m.release(e) }) }, nil
+}
+
+// mayCreateLocked checks p's cap and rate for a new overlay of export;
+// the caller holds m.mu.
+func (m *Manager) mayCreateLocked(export string, p Policy) error {
+	if p.MaxOverlays > 0 {
+		if n := m.countLocked(export); n >= p.MaxOverlays {
+			return fmt.Errorf("%w: export has %d, the most allowed", ErrTooMany, n)
+		}
+	}
+	if p.AllowNew != nil && !p.AllowNew() {
+		return fmt.Errorf("%w: new overlays are made too fast", ErrTooMany)
+	}
+	return nil
+}
+
+// Has reports whether client has an overlay on export (open or not).
+func (m *Manager) Has(export, client string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.entries[key{export, client}]
+	return ok
+}
+
+// Count returns how many overlays export has.
+func (m *Manager) Count(export string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.countLocked(export)
+}
+
+func (m *Manager) countLocked(export string) int {
+	n := 0
+	for k := range m.entries {
+		if k.export == export {
+			n++
+		}
+	}
+	return n
 }
 
 // openEntry opens e's overlay. The caller holds m.mu; it is released

@@ -35,7 +35,8 @@
 //     client's overlay from package cow, and plain NAME as the overlay of
 //     the client's IP address; owner.go decides who may use an export
 //     and an overlay (allow-lists, pins, leases, one address at a time),
-//     answering the handshake with the client's address in hand; control.go is the unix-socket control
+//     answering the handshake with the client's address in hand;
+//     caps.go caps an export's overlays (kept, per address, per minute); control.go is the unix-socket control
 //     interface that lists and resets overlays;
 //   - fence.go orders a client's old and new connections (below);
 //   - cmd_*.go implement the commands, limits.go the buffer pool and the

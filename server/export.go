@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -39,7 +40,8 @@ type Export struct {
 	own    *backendRefs
 	// version names the image's content (version.go): Image's hash.
 	version string
-	acc     access // who may use it (owner.go)
+	acc     access      // who may use it (owner.go)
+	caps    overlayCaps // cow: caps on its overlays (caps.go)
 }
 
 // backendRefs counts the connections of a backend shared by the
@@ -115,6 +117,7 @@ type Exports struct {
 	versionGrace time.Duration
 	// users: the address each overlay (EXPORT/CLIENT) is in use from.
 	users  map[string]*overlayUser
+	usedBy map[netip.Addr]int // overlays in use from each address
 	leases Leases
 }
 
@@ -221,7 +224,7 @@ func (t *Exports) Update(cfgs []ExportConfig) (opened, retired []string, err err
 		}
 		b.shareAllocation(append(slices.Collect(maps.Values(old)), fresh...))
 		e := &Export{Name: ec.Name, Description: ec.Description, ReadOnly: readOnly, Backend: b, Image: b.image(),
-			path: ec.Path, cow: ec.COW, grace: ec.Grace, quota: ec.Quota, own: &backendRefs{}, acc: acc}
+			path: ec.Path, cow: ec.COW, grace: ec.Grace, quota: ec.Quota, own: &backendRefs{}, acc: acc, caps: capsOf(ec)}
 		e.version = e.Image.version(readOnly)
 		if ec.COW != "" {
 			e.baseID = baseID(b)
@@ -259,11 +262,16 @@ func (t *Exports) Update(cfgs []ExportConfig) (opened, retired []string, err err
 // without reopening (description, grace, quota, access): e itself when
 // they are unchanged, else a new Export sharing e's backend.
 func (e *Export) with(ec ExportConfig, acc access) *Export {
-	if e.Description == ec.Description && e.grace == ec.Grace && e.quota == ec.Quota && e.acc.key == acc.key {
+	caps := capsOf(ec)
+	sameCaps := e.caps.same(caps)
+	if e.Description == ec.Description && e.grace == ec.Grace && e.quota == ec.Quota && e.acc.key == acc.key && sameCaps {
 		return e
 	}
 	n := *e
 	n.Description, n.grace, n.quota, n.acc = ec.Description, ec.Grace, ec.Quota, acc
+	if !sameCaps {
+		n.caps = caps
+	}
 	return &n
 }
 

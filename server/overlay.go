@@ -61,6 +61,7 @@ func (t *Exports) acquireOverlay(name string, e *Export, client string, peer net
 	t.useOverlay(key, peer)
 	policy := cow.Policy{Persistent: e.cow == COWPersistent, BaseID: e.baseID,
 		Grace: time.Duration(e.grace), Options: cow.Options{Quota: int64(e.quota)}}
+	e.policyCaps(&policy)
 	t.mu.Unlock()
 	ov, releaseOverlay, err := t.overlays.Acquire(base, client, cowBase{e.Backend, abilitiesOf(e.Backend)}, policy)
 	if err != nil {

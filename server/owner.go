@@ -145,7 +145,7 @@ func (t *Exports) checkPeer(name string, r resolved, peer net.Addr) error {
 	if u := t.users[r.e.Name+"/"+client]; u != nil && u.conns > 0 && u.addr != a {
 		return fmt.Errorf("export %q: overlay in use from another address: %w", name, protocol.ErrPolicy)
 	}
-	return nil
+	return t.checkCaps(name, r.e, client, a)
 }
 
 // useOverlay counts a connection of overlay key from peer; the caller
@@ -159,9 +159,10 @@ func (t *Exports) useOverlay(key string, peer net.Addr) {
 	if u == nil {
 		u = &overlayUser{addr: a}
 		if t.users == nil {
-			t.users = map[string]*overlayUser{}
+			t.users, t.usedBy = map[string]*overlayUser{}, map[netip.Addr]int{}
 		}
 		t.users[key] = u
+		t.usedBy[a]++
 	}
 	u.conns++
 }
@@ -176,6 +177,9 @@ func (t *Exports) leaveOverlay(key string, peer net.Addr) {
 	if u := t.users[key]; u != nil {
 		if u.conns--; u.conns <= 0 {
 			delete(t.users, key)
+			if t.usedBy[u.addr]--; t.usedBy[u.addr] <= 0 {
+				delete(t.usedBy, u.addr)
+			}
 		}
 	}
 }

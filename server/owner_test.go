@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nbdboot/nbdboot/cow"
 	"github.com/nbdboot/nbdboot/protocol"
 )
 
@@ -33,17 +34,7 @@ func TestOverlayOwnership(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	released := make(chan struct{}, 16)
-	ts := startServer(t, tab, testLimits(), func(s *Server) { s.onReleased = func() { released <- struct{}{} } })
-	t.Cleanup(func() { m.Close(); tab.Close() })
-
-	refused := func(from, export, why string) {
-		t.Helper()
-		_, err := goClientErr(t, ts.addr, from, export)
-		if err == nil || !strings.Contains(err.Error(), "ERR_POLICY") || !strings.Contains(err.Error(), why) {
-			t.Errorf("%s from %s: %v; want ERR_POLICY: %s", export, from, err, why)
-		}
-	}
+	ts, released, refused := policyServer(t, tab, m)
 	// pc1 in use from .2: refused to .3, even to read.
 	owner := goClient(t, ts.addr, "127.0.0.2", "lab/pc1")
 	mine := bytes.Repeat([]byte{0x5a}, 4096)
@@ -121,4 +112,22 @@ func goListFrom(t *testing.T, addr, from string) []protocol.ExportInfo {
 		t.Fatalf("LIST from %s: %v", from, err)
 	}
 	return list
+}
+
+// policyServer serves tab (overlays kept by m) and returns a channel that
+// receives when a connection released its export, and refused, which
+// checks that a client at from asking for export is refused with
+// ERR_POLICY for the reason why.
+func policyServer(t *testing.T, tab *Exports, m *cow.Manager) (*testServer, chan struct{}, func(from, export, why string)) {
+	released := make(chan struct{}, 16)
+	ts := startServer(t, tab, testLimits(), func(s *Server) { s.onReleased = func() { released <- struct{}{} } })
+	t.Cleanup(func() { m.Close(); tab.Close() })
+	refused := func(from, export, why string) {
+		t.Helper()
+		_, err := goClientErr(t, ts.addr, from, export)
+		if err == nil || !strings.Contains(err.Error(), "ERR_POLICY") || !strings.Contains(err.Error(), why) {
+			t.Errorf("%s from %s: %v; want ERR_POLICY: %s", export, from, err, why)
+		}
+	}
+	return ts, released, refused
 }

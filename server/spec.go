@@ -35,6 +35,13 @@ type ExportConfig struct {
 	Pin map[string][]string `toml:"pin"`
 	// PinnedOnly refuses every client ID that Pin does not name. cow only.
 	PinnedOnly bool `toml:"pinned_only"`
+	// MaxOverlays caps the overlays the export keeps (0: 1000);
+	// MaxOverlaysPerAddress the overlays one address uses at once (0: 4);
+	// NewOverlaysPerMinute the overlays made a minute (0: 60). A client
+	// past a cap is refused at the handshake. cow only.
+	MaxOverlays           int `toml:"max_overlays"`
+	MaxOverlaysPerAddress int `toml:"max_overlays_per_address"`
+	NewOverlaysPerMinute  int `toml:"new_overlays_per_minute"`
 }
 
 // Duration is a time.Duration written as "90s" or "10m" in TOML.
@@ -192,6 +199,12 @@ func (ec ExportConfig) Validate() error {
 	}
 	if ec.COW != "" && ec.ReadOnly {
 		return fmt.Errorf("export %q: cow and ro exclude each other (cow exports are read-only, their overlays writable)", ec.Name)
+	}
+	if ec.MaxOverlays < 0 || ec.MaxOverlaysPerAddress < 0 || ec.NewOverlaysPerMinute < 0 {
+		return fmt.Errorf("export %q: max_overlays, max_overlays_per_address and new_overlays_per_minute must be >= 0", ec.Name)
+	}
+	if ec.COW == "" && ec.MaxOverlays+ec.MaxOverlaysPerAddress+ec.NewOverlaysPerMinute != 0 {
+		return fmt.Errorf("export %q: overlay caps apply to cow exports only", ec.Name)
 	}
 	if _, err := parseAccess(ec); err != nil {
 		return err

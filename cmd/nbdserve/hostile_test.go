@@ -450,3 +450,38 @@ func TestHostileOverlayTheft(t *testing.T) {
 		}
 	}
 }
+
+// TestHostileOverlayFlood: one address invents client IDs as fast as it
+// can. Past the caps (overlays it uses at once, overlays made a minute)
+// it is refused at the handshake with ERR_POLICY, never after GO; the
+// export keeps few overlays, and a machine at another address still
+// gets its own overlay and its READs.
+func TestHostileOverlayFlood(t *testing.T) {
+	p, head := startHostile(t)
+	done := during(t, p, head, "ro", 500*time.Millisecond)
+	var held []*nbdConn
+	made, refused := 0, 0
+	for i := range 200 {
+		c, err := tryDialFrom(p.addr, "127.0.0.1", fmt.Sprintf("lab/id%d", i))
+		switch {
+		case err == nil:
+			made++
+			held = append(held, c) // keep it in use
+		case strings.Contains(err.Error(), "ERR_POLICY"):
+			refused++
+		default:
+			t.Fatalf("id %d: %v, want success or ERR_POLICY", i, err)
+		}
+	}
+	done()
+	if made > 4 || refused != 200-made {
+		t.Errorf("made %d overlays, refused %d", made, refused)
+	}
+	mine := dialFrom(t, p.addr, "127.0.0.2", "lab/52:54:00:00:00:02")
+	if got, err := mine.read(0, 4096, time.Second); err != nil || !bytes.Equal(got, head[:4096]) {
+		t.Errorf("another machine's overlay during the flood: %v", err)
+	}
+	for _, c := range held {
+		c.nc.Close()
+	}
+}
