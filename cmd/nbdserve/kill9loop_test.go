@@ -121,6 +121,7 @@ func TestKill9Loop(t *testing.T) {
 	t.Logf("kill -9 loop: seed %d (NBDSERVE_KILL9_SEED reruns it)", seed)
 	r := rand.New(rand.NewPCG(seed, 1))
 	violations := 0
+	prev := make([][]byte, len(exports)) // what each export read at the end of the last trial
 	for trial := range trials {
 		srv := startServer(t, args...)
 		clients := make([]*k9Run, len(exports))
@@ -164,6 +165,17 @@ func TestKill9Loop(t *testing.T) {
 			}
 			if err := clients[i].check(got); err != nil {
 				violations++
+				if prev[i] != nil {
+					// Blocks the client found otherwise than the last
+					// trial left them: its first read was wrong.
+					same := 0
+					for b := 0; b*4096 < len(got); b++ {
+						if clients[i].durable[b] != blockHash(prev[i][b*4096:(b+1)*4096]) && bytes.Equal(got[b*4096:(b+1)*4096], prev[i][b*4096:(b+1)*4096]) && len(clients[i].versions[b]) == 0 {
+							same++
+						}
+					}
+					t.Errorf("trial %d, export %s: %d blocks untouched by the client read at its start otherwise than the last trial left them, and now read as it left them", trial, e.name, same)
+				}
 				// Read it again through a fresh server: a second read
 				// that differs points at the read path, not at the
 				// data on disk.
@@ -175,6 +187,7 @@ func TestKill9Loop(t *testing.T) {
 				t.Errorf("trial %d (%s), export %s (seed %d): %v (read again through a new server: same bytes %v, then %v)",
 					trial, mode, k9Name(e.name, trial), seed, err, bytes.Equal(again, got), clients[i].check(again))
 			}
+			prev[i] = got
 		}
 		if sha(base) != baseSum {
 			t.Fatalf("trial %d: the cow export's base changed", trial)
@@ -322,6 +335,11 @@ func (c *k9Run) settle(b int) {
 	}
 }
 
+func blockHash(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:8])
+}
+
 // checkInit compares what the client read at its start with img.
 func (c *k9Run) checkInit(img []byte) error {
 	var bad []int
@@ -352,10 +370,15 @@ func (c *k9Run) check(img []byte) error {
 			if bytes.Count(img[b*4096:(b+1)*4096], []byte{0}) == 4096 {
 				zeroes++
 			}
+			blk := img[b*4096 : (b+1)*4096]
+			what := fmt.Sprintf("starts %x", blk[:8])
+			if bytes.Count(blk, blk[:1]) == len(blk) {
+				what = fmt.Sprintf("all %#x", blk[0])
+			}
 			if len(c.versions[b]) == 0 {
-				bad = append(bad, fmt.Sprintf("block %d lost its flushed content", b))
+				bad = append(bad, fmt.Sprintf("block %d lost its flushed content (%s)", b, what))
 			} else {
-				bad = append(bad, fmt.Sprintf("block %d reads neither as flushed nor as a later version", b))
+				bad = append(bad, fmt.Sprintf("block %d reads neither as flushed nor as a later version (%s)", b, what))
 			}
 		}
 	}
