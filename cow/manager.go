@@ -229,13 +229,8 @@ func (m *Manager) Acquire(export, client string, base Base, p Policy) (*Overlay,
 		return nil, nil, fmt.Errorf("acquire overlay of client %q on export %q: manager closed", client, export)
 	}
 	if e != nil && p.BaseID != "" && e.baseID != p.BaseID {
-		switch {
-		case e.refs > 0:
-			return nil, nil, fmt.Errorf("acquire overlay of client %q on export %q over base %q: %w by connections over base %q",
-				client, export, p.BaseID, ErrBusy, e.baseID)
-		case e.persistent:
-			return nil, nil, fmt.Errorf("acquire overlay of client %q on export %q: %w %q, not %q (reset it)",
-				client, export, ErrBaseChanged, e.baseID, p.BaseID)
+		if err := baseConflict(e, p); err != nil {
+			return nil, nil, err
 		}
 		m.log.Info("dropping ephemeral overlay made over another base", "export", export, "client", client,
 			"old_base", e.baseID, "base", p.BaseID)
@@ -270,6 +265,40 @@ func (m *Manager) Acquire(export, client string, base Base, p Policy) (*Overlay,
 	}
 	var once sync.Once
 	return e.ov, func() { once.Do(func() { m.release(e) }) }, nil
+}
+
+// baseConflict is why e, made over another base than p's, cannot be
+// served now: in use over the other base, or persistent; nil when it is
+// ephemeral and unused (Acquire drops it and makes it anew).
+func baseConflict(e *entry, p Policy) error {
+	switch {
+	case e.refs > 0:
+		return fmt.Errorf("acquire overlay of client %q on export %q over base %q: %w by connections over base %q",
+			e.client, e.export, p.BaseID, ErrBusy, e.baseID)
+	case e.persistent:
+		return fmt.Errorf("acquire overlay of client %q on export %q: %w %q, not %q (reset it)",
+			e.client, e.export, ErrBaseChanged, e.baseID, p.BaseID)
+	}
+	return nil
+}
+
+// Check reports, changing nothing, why Acquire would refuse client's
+// overlay on export under p now (a base conflict, the export's cap), so
+// that a server can refuse the client during the handshake. Failures of
+// the file work itself are found only by Acquire.
+func (m *Manager) Check(export, client string, p Policy) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.entries[key{export, client}]
+	switch {
+	case e != nil && p.BaseID != "" && e.baseID != p.BaseID:
+		return baseConflict(e, p)
+	case e == nil && p.MaxOverlays > 0:
+		if n := m.countLocked(export); n >= p.MaxOverlays {
+			return fmt.Errorf("overlay of client %q on export %q: %w: export has %d, the most allowed", client, export, ErrTooMany, n)
+		}
+	}
+	return nil
 }
 
 // mayCreateLocked checks p's cap and rate for a new overlay of export;

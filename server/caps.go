@@ -2,6 +2,7 @@ package server
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -80,13 +81,18 @@ func (t *Exports) checkCaps(name string, e *Export, client string, a netip.Addr)
 	if u := t.users[key]; u == nil && t.usedBy[a] >= e.caps.perAddr {
 		return fmt.Errorf("export %q: %s uses %d overlays already (max_overlays_per_address): %w", name, a, t.usedBy[a], protocol.ErrPolicy)
 	}
-	if t.overlays == nil || t.overlays.Has(e.Name, client) {
+	if t.overlays == nil {
 		return nil
 	}
-	if n := t.overlays.Count(e.Name); n >= e.caps.max {
-		return fmt.Errorf("export %q: %d overlays, the most allowed (max_overlays): %w", name, n, protocol.ErrPolicy)
+	p := cow.Policy{Persistent: e.cow == COWPersistent, BaseID: e.baseID}
+	e.policyCaps(&p)
+	if err := t.overlays.Check(e.Name, client, p); err != nil {
+		if errors.Is(err, cow.ErrTooMany) {
+			return fmt.Errorf("export %q: max_overlays: %w: %w", name, err, protocol.ErrPolicy)
+		}
+		return fmt.Errorf("export %q: %w", name, err)
 	}
-	if !e.caps.gate.ready() {
+	if t.users[key] == nil && !t.overlays.Has(e.Name, client) && !e.caps.gate.ready() {
 		return fmt.Errorf("export %q: new overlays are made too fast (new_overlays_per_minute): %w", name, protocol.ErrPolicy)
 	}
 	return nil

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/nbdboot/nbdboot/protocol"
@@ -36,4 +38,37 @@ func TestOverlayCaps(t *testing.T) {
 	goClient(t, ts.addr, "127.0.0.2", "slow/1").Disconnect()
 	goClient(t, ts.addr, "127.0.0.3", "slow/2").Disconnect()
 	refused("127.0.0.4", "slow/3", "new_overlays_per_minute")
+}
+
+// TestOverlayRefusedAtHandshake: a persistent overlay made over a base
+// that a reload replaced is refused during the handshake, with the
+// reason in the NBD error the client sees, not after GO was accepted.
+func TestOverlayRefusedAtHandshake(t *testing.T) {
+	base, m := patternBase(t)
+	cfgs := []ExportConfig{{Name: "lab", Path: base, COW: COWPersistent}}
+	tab, err := OpenExports(cfgs, WithOverlays(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, released, _ := policyServer(t, tab, m)
+	c := goClient(t, ts.addr, "127.0.0.2", "lab/pc1")
+	if _, err := c.WriteAt(make([]byte, 4096), 0, protocol.CmdFlagFUA); err != nil {
+		t.Fatal(err)
+	}
+	c.Disconnect()
+	waitReleased(t, released, 1)
+	tmp := base + ".new"
+	if err := os.WriteFile(tmp, pattern(1, mib), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, base); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := tab.Update(cfgs); err != nil {
+		t.Fatal(err)
+	}
+	_, err = goClientErr(t, ts.addr, "127.0.0.2", "lab/pc1")
+	if err == nil || !strings.Contains(err.Error(), "option GO") || !strings.Contains(err.Error(), "reset it") {
+		t.Errorf("persistent overlay over the replaced base: %v; want GO refused, saying to reset it", err)
+	}
 }
