@@ -186,6 +186,7 @@ func (s *Server) handle(nc net.Conn, slot *negSlot) {
 	}
 	c := newConn(s, nc, sess, exp, log.With("export", exp.Name))
 	if !s.register(c) {
+		s.sem.leave(c.share) // never served: serve would have left
 		return
 	}
 	defer s.unregister(c)
