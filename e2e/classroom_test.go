@@ -198,6 +198,11 @@ func runClassroom(t *testing.T, c classroom) {
 		// A guest on a tap that powers off (poweroff -f, no NBD_CMD_DISC)
 		// leaves a half-open connection that the server only notices
 		// later; through a relay the connection closes with qemu.
+		if !c.lab {
+			if err := srv.WaitAllClosed(time.Minute); err != nil {
+				t.Error(err)
+			}
+		}
 		checkOverlays(t, srv, gs, c.client, !c.lab)
 	}
 	if err := srv.Stop(); err != nil {

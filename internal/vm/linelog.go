@@ -76,22 +76,37 @@ func (l *LineLog) WaitMatch(ctx context.Context, re *regexp.Regexp, n int) error
 // wait waits until at least n lines satisfy ok (what describes them in
 // the error), or ctx ends.
 func (l *LineLog) wait(ctx context.Context, what string, n int, ok func(string) bool) error {
-	for {
-		l.mu.Lock()
-		got := 0
-		for _, s := range l.lines {
+	got := 0
+	err := l.WaitUntil(ctx, func(lines []string) bool {
+		got = 0
+		for _, s := range lines {
 			if ok(s) {
 				got++
 			}
 		}
+		return got >= n
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for %d lines %s (have %d): %w", n, what, got, err)
+	}
+	return nil
+}
+
+// WaitUntil waits until done holds for the complete lines so far (it is
+// called again on every new line, with the log locked: it must not keep
+// the slice), or ctx ends.
+func (l *LineLog) WaitUntil(ctx context.Context, done func(lines []string) bool) error {
+	for {
+		l.mu.Lock()
+		ok := done(l.lines)
 		ch := l.changed
 		l.mu.Unlock()
-		if got >= n {
+		if ok {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for %d lines %s (have %d): %w", n, what, got, ctx.Err())
+			return ctx.Err()
 		case <-ch:
 		}
 	}

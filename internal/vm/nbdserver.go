@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -164,6 +165,36 @@ func (s *Server) WaitLog(substr string, n int, d time.Duration) error {
 	defer cancel()
 	if err := s.Log.WaitCount(ctx, substr, n); err != nil {
 		return fmt.Errorf("server: %w; log:\n%s", err, s.Log.Tail(20))
+	}
+	return nil
+}
+
+// LogReleased is the debug line a connection logs once it has given its
+// export (and overlay) back, whatever ended it.
+const LogReleased = `msg="export released"`
+
+// WaitAllClosed waits up to d until every connection the server logged
+// as connected has given its export back (a server started with Debug):
+// a client that went away is noticed by the server a moment later, on
+// its own goroutine, and only then stops counting in the overlays.
+func (s *Server) WaitAllClosed(d time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var open int
+	err := s.Log.WaitUntil(ctx, func(lines []string) bool {
+		open = 0
+		for _, l := range lines {
+			switch {
+			case strings.Contains(l, LogConnected):
+				open++
+			case strings.Contains(l, LogReleased):
+				open--
+			}
+		}
+		return open == 0
+	})
+	if err != nil {
+		return fmt.Errorf("server: %d connections still open: %w; log:\n%s", open, err, s.Log.Tail(20))
 	}
 	return nil
 }
