@@ -17,6 +17,7 @@ import (
 
 	"github.com/nbdboot/nbdboot/boot"
 	"github.com/nbdboot/nbdboot/bootcfg"
+	"github.com/nbdboot/nbdboot/internal/printable"
 	"github.com/nbdboot/nbdboot/nbdnl"
 	"github.com/nbdboot/nbdboot/protocol"
 )
@@ -209,11 +210,11 @@ func listExports(w io.Writer, rw io.ReadWriter, server string) error {
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	for _, e := range exports {
-		name := e.Name
-		if name == "" {
+		name := printable.Name(e.Name)
+		if e.Name == "" {
 			name = "(default)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\n", name, e.Description)
+		fmt.Fprintf(tw, "%s\t%s\n", name, printable.Text(e.Description))
 	}
 	return tw.Flush()
 }
@@ -245,7 +246,7 @@ func listLocal(w io.Writer, sys nbdnl.Sys) error {
 		if d.pid != 0 {
 			pid = fmt.Sprint(d.pid)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", nbdnl.DevicePath(d.index), state, d.size, pid, d.backend)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", nbdnl.DevicePath(d.index), state, d.size, pid, printable.Text(d.backend))
 	}
 	return tw.Flush()
 }

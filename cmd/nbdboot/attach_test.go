@@ -103,9 +103,12 @@ var nbdkitArgs = []string{"--filter=exportname", "memory", "1M",
 
 // serveNbdkit runs `nbdkit -s` on one end of a connection: a third-party
 // server speaking over the file it is given as stdin and stdout.
-func serveNbdkit(t *testing.T, conn *os.File) *exec.Cmd {
+func serveNbdkit(t *testing.T, conn *os.File, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command("nbdkit", append([]string{"-s", "--exit-with-parent"}, nbdkitArgs...)...)
+	if args == nil {
+		args = nbdkitArgs
+	}
+	cmd := exec.Command("nbdkit", append([]string{"-s", "--exit-with-parent"}, args...)...)
 	cmd.Stdin, cmd.Stdout = conn, conn
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -124,7 +127,7 @@ func serveNbdkit(t *testing.T, conn *os.File) *exec.Cmd {
 
 // nbdkitPair returns our end of a socket pair whose other end nbdkit
 // serves.
-func nbdkitPair(t *testing.T) net.Conn {
+func nbdkitPair(t *testing.T, args ...string) net.Conn {
 	t.Helper()
 	testutil.RequireTool(t, "nbdkit")
 	fds, err := socketpair()
@@ -132,7 +135,7 @@ func nbdkitPair(t *testing.T) net.Conn {
 		t.Fatal(err)
 	}
 	ours, theirs := os.NewFile(uintptr(fds[0]), "ours"), os.NewFile(uintptr(fds[1]), "nbdkit")
-	serveNbdkit(t, theirs)
+	serveNbdkit(t, theirs, args...)
 	theirs.Close()
 	c, err := net.FileConn(ours)
 	ours.Close()
@@ -150,6 +153,21 @@ func TestListExportsNbdkit(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "root  test disk\ndata  test disk\n"
+	if out.String() != want {
+		t.Errorf("listExports printed\n%q\nwant\n%q", out.String(), want)
+	}
+}
+
+// TestListExportsEscapes: names and descriptions a server chose are
+// shown so that they can neither forge rows nor drive the terminal.
+func TestListExportsEscapes(t *testing.T) {
+	c := nbdkitPair(t, "--filter=exportname", "memory", "1M",
+		"exportname=pc1\tfake", "exportname=\x1b[2J", "exportname-list=explicit", "exportdesc=fixed:two\nlines")
+	var out bytes.Buffer
+	if err := listExports(&out, c, "nbdkit"); err != nil {
+		t.Fatal(err)
+	}
+	want := "\"pc1\\tfake\"  \"two\\nlines\"\n\"\\x1b[2J\"    \"two\\nlines\"\n"
 	if out.String() != want {
 		t.Errorf("listExports printed\n%q\nwant\n%q", out.String(), want)
 	}

@@ -5,10 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strconv"
 	"text/tabwriter"
 	"time"
 
+	"github.com/nbdboot/nbdboot/internal/printable"
 	"github.com/nbdboot/nbdboot/server"
 )
 
@@ -80,22 +80,7 @@ func runControl(ctx context.Context, cmd string, args []string, stdout, stderr i
 		if o.Persistent {
 			life = "persistent"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", printable(o.Export), printable(o.Client), o.Size, o.LastUse.Format(time.RFC3339), o.Connections, life)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", printable.Name(o.Export), printable.Name(o.Client), o.Size, o.LastUse.Format(time.RFC3339), o.Connections, life)
 	}
 	return tw.Flush()
-}
-
-// printable shows a name a client chose (a client ID, an export name) so
-// that it cannot forge table rows or drive the terminal: as it is when it
-// is printable ASCII without spaces or quotes, else quoted with escapes.
-func printable(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
-			return strconv.QuoteToASCII(s)
-		}
-	}
-	if s == "" {
-		return `""`
-	}
-	return s
 }

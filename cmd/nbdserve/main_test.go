@@ -218,23 +218,3 @@ func TestReload(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
-// TestPrintable: names a client chose are printed as they are only when
-// they cannot forge rows or drive a terminal.
-func TestPrintable(t *testing.T) {
-	for in, want := range map[string]string{
-		"52:54:00:12:34:56": "52:54:00:12:34:56",
-		"pc17":              "pc17",
-		"":                  `""`,
-		"pc1\tfake\t0":      `"pc1\tfake\t0"`,
-		"x\nlab\tpc2\t1\t":  `"x\nlab\tpc2\t1\t"`,
-		"\x1b[2J":           `"\x1b[2J"`,
-		"a b":               `"a b"`,
-		`q"uote`:            `"q\"uote"`,
-		"caf\u00e9":         `"caf\u00e9"`,
-	} {
-		if got := printable(in); got != want {
-			t.Errorf("printable(%q) = %s, want %s", in, got, want)
-		}
-	}
-}
