@@ -12,8 +12,8 @@ import (
 	_ "github.com/mdlayher/genetlink"
 	_ "github.com/mdlayher/netlink"
 	_ "github.com/u-root/mkuimage/uimage"
-	_ "github.com/u-root/u-root/pkg/mount"
 	_ "github.com/u-root/u-root/pkg/cpio"
+	_ "github.com/u-root/u-root/pkg/mount"
 	_ "github.com/vishvananda/netlink"
 	_ "golang.org/x/sys/unix"
 )
