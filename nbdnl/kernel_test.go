@@ -268,7 +268,13 @@ func testKernelIoctl(t *testing.T, sys Sys) {
 	disk := &memDisk{data: make([]byte, 1<<20)}
 	disk.writeAt(4096, []byte("ioctl path"))
 	p := newServedPair(t, disk)
-	sess, err := sys.AttachIoctl(t.Context(), ConnectConfig{Size: 1 << 20, BlockSize: 1024, Sockets: []*os.File{p.kernel}})
+	// The last device (the guest loads nbd with nbds_max=4): the netlink
+	// tests before this one take the first free ones, and one they
+	// disconnected with DESTROY_ON_DISCONNECT can still be going away
+	// when it already looks free (seen once: the ioctl device then read
+	// EOF).
+	last := uint32(3)
+	sess, err := sys.AttachIoctl(t.Context(), ConnectConfig{Index: &last, Size: 1 << 20, BlockSize: 1024, Sockets: []*os.File{p.kernel}})
 	if err != nil {
 		t.Fatal(err)
 	}
