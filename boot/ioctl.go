@@ -3,7 +3,6 @@ package boot
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,74 +15,11 @@ import (
 	"github.com/nbdboot/nbdboot/netcfg"
 )
 
-// KeeperMode is the argument that selects the ioctl keeper mode:
-// "@nbdboot ioctl-attach [flags] /dev/nbdN", the sockets as fds 3 on.
-const KeeperMode = "ioctl-attach"
-
-// keeperFirstFD is the first inherited socket descriptor (exec.Cmd's
-// ExtraFiles start after stdin, stdout and stderr).
-const keeperFirstFD = 3
-
-// maxKeeperSockets caps the sockets a keeper takes (nbdboot.connections
-// allows 16).
-const maxKeeperSockets = 16
-
-// KeeperSpec is the device geometry the keeper sets with ioctls.
-type KeeperSpec struct {
-	Index       uint32
-	Size        uint64
-	BlockSize   uint64
-	ServerFlags uint64
-	Timeout     time.Duration
-	Sockets     int // inherited as fds 3 … 3+Sockets-1
-}
-
-// Args is the keeper's command line after argv[0].
-func (k KeeperSpec) Args() []string {
-	return []string{KeeperMode,
-		fmt.Sprintf("-size=%d", k.Size),
-		fmt.Sprintf("-bs=%d", k.BlockSize),
-		fmt.Sprintf("-flags=%d", k.ServerFlags),
-		fmt.Sprintf("-timeout=%s", k.Timeout),
-		fmt.Sprintf("-sockets=%d", k.Sockets),
-		nbdnl.DevicePath(k.Index),
-	}
-}
-
-// ParseKeeperArgs parses the keeper's arguments after the mode word.
-func ParseKeeperArgs(args []string) (KeeperSpec, error) {
-	var k KeeperSpec
-	fs := flag.NewFlagSet(KeeperMode, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Uint64Var(&k.Size, "size", 0, "device size in bytes")
-	fs.Uint64Var(&k.BlockSize, "bs", 0, "logical block size")
-	fs.Uint64Var(&k.ServerFlags, "flags", 0, "transmission flags")
-	fs.DurationVar(&k.Timeout, "timeout", 0, "request timeout")
-	fs.IntVar(&k.Sockets, "sockets", 0, "inherited sockets")
-	if err := fs.Parse(args); err != nil {
-		return k, fmt.Errorf("%s: %w", KeeperMode, err)
-	}
-	if fs.NArg() != 1 {
-		return k, fmt.Errorf("%s: want one device /dev/nbdN, got %d arguments", KeeperMode, fs.NArg())
-	}
-	idx, err := nbdnl.DeviceIndex(fs.Arg(0))
-	if err != nil {
-		return k, fmt.Errorf("%s: device %q: want /dev/nbdN", KeeperMode, fs.Arg(0))
-	}
-	k.Index = idx
-	if k.Size == 0 {
-		return k, fmt.Errorf("%s: -size: want a size above 0", KeeperMode)
-	}
-	if k.Sockets < 1 || k.Sockets > maxKeeperSockets {
-		return k, fmt.Errorf("%s: -sockets=%d: want 1 to %d", KeeperMode, k.Sockets, maxKeeperSockets)
-	}
-	return k, nil
-}
-
-// KeeperStarter starts the process that holds an ioctl-attached device.
+// KeeperStarter starts the process that holds an ioctl-attached device
+// configured as cfg (cfg.Index set; cfg.Sockets go to the process).
 // exited receives the process's end (its Wait error, nil for status 0).
 type KeeperStarter interface {
-	Start(spec KeeperSpec, sockets []*os.File) (exited <-chan error, err error)
+	Start(cfg nbdnl.ConnectConfig) (exited <-chan error, err error)
 }
 
 // ExecKeeper starts the keeper by re-executing the running binary as
@@ -95,8 +31,8 @@ type ExecKeeper struct {
 	Console *os.File // nil means os.Stdout
 }
 
-// Start starts the keeper with the sockets as fds 3 on.
-func (e ExecKeeper) Start(spec KeeperSpec, sockets []*os.File) (<-chan error, error) {
+// Start starts the keeper with cfg's sockets as fds 3 on.
+func (e ExecKeeper) Start(cfg nbdnl.ConnectConfig) (<-chan error, error) {
 	exe := e.Exe
 	if exe == "" {
 		exe = "/proc/self/exe"
@@ -107,12 +43,12 @@ func (e ExecKeeper) Start(spec KeeperSpec, sockets []*os.File) (<-chan error, er
 	}
 	cmd := &exec.Cmd{
 		Path:        exe,
-		Args:        append([]string{SupervisorArgv0}, spec.Args()...),
+		Args:        append([]string{SupervisorArgv0}, KeeperArgs(cfg)...),
 		Dir:         "/",
 		Env:         append([]string(nil), initEnv...),
 		Stdout:      console,
 		Stderr:      console,
-		ExtraFiles:  sockets,
+		ExtraFiles:  cfg.Sockets,
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
 	if err := cmd.Start(); err != nil {
@@ -142,9 +78,9 @@ func (d NetlinkDevice) attachIoctl(ctx context.Context, req AttachRequest, socks
 	if keeper == nil {
 		keeper = ExecKeeper{}
 	}
-	spec := KeeperSpec{Index: idx, Size: req.Size, BlockSize: req.BlockSize,
-		ServerFlags: req.ServerFlags, Timeout: req.Timeout, Sockets: len(socks)}
-	exited, err := keeper.Start(spec, socks)
+	cfg := req.ConnectConfig
+	cfg.Index, cfg.Sockets = &idx, socks
+	exited, err := keeper.Start(cfg)
 	if err != nil {
 		return Attached{}, fmt.Errorf("ioctl attach %s (%s): %w", dev, why, err)
 	}
@@ -172,7 +108,7 @@ func (d NetlinkDevice) attachIoctl(ctx context.Context, req AttachRequest, socks
 // opts out of the OOM killer and ignores the signals a shutdown sends. It
 // returns when the device is disconnected.
 func RunKeeper(ctx context.Context, args []string, console io.Writer) error {
-	spec, err := ParseKeeperArgs(args)
+	cfg, n, err := ParseKeeperArgs(args)
 	if err != nil {
 		return err
 	}
@@ -180,7 +116,7 @@ func RunKeeper(ctx context.Context, args []string, console io.Writer) error {
 	if err := SetProcessName(ProcessName); err != nil {
 		log.Printf("ioctl keeper: %v", err)
 	}
-	socks := make([]*os.File, spec.Sockets)
+	socks := make([]*os.File, n)
 	for i := range socks {
 		socks[i] = os.NewFile(uintptr(keeperFirstFD+i), fmt.Sprintf("socket %d", i))
 	}
@@ -189,6 +125,7 @@ func RunKeeper(ctx context.Context, args []string, console io.Writer) error {
 			s.Close()
 		}
 	}()
+	cfg.Sockets = socks
 	if _, err := lockMemory(); err != nil {
 		log.Printf("ioctl keeper: lock memory: %v (going on)", err)
 	}
@@ -196,11 +133,8 @@ func RunKeeper(ctx context.Context, args []string, console io.Writer) error {
 		log.Printf("ioctl keeper: oom_score_adj: %v", err)
 	}
 	signal.Ignore(syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE)
-	idx := spec.Index
-	sess, err := nbdnl.DefaultSys().AttachIoctl(ctx, nbdnl.ConnectConfig{
-		Index: &idx, Size: spec.Size, BlockSize: spec.BlockSize,
-		ServerFlags: spec.ServerFlags, Timeout: spec.Timeout, Sockets: socks,
-	})
+	idx := *cfg.Index
+	sess, err := nbdnl.DefaultSys().AttachIoctl(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -209,7 +143,7 @@ func RunKeeper(ctx context.Context, args []string, console io.Writer) error {
 		s.Close()
 	}
 	socks = nil
-	log.Printf("ioctl keeper: pid %d holds %s (%d socket(s)); it ends with the device", os.Getpid(), nbdnl.DevicePath(idx), spec.Sockets)
+	log.Printf("ioctl keeper: pid %d holds %s (%d socket(s)); it ends with the device", os.Getpid(), nbdnl.DevicePath(idx), n)
 	<-sess.Done()
 	if err := sess.Err(); err != nil {
 		return fmt.Errorf("ioctl keeper: %s: %w", nbdnl.DevicePath(idx), err)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -65,20 +66,18 @@ func setConnected(t *testing.T, sys nbdnl.Sys, idx uint32) {
 type fakeKeeper struct {
 	t       *testing.T
 	sys     nbdnl.Sys
-	started []KeeperSpec
-	socks   int
+	started []nbdnl.ConnectConfig
 	exitErr error
 }
 
-func (k *fakeKeeper) Start(spec KeeperSpec, socks []*os.File) (<-chan error, error) {
-	k.started = append(k.started, spec)
-	k.socks = len(socks)
+func (k *fakeKeeper) Start(cfg nbdnl.ConnectConfig) (<-chan error, error) {
+	k.started = append(k.started, cfg)
 	exited := make(chan error, 1)
 	if k.exitErr != nil {
 		exited <- k.exitErr
 		return exited, nil
 	}
-	setConnected(k.t, k.sys, spec.Index)
+	setConnected(k.t, k.sys, *cfg.Index)
 	return exited, nil
 }
 
@@ -139,9 +138,17 @@ func TestNetlinkDeviceChoosesIoctl(t *testing.T) {
 				}
 				return
 			}
-			want := KeeperSpec{Index: 0, Size: 1 << 30, BlockSize: 512, ServerFlags: 0x105, Timeout: 30 * time.Second, Sockets: 2}
-			if len(keeper.started) != 1 || keeper.started[0] != want || keeper.socks != 2 || nl.connects != 0 {
-				t.Errorf("keepers %+v with %d sockets, %d netlink connects; want one %+v with 2 sockets, none", keeper.started, keeper.socks, nl.connects, want)
+			if len(keeper.started) != 1 || nl.connects != 0 {
+				t.Fatalf("%d keepers, %d netlink connects; want 1, 0", len(keeper.started), nl.connects)
+			}
+			got := keeper.started[0]
+			want := req.ConnectConfig
+			if got.Index == nil || *got.Index != 0 || len(got.Sockets) != 2 {
+				t.Errorf("keeper index %v with %d sockets; want 0 with 2", got.Index, len(got.Sockets))
+			}
+			got.Index, got.Sockets = nil, nil
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("keeper config %+v, want %+v", got, want)
 			}
 		})
 	}
@@ -160,14 +167,18 @@ func TestNetlinkDeviceKeeperDies(t *testing.T) {
 }
 
 func TestKeeperArgs(t *testing.T) {
-	spec := KeeperSpec{Index: 3, Size: 1 << 40, BlockSize: 4096, ServerFlags: 0x10d, Timeout: 10 * time.Second, Sockets: 4}
-	args := spec.Args()
+	idx := uint32(3)
+	cfg := nbdnl.ConnectConfig{Index: &idx, Size: 1 << 40, BlockSize: 4096, ServerFlags: 0x10d, Timeout: 10 * time.Second,
+		Sockets: make([]*os.File, 4)}
+	args := KeeperArgs(cfg)
 	if args[0] != KeeperMode || args[len(args)-1] != "/dev/nbd3" {
-		t.Errorf("Args = %q", args)
+		t.Errorf("KeeperArgs = %q", args)
 	}
-	got, err := ParseKeeperArgs(args[1:])
-	if err != nil || got != spec {
-		t.Errorf("ParseKeeperArgs(%q) = %+v, %v; want %+v", args[1:], got, err, spec)
+	got, n, err := ParseKeeperArgs(args[1:])
+	want := cfg
+	want.Sockets = nil
+	if err != nil || n != 4 || !reflect.DeepEqual(got, want) {
+		t.Errorf("ParseKeeperArgs(%q) = %+v, %d, %v; want %+v, 4", args[1:], got, n, err, want)
 	}
 	for _, tc := range []struct {
 		args []string
@@ -181,7 +192,7 @@ func TestKeeperArgs(t *testing.T) {
 		{[]string{"-size=10", "-sockets=17", "/dev/nbd0"}, "-sockets=17: want 1 to 16"},
 		{[]string{"-size=x", "/dev/nbd0"}, `invalid value "x" for flag -size`},
 	} {
-		_, err := ParseKeeperArgs(tc.args)
+		_, _, err := ParseKeeperArgs(tc.args)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ParseKeeperArgs(%q) = %v, want an error with %q", tc.args, err, tc.want)
 		}
