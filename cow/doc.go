@@ -25,6 +25,13 @@
 // (extents.go) report Data as data, Zero as a hole, and Base as the base
 // reports it (a base hole reads as zeroes).
 //
+// In memory the states are a table of chunks of 16384 blocks (4 KiB
+// each), allocated at the first change in them; a missing chunk is all
+// Base, and a chunk changed whole at once (a TRIM of the disk) shares one
+// all-Zero or all-Data chunk until it is written into. So the map takes
+// memory in proportion to what the client changed, not to the export's
+// size (a 64 GiB export's table is 8 KiB).
+//
 // Requests lock the block-state words they touch (16 blocks each) through
 // 256 striped reader/writer locks, taken in ascending order (locks.go):
 // requests on different blocks run in parallel, a request's blocks change
@@ -45,16 +52,20 @@
 //   - data: a sparse file the size of the base; block i at offset
 //     i*BlockSize. Only Data blocks are meaningful.
 //   - map: a snapshot of the block states, two bits per block, with a
-//     generation number and CRC-32C checksums. Rewritten only atomically
-//     (map.tmp, fsync, rename, fsync of the directory).
+//     generation number and CRC-32C checksums. Version 2 lists only the
+//     chunks of 16384 blocks that are not all Base (a chunk all Data or
+//     all Zero in 8 bytes), so it costs in proportion to what the client
+//     changed; version 1 (every block) is still read. Rewritten only
+//     atomically (map.tmp, fsync, rename, fsync of the directory).
 //   - journal: the state changes made since the map of the same
 //     generation was written: 24-byte records (first block, count, new
 //     state, CRC-32C seeded with the generation), appended and fdatasynced
 //     by Sync.
 //
 // A journal was chosen over rewriting the map at every FLUSH because the
-// kernel flushes often (every ext4 journal commit) and a map costs 64 KiB
-// per GiB of export: a FLUSH then costs in proportion to what changed. The
+// kernel flushes often (every ext4 journal commit) and a map costs 4 KiB
+// per changed chunk (64 MiB of export): a FLUSH then costs in proportion
+// to what changed since the last, not to all the client ever changed. The
 // map is rewritten (compacted) when an existing overlay is opened, and by
 // Sync when the journal has grown past both 256 KiB and the map's size,
 // or after a failed append. A new overlay has neither file until its

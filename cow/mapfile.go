@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"math/bits"
 	"os"
 	"path/filepath"
@@ -24,9 +25,12 @@ const (
 	mapMagic     = "NBDCOWMP"
 	journalMagic = "NBDCOWJL"
 	formatV1     = 1
+	mapFormatV2  = 2
 	mapHdrLen    = 48
 	jHdrLen      = 32
 	recLen       = 24
+	// entryLen is the fixed part of a version 2 map entry.
+	entryLen = 8
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -37,40 +41,108 @@ var errCorrupt = errors.New("corrupt overlay state")
 // mapHeader is the fixed part of the map file (little-endian):
 //
 //	0  [8]byte magic "NBDCOWMP"
-//	8  u32     format version (1)
+//	8  u32     format version (2; 1 is still read)
 //	12 u32     log2 of the block size
 //	16 u64     base (and export) size in bytes
 //	24 u64     generation
-//	32 u64     payload length in bytes (4 per 16 blocks)
+//	32 u64     payload length in bytes
 //	40 u32     CRC-32C of the payload
 //	44 u32     CRC-32C of bytes 0..43
 //
-// The payload follows: little-endian u32 words, block i in bits
-// 2*(i%16)..2*(i%16)+1 of word i/16, 0 = Base, 1 = Data, 2 = Zero.
+// Version 2's payload lists the chunks of 16384 blocks (chunkBlocks)
+// that are not all Base, in ascending order, each as an entry:
+//
+//	0  u32     chunk index
+//	4  u32     fill: 0 = 1024 state words follow (4096 bytes),
+//	           1 = every block Data, 2 = every block Zero
+//
+// so a map costs in proportion to the chunks a client changed. A fill
+// entry is only for a chunk wholly inside the export; a word entry holds
+// blocks of more than one state. A state word is a little-endian u32,
+// block i in bits 2*(i%16)..2*(i%16)+1 of word i/16 of the export
+// (word i%1024 of chunk i/16384), 0 = Base, 1 = Data, 2 = Zero; blocks
+// past the end are Base.
+//
+// Version 1's payload is every state word of the export (4 bytes per 16
+// blocks, however few were changed); overlays written before version 2
+// still open, and their next map is written as version 2.
 type mapHeader struct {
 	blockShift uint32
 	size       int64
 	gen        uint64
 }
 
+// Map entry fills other than a state of the whole chunk.
+const fillWords = 0
+
+// encodeMap returns the version 2 map file of m. The caller excludes
+// writers (or m is not shared yet).
 func encodeMap(h mapHeader, m *stateMap) []byte {
-	payload := len(m.words) * 4
-	buf := make([]byte, mapHdrLen+payload)
-	for i := range m.words {
-		binary.LittleEndian.PutUint32(buf[mapHdrLen+4*i:], m.words[i].Load())
+	buf := make([]byte, mapHdrLen, mapHdrLen+m.entryBytes())
+	for ci := range m.chunks {
+		c := m.chunks[ci].Load()
+		if s, ok := filledState(c); ok {
+			if s != StateBase {
+				buf = binary.LittleEndian.AppendUint32(buf, uint32(ci))
+				buf = binary.LittleEndian.AppendUint32(buf, uint32(s))
+			}
+			continue
+		}
+		if s, ok := uniformChunk(c); ok && (s == StateBase || m.whole(int64(ci))) {
+			if s != StateBase { // a private chunk that became uniform
+				buf = binary.LittleEndian.AppendUint32(buf, uint32(ci))
+				buf = binary.LittleEndian.AppendUint32(buf, uint32(s))
+			}
+			continue
+		}
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(ci))
+		buf = binary.LittleEndian.AppendUint32(buf, fillWords)
+		for i := range c {
+			buf = binary.LittleEndian.AppendUint32(buf, c[i].Load())
+		}
 	}
 	copy(buf[0:8], mapMagic)
-	binary.LittleEndian.PutUint32(buf[8:], formatV1)
+	binary.LittleEndian.PutUint32(buf[8:], mapFormatV2)
 	binary.LittleEndian.PutUint32(buf[12:], h.blockShift)
 	binary.LittleEndian.PutUint64(buf[16:], uint64(h.size))
 	binary.LittleEndian.PutUint64(buf[24:], h.gen)
-	binary.LittleEndian.PutUint64(buf[32:], uint64(payload))
+	binary.LittleEndian.PutUint64(buf[32:], uint64(len(buf)-mapHdrLen))
 	binary.LittleEndian.PutUint32(buf[40:], crc32.Checksum(buf[mapHdrLen:], castagnoli))
 	binary.LittleEndian.PutUint32(buf[44:], crc32.Checksum(buf[:44], castagnoli))
 	return buf
 }
 
-// decodeMap checks buf against the expected geometry and fills m.
+// entryBytes is about the payload length of m's version 2 map.
+func (m *stateMap) entryBytes() int64 {
+	return m.private.Load()*(entryLen+chunkBytes) + m.shared.Load()*entryLen
+}
+
+// maxMapLen is the longest map file an overlay of blocks blocks can have
+// (version 1 or 2): longer ones are refused before they are read whole.
+func maxMapLen(blocks int64) int64 {
+	words := (blocks + blocksPerWord - 1) / blocksPerWord
+	chunks := (blocks + chunkBlocks - 1) / chunkBlocks
+	return mapHdrLen + max(words*4, chunks*(entryLen+chunkBytes))
+}
+
+// uniformChunk reports whether every block of c is in one state, and which.
+func uniformChunk(c *chunk) (State, bool) {
+	w := c[0].Load()
+	for i := range c {
+		if c[i].Load() != w {
+			return 0, false
+		}
+	}
+	for s, u := range uniform {
+		if w == u {
+			return State(s), true
+		}
+	}
+	return 0, false
+}
+
+// decodeMap checks buf against the expected geometry and fills m, which
+// must be all Base. It allocates only for the chunks buf holds states of.
 func decodeMap(buf []byte, want mapHeader, m *stateMap) (gen uint64, err error) {
 	if len(buf) < mapHdrLen {
 		return 0, fmt.Errorf("%w: map is %d bytes, shorter than its %d-byte header", errCorrupt, len(buf), mapHdrLen)
@@ -81,7 +153,8 @@ func decodeMap(buf []byte, want mapHeader, m *stateMap) (gen uint64, err error) 
 	if got := binary.LittleEndian.Uint32(buf[44:]); got != crc32.Checksum(buf[:44], castagnoli) {
 		return 0, fmt.Errorf("%w: map header checksum", errCorrupt)
 	}
-	if v := binary.LittleEndian.Uint32(buf[8:]); v != formatV1 {
+	v := binary.LittleEndian.Uint32(buf[8:])
+	if v != formatV1 && v != mapFormatV2 {
 		return 0, fmt.Errorf("map format version %d: unsupported", v)
 	}
 	if s := binary.LittleEndian.Uint32(buf[12:]); s != want.blockShift {
@@ -91,27 +164,99 @@ func decodeMap(buf []byte, want mapHeader, m *stateMap) (gen uint64, err error) 
 		return 0, fmt.Errorf("map is for a %d-byte base: this base has %d bytes", s, want.size)
 	}
 	payload := binary.LittleEndian.Uint64(buf[32:])
-	if payload != uint64(len(m.words))*4 || uint64(len(buf)-mapHdrLen) != payload {
-		return 0, fmt.Errorf("%w: map payload %d bytes, file holds %d, want %d", errCorrupt, payload, len(buf)-mapHdrLen, len(m.words)*4)
+	if uint64(len(buf)-mapHdrLen) != payload {
+		return 0, fmt.Errorf("%w: map payload %d bytes, file holds %d", errCorrupt, payload, len(buf)-mapHdrLen)
 	}
 	if got := binary.LittleEndian.Uint32(buf[40:]); got != crc32.Checksum(buf[mapHdrLen:], castagnoli) {
 		return 0, fmt.Errorf("%w: map payload checksum", errCorrupt)
 	}
-	for i := range m.words {
-		w := binary.LittleEndian.Uint32(buf[mapHdrLen+4*i:])
-		// A 2-bit value of 3 is no state.
-		if w&(w>>1)&0x55555555 != 0 {
-			return 0, fmt.Errorf("%w: map word %d holds an invalid state", errCorrupt, i)
-		}
-		if last := int64(i+1) * blocksPerWord; last > m.blocks {
-			// Blocks past the end must be Base.
-			if w>>(2*uint(m.blocks%blocksPerWord)) != 0 {
-				return 0, fmt.Errorf("%w: map word %d has states past the end", errCorrupt, i)
-			}
-		}
-		m.words[i].Store(w)
+	gen = binary.LittleEndian.Uint64(buf[24:])
+	if v == formatV1 {
+		return gen, decodeV1(buf[mapHdrLen:], m)
 	}
-	return binary.LittleEndian.Uint64(buf[24:]), nil
+	return gen, decodeV2(buf[mapHdrLen:], m)
+}
+
+// decodeV1 fills m from a version 1 payload: every word of the export.
+func decodeV1(p []byte, m *stateMap) error {
+	if int64(len(p)) != m.words()*4 {
+		return fmt.Errorf("%w: version 1 map payload %d bytes, want %d", errCorrupt, len(p), m.words()*4)
+	}
+	for i := range m.words() {
+		w := binary.LittleEndian.Uint32(p[4*i:])
+		if err := m.checkWord(i, w); err != nil {
+			return err
+		}
+		if w != 0 {
+			m.writable(i / chunkWords)[i%chunkWords].Store(w)
+		}
+	}
+	return nil
+}
+
+// decodeV2 fills m from a version 2 payload: the entries of the chunks
+// not all Base, in ascending order.
+func decodeV2(p []byte, m *stateMap) error {
+	next := int64(0) // lowest chunk index the next entry may have
+	for off := 0; off < len(p); {
+		if len(p)-off < entryLen {
+			return fmt.Errorf("%w: map entry at payload offset %d: %d bytes left, want %d", errCorrupt, off, len(p)-off, entryLen)
+		}
+		ci := int64(binary.LittleEndian.Uint32(p[off:]))
+		fill := binary.LittleEndian.Uint32(p[off+4:])
+		off += entryLen
+		if ci < next || ci >= int64(len(m.chunks)) {
+			return fmt.Errorf("%w: map entry for chunk %d: want %d to %d", errCorrupt, ci, next, len(m.chunks)-1)
+		}
+		next = ci + 1
+		switch fill {
+		case uint32(StateData), uint32(StateZero):
+			if !m.whole(ci) {
+				return fmt.Errorf("%w: map fills chunk %d, which passes the end", errCorrupt, ci)
+			}
+			m.setChunk(ci, filled[fill])
+			continue
+		case fillWords:
+		default:
+			return fmt.Errorf("%w: map entry for chunk %d: fill %d", errCorrupt, ci, fill)
+		}
+		if len(p)-off < chunkBytes {
+			return fmt.Errorf("%w: map entry for chunk %d: %d bytes left, want %d", errCorrupt, ci, len(p)-off, chunkBytes)
+		}
+		c := m.writable(ci)
+		for i := range int64(chunkWords) {
+			w := binary.LittleEndian.Uint32(p[off+4*int(i):])
+			if err := m.checkWord(ci*chunkWords+i, w); err != nil {
+				return err
+			}
+			c[i].Store(w)
+		}
+		off += chunkBytes
+		if s, ok := uniformChunk(c); ok && (s == StateBase || m.whole(ci)) {
+			return fmt.Errorf("%w: map entry for chunk %d lists words all %s", errCorrupt, ci, s)
+		}
+	}
+	return nil
+}
+
+// checkWord checks state word i: no 2-bit value 3 (no state), and only
+// Base past the last block.
+func (m *stateMap) checkWord(i int64, w uint32) error {
+	if w&(w>>1)&0x55555555 != 0 {
+		return fmt.Errorf("%w: map word %d holds an invalid state", errCorrupt, i)
+	}
+	first := i * blocksPerWord
+	switch {
+	case first >= m.blocks:
+		if w != 0 {
+			return fmt.Errorf("%w: map word %d has states past the end", errCorrupt, i)
+		}
+	case first+blocksPerWord > m.blocks:
+		if w>>(2*uint(m.blocks-first)) != 0 {
+			return fmt.Errorf("%w: map word %d has states past the end", errCorrupt, i)
+		}
+	}
+	return nil
 }
 
 // journal header (little-endian):
@@ -203,6 +348,29 @@ func replayJournal(buf []byte, blockShift uint32, gen uint64, m *stateMap) (appl
 		applied++
 	}
 	return applied, false, nil
+}
+
+// readMapFile reads the map file at path, refusing before reading it one
+// longer than limit (maxMapLen): a damaged or hostile file must not make
+// the overlay allocate per its size.
+func readMapFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > limit {
+		return nil, fmt.Errorf("%w: map %s has %d bytes, more than the %d a map of this overlay can have", errCorrupt, path, st.Size(), limit)
+	}
+	buf := make([]byte, st.Size())
+	if _, err := io.ReadFull(f, buf); err != nil {
+		return nil, fmt.Errorf("read map %s: %w", path, err)
+	}
+	return buf, nil
 }
 
 // writeFileAtomic replaces dir/name with data: it writes name.tmp, syncs

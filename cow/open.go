@@ -67,7 +67,7 @@ func (o *Overlay) load() error {
 		}
 	}
 	want := mapHeader{blockShift: o.shift, size: o.size}
-	buf, err := os.ReadFile(filepath.Join(o.dir, mapName))
+	buf, err := readMapFile(filepath.Join(o.dir, mapName), maxMapLen(o.blocks))
 	fresh := errors.Is(err, os.ErrNotExist)
 	switch {
 	case fresh:

@@ -100,7 +100,8 @@ type Overlay struct {
 	// zeroSeen is set once a block may be Zero (never cleared).
 	zeroSeen atomic.Bool
 	testHook func(name string) error // runs before a state file rename
-	// compactAt is the journal size above which Sync rewrites the map.
+	// compactAt is the journal size above which Sync rewrites the map
+	// (journalFull); 0 rewrites it at every Sync.
 	compactAt int64
 }
 
