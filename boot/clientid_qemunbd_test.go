@@ -14,7 +14,6 @@ import (
 
 	"github.com/nbdboot/nbdboot/bootcfg"
 	"github.com/nbdboot/nbdboot/internal/testutil"
-	"github.com/nbdboot/nbdboot/netcfg"
 )
 
 // unixDialer dials one unix socket whatever the address.
@@ -66,7 +65,7 @@ func TestClientIDFallbackQemuNBD(t *testing.T) {
 	})
 
 	var log syncBuffer
-	clock := netcfg.SystemClock()
+	clock := SystemClock()
 	target := bootcfg.Address{Server: bootcfg.Server{Host: "qemu-nbd", Port: 10809}, Export: "root"}
 	b := &booter{
 		env: &Env{Dialer: unixDialer(sock), Negotiate: Negotiate, Clock: clock},

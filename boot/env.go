@@ -9,7 +9,6 @@ import (
 
 	"github.com/nbdboot/nbdboot/bootcfg"
 	"github.com/nbdboot/nbdboot/nbdnl"
-	"github.com/nbdboot/nbdboot/netcfg"
 	"github.com/nbdboot/nbdboot/protocol"
 )
 
@@ -31,7 +30,7 @@ type Env struct {
 	Switch     Switcher
 	Supervisor SupervisorStarter
 	Shell      Shell
-	Clock      netcfg.Clock
+	Clock      Clock
 	Log        *Logger
 	// Console, when not nil, runs after the early mounts to make sure
 	// the console is open on fds 0-2.

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/nbdboot/nbdboot/nbdnl"
-	"github.com/nbdboot/nbdboot/netcfg"
 )
 
 // KeeperStarter starts the process that holds an ioctl-attached device
@@ -112,7 +111,7 @@ func RunKeeper(ctx context.Context, args []string, console io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := NewLogger(console, netcfg.SystemClock())
+	log := NewLogger(console, SystemClock())
 	if err := SetProcessName(ProcessName); err != nil {
 		log.Printf("ioctl keeper: %v", err)
 	}

@@ -53,7 +53,7 @@ func KeepLease(ctx context.Context, st State, log *Logger) error {
 			}
 			log.Printf("supervisor: dhcp on %s: keeping lease %s", name, lease)
 			res := netcfg.Result{Links: []netcfg.LinkResult{{Name: name, Index: ifindex, Lease: lease}}}
-			return netcfg.KeepLeases(ctx, res, dc, nil, func(f string, a ...any) { log.Printf("supervisor: "+f, a...) })
+			return netcfg.KeepLeases(ctx, res, dc, func(f string, a ...any) { log.Printf("supervisor: "+f, a...) })
 		}
 		log.Printf("supervisor: dhcp on %s (index %d): %v; retrying in %s", st.Interface, ifindex, err, wait)
 		select {

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/nbdboot/nbdboot/netcfg"
 )
 
 // Logger writes the boot log to the console: one prefix, the time since
@@ -17,19 +15,19 @@ import (
 type Logger struct {
 	mu    sync.Mutex
 	w     io.Writer
-	clock netcfg.Clock
+	clock Clock
 	start time.Time
 	debug bool
 }
 
 // NewLogger logs to w, measuring from clock.Now().
-func NewLogger(w io.Writer, clock netcfg.Clock) *Logger {
+func NewLogger(w io.Writer, clock Clock) *Logger {
 	return &Logger{w: w, clock: clock, start: clock.Now()}
 }
 
 // NewLoggerSince logs to w, measuring from start (the supervisor goes on
 // with PID 1's timeline).
-func NewLoggerSince(w io.Writer, clock netcfg.Clock, start time.Time) *Logger {
+func NewLoggerSince(w io.Writer, clock Clock, start time.Time) *Logger {
 	return &Logger{w: w, clock: clock, start: start}
 }
 

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/nbdboot/nbdboot/bootcfg"
-	"github.com/nbdboot/nbdboot/netcfg"
 	"github.com/nbdboot/nbdboot/protocol"
 )
 
@@ -34,7 +33,7 @@ type Reconnector struct {
 	// Reconfigure hands conns to the kernel for device index; they replace
 	// dead sockets (the kernel drops any beyond the dead ones).
 	Reconfigure func(index uint32, conns []net.Conn, backendID string) error
-	Clock       netcfg.Clock
+	Clock       Clock
 	Log         *Logger
 }
 

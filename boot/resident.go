@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-
-	"github.com/nbdboot/nbdboot/netcfg"
 )
 
 // Resident runs the supervisor for the state file's device as the
@@ -22,7 +20,7 @@ import (
 // hide those lines). It keeps the boot's DHCP lease (KeepLease). It
 // returns only when ctx ends.
 func Resident(ctx context.Context, st State, console io.Writer) error {
-	clock := netcfg.SystemClock()
+	clock := SystemClock()
 	out := &kmsgWriter{console: console, open: openKmsg, showOnConsole: consoleShowsNotice()}
 	log := NewLogger(out, clock)
 	if up, err := Uptime(); err == nil && st.InitStart > 0 {

@@ -3,8 +3,6 @@ package boot
 import (
 	"context"
 	"time"
-
-	"github.com/nbdboot/nbdboot/netcfg"
 )
 
 // Backoff between attempts: doubling from backoffMin, capped at backoffMax.
@@ -16,12 +14,12 @@ const (
 // retrier repeats an attempt until it succeeds or the deadline (measured
 // on the injected clock) would pass before the next attempt.
 type retrier struct {
-	clock    netcfg.Clock
+	clock    Clock
 	deadline time.Time
 	wait     time.Duration
 }
 
-func newRetrier(c netcfg.Clock, budget time.Duration) *retrier {
+func newRetrier(c Clock, budget time.Duration) *retrier {
 	return &retrier{clock: c, deadline: c.Now().Add(budget), wait: backoffMin}
 }
 

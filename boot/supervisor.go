@@ -7,8 +7,6 @@ import (
 	"os/exec"
 	"syscall"
 	"time"
-
-	"github.com/nbdboot/nbdboot/netcfg"
 )
 
 // SupervisorArgv0 marks the resident supervisor as a root storage daemon:
@@ -68,7 +66,7 @@ type LinkDead struct {
 type Supervisor struct {
 	State State
 	Log   *Logger
-	Clock netcfg.Clock
+	Clock Clock
 	// Watch subscribes to the nbd driver's LINK_DEAD notifications; nil
 	// means no subscription.
 	Watch func(ctx context.Context) (<-chan LinkDead, error)

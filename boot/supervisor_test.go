@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/nbdboot/nbdboot/bootcfg"
-	"github.com/nbdboot/nbdboot/netcfg"
 )
 
 // waitLine reads lines until one contains want.
@@ -93,7 +92,7 @@ func TestSupervisorWatchdog(t *testing.T) {
 	// ProbeEvery + Timeout + stuckSlack, and nothing else happens between.
 	synctest.Test(t, func(t *testing.T) {
 		lines := make(lineWriter, 1000)
-		clock := netcfg.SystemClock()
+		clock := SystemClock()
 		stuck := make(chan struct{})
 		var reconnects atomic.Int32
 		var once sync.Once

@@ -3,8 +3,6 @@ package netcfg
 import (
 	"bufio"
 	"context"
-	"errors"
-	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -220,30 +218,11 @@ func TestConfigureDHCP(t *testing.T) {
 		t.Errorf("renewed lease %+v, was %+v", renewed, l)
 	}
 
-	// The resident process's KeepLeases renews at T1 by the injected clock.
-	clock := &fakeClock{now: l.Acquired, waits: make(chan fakeWait)}
-	var logMu sync.Mutex
-	var keepLog []string
-	kctx, kcancel := context.WithCancel(ctx)
-	kept := make(chan error, 1)
-	go func() {
-		kept <- KeepLeases(kctx, res, DHCPConfig{}, clock, func(f string, a ...any) {
-			logMu.Lock()
-			keepLog = append(keepLog, fmt.Sprintf(f, a...))
-			logMu.Unlock()
-		})
-	}()
-	clock.expectWait(t, l.T1) // dnsmasq's T1 is about half the lease, with a random part
-	clock.nextWait(t, -1)     // the renewed lease's T1
-	kcancel()
-	if err := <-kept; !errors.Is(err, context.Canceled) {
-		t.Errorf("KeepLeases = %v", err)
-	}
-	logMu.Lock()
-	if !slices.Contains(keepLog, "dhcp on c0: renewed 10.99.0.42/24 for 1h0m0s") {
+	// The resident process's KeepLeases renews at T1 (dnsmasq's T1 is
+	// about half the lease, with a random part).
+	if keepLog := keepUntilRenewed(t, res, nil); !slices.Contains(keepLog, "dhcp on c0: renewed 10.99.0.42/24 for 1h0m0s") {
 		t.Errorf("KeepLeases log: %q", keepLog)
 	}
-	logMu.Unlock()
 
 	// Configuring again changes nothing.
 	if _, err := Configure(ctx, cfg, opts...); err != nil {
@@ -284,51 +263,28 @@ func TestRenewAfterRename(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := res.Links[0].Lease
-	clock := &fakeClock{now: l.Acquired, waits: make(chan fakeWait)}
-	var logMu sync.Mutex
-	var keepLog []string
-	kctx, kcancel := context.WithCancel(ctx)
-	kept := make(chan error, 1)
-	go func() {
-		kept <- KeepLeases(kctx, res, DHCPConfig{}, clock, func(f string, a ...any) {
-			logMu.Lock()
-			keepLog = append(keepLog, fmt.Sprintf(f, a...))
-			logMu.Unlock()
-		})
-	}()
-	w := clock.nextWait(t, l.T1) // the loop sleeps until T1; rename meanwhile
-	link, err := h.LinkByName("c0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.LinkSetName(link, "ens2"); err != nil {
-		// Kernels before 6.2 rename only a link that is down.
-		if err := h.LinkSetDown(link); err != nil {
+	// The loop sleeps until T1; rename meanwhile.
+	keepLog := keepUntilRenewed(t, res, func(t *testing.T) {
+		link, err := h.LinkByName("c0")
+		if err != nil {
 			t.Fatal(err)
 		}
 		if err := h.LinkSetName(link, "ens2"); err != nil {
-			t.Fatalf("rename c0 to ens2: %v", err)
+			// Kernels before 6.2 rename only a link that is down.
+			if err := h.LinkSetDown(link); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.LinkSetName(link, "ens2"); err != nil {
+				t.Fatalf("rename c0 to ens2: %v", err)
+			}
+			if err := h.LinkSetUp(link); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if err := h.LinkSetUp(link); err != nil {
+		if _, err := InterfaceName(res.Links[0].Index); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if _, err := InterfaceName(res.Links[0].Index); err != nil {
-		t.Fatal(err)
-	}
-	clock.mu.Lock()
-	clock.now = clock.now.Add(w.d)
-	now := clock.now
-	clock.mu.Unlock()
-	w.ch <- now
-	clock.nextWait(t, -1) // the renewed lease's T1: the renewal is done
-	kcancel()
-	if err := <-kept; !errors.Is(err, context.Canceled) {
-		t.Errorf("KeepLeases = %v", err)
-	}
-	logMu.Lock()
-	defer logMu.Unlock()
+	})
 	if !slices.Contains(keepLog, "dhcp on ens2: renewed 10.99.0.42/24 for 1h0m0s") {
 		t.Errorf("no renewal on the renamed link; KeepLeases log: %q", keepLog)
 	}

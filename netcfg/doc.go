@@ -46,8 +46,9 @@
 //     preferred_lft forever), so the kernel never removes it, even if every
 //     renewal fails;
 //   - [RenewLoop] keeps renewing the lease from the resident process (at T1,
-//     retrying until T2 and past expiry, driven by an injected [Clock]) so the
-//     server's lease table keeps the address reserved for this client;
+//     retrying until T2 and past expiry; its tests drive the time in a
+//     testing/synctest bubble) so the server's lease table keeps the address
+//     reserved for this client;
 //     [KeepLeases] runs it for every DHCP link of a [Result].
 //
 // A renewal never removes or changes the installed address: if the server

@@ -8,9 +8,9 @@ import (
 // KeepLeases is what the resident process runs after switch_root: a
 // RenewLoop for every DHCP lease in res (renewing with dc's identity, on
 // the link of LinkResult.Index whatever its name is by then), until
-// ctx is done. clock and logf may be nil (system clock, silent). It returns
+// ctx is done. logf may be nil (silent). It returns
 // ctx.Err(), or nil when res has no DHCP lease.
-func KeepLeases(ctx context.Context, res Result, dc DHCPConfig, clock Clock, logf func(string, ...any)) error {
+func KeepLeases(ctx context.Context, res Result, dc DHCPConfig, logf func(string, ...any)) error {
 	if dc.Logf == nil {
 		dc.Logf = logf
 	}
@@ -23,7 +23,7 @@ func KeepLeases(ctx context.Context, res Result, dc DHCPConfig, clock Clock, log
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- RenewLoop(ctx, l.Lease, RenewConfig{Renew: dc.Renewer(l.Index), Clock: clock, Logf: logf})
+			errs <- RenewLoop(ctx, l.Lease, RenewConfig{Renew: dc.Renewer(l.Index), Logf: logf})
 		}()
 	}
 	wg.Wait()

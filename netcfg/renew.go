@@ -6,35 +6,20 @@ import (
 	"time"
 )
 
-// Clock is the time source of RenewLoop and of package boot's retry loops,
-// supervisor and log, injectable for tests.
-type Clock interface {
-	Now() time.Time
-	After(d time.Duration) <-chan time.Time
-}
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time                         { return time.Now() }
-func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
-
-// SystemClock is the real clock.
-func SystemClock() Clock { return systemClock{} }
-
 // RenewFunc renews cur and returns the new lease.
 type RenewFunc func(ctx context.Context, cur *Lease) (*Lease, error)
 
 // RenewConfig drives RenewLoop.
 type RenewConfig struct {
 	Renew    RenewFunc            // required; see DHCPConfig.Renewer
-	Clock    Clock                // nil means SystemClock
 	Logf     func(string, ...any) // nil means silent
 	OnLease  func(*Lease)         // called after every successful renewal
 	MinRetry time.Duration        // shortest wait between failed attempts; default 60s (RFC 2131 4.4.5)
 }
 
 // RenewLoop keeps the DHCP lease alive from the resident process until ctx
-// is done; it returns ctx.Err(). It renews at T1; a failed attempt is
+// is done; it returns ctx.Err(). It goes by the time package's clock (its
+// tests run it in a testing/synctest bubble). It renews at T1; a failed attempt is
 // retried after half the time left until T2 (then until expiry), at least
 // MinRetry apart, and keeps retrying after the lease has expired. It never
 // touches the installed address (which is permanent, see the package
@@ -42,10 +27,6 @@ type RenewConfig struct {
 func RenewLoop(ctx context.Context, lease *Lease, rc RenewConfig) error {
 	if rc.Renew == nil {
 		return fmt.Errorf("renew lease %s: no RenewFunc", lease.Addr)
-	}
-	clock := rc.Clock
-	if clock == nil {
-		clock = SystemClock()
 	}
 	logf := rc.Logf
 	if logf == nil {
@@ -63,12 +44,12 @@ func RenewLoop(ctx context.Context, lease *Lease, rc RenewConfig) error {
 			<-ctx.Done()
 			return ctx.Err()
 		}
-		if err := sleepUntil(ctx, clock, cur.Acquired.Add(cur.T1)); err != nil {
+		if err := sleepUntil(ctx, cur.Acquired.Add(cur.T1)); err != nil {
 			return err
 		}
 		warnedExpiry := false
 		for {
-			sent := clock.Now()
+			sent := time.Now()
 			next, err := rc.Renew(ctx, cur)
 			if err == nil {
 				// RFC 2131 4.4.1: lease times count from the request.
@@ -87,14 +68,14 @@ func RenewLoop(ctx context.Context, lease *Lease, rc RenewConfig) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			now := clock.Now()
+			now := time.Now()
 			wait := retryWait(cur, now, minRetry)
 			if now.After(cur.Expires()) && !warnedExpiry {
 				logf("dhcp on %s: lease for %s expired at %s; keeping the address (permanent) and retrying", cur.Interface, cur.Addr, cur.Expires().Format(time.RFC3339))
 				warnedExpiry = true
 			}
 			logf("dhcp on %s: renew %s failed: %v; retrying in %s", cur.Interface, cur.Addr, err, wait)
-			if err := sleepUntil(ctx, clock, now.Add(wait)); err != nil {
+			if err := sleepUntil(ctx, now.Add(wait)); err != nil {
 				return err
 			}
 		}
@@ -114,15 +95,17 @@ func retryWait(l *Lease, now time.Time, min time.Duration) time.Duration {
 	return min
 }
 
-func sleepUntil(ctx context.Context, clock Clock, t time.Time) error {
-	d := t.Sub(clock.Now())
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
 	if d <= 0 {
 		return ctx.Err()
 	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-clock.After(d):
+	case <-timer.C:
 		return nil
 	}
 }

@@ -8,14 +8,13 @@ import (
 
 	"github.com/nbdboot/nbdboot/boot"
 	"github.com/nbdboot/nbdboot/nbdnl"
-	"github.com/nbdboot/nbdboot/netcfg"
 )
 
 // runInit is the PID 1 path: it wires the real steps into boot.Env and
 // runs the boot, which never returns (switch_root executes init; a
 // failure keeps the rescue shell running).
 func runInit(args []string) error {
-	clock := netcfg.SystemClock()
+	clock := boot.SystemClock()
 	log := boot.NewLogger(os.Stdout, clock)
 	env := &boot.Env{
 		ReadCmdline: boot.ReadCmdline,
