@@ -1,7 +1,6 @@
 package netcfg
 
 import (
-	"bufio"
 	"context"
 	"net/netip"
 	"os"
@@ -10,11 +9,11 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nbdboot/nbdboot/internal/testutil"
+	"github.com/nbdboot/nbdboot/internal/vm"
 )
 
 const clientMAC = "02:00:00:00:99:02"
@@ -32,70 +31,20 @@ func dhcpLab(t *testing.T) (client, server string) {
 	return client, server
 }
 
-// lineLog collects a process's output lines and lets tests wait for one.
-type lineLog struct {
-	mu      sync.Mutex
-	lines   []string
-	changed chan struct{} // closed and replaced on every new line or EOF
-	eof     bool
-}
-
-func newLineLog() *lineLog { return &lineLog{changed: make(chan struct{})} }
-
-func (l *lineLog) read(r *bufio.Scanner) {
-	for r.Scan() {
-		l.mu.Lock()
-		l.lines = append(l.lines, r.Text())
-		close(l.changed)
-		l.changed = make(chan struct{})
-		l.mu.Unlock()
-	}
-	l.mu.Lock()
-	l.eof = true
-	close(l.changed)
-	l.changed = make(chan struct{})
-	l.mu.Unlock()
-}
-
-// wait returns the first line containing all of subs, failing the test at
-// the deadline or when the output ends.
-func (l *lineLog) wait(t *testing.T, d time.Duration, subs ...string) string {
+// waitLine waits up to d for a line of log containing sub, failing the
+// test with the log's tail.
+func waitLine(t *testing.T, log *vm.LineLog, d time.Duration, sub string) {
 	t.Helper()
-	deadline := time.After(d)
-	for {
-		l.mu.Lock()
-		for _, line := range l.lines {
-			if containsAll(line, subs) {
-				l.mu.Unlock()
-				return line
-			}
-		}
-		eof, ch := l.eof, l.changed
-		all := strings.Join(l.lines, "\n")
-		l.mu.Unlock()
-		if eof {
-			t.Fatalf("output ended without a line containing %q:\n%s", subs, all)
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			t.Fatalf("no line containing %q within %s:\n%s", subs, d, all)
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if err := log.WaitCount(ctx, sub, 1); err != nil {
+		t.Fatalf("%v:\n%s", err, log.Tail(30))
 	}
-}
-
-func containsAll(s string, subs []string) bool {
-	for _, sub := range subs {
-		if !strings.Contains(s, sub) {
-			return false
-		}
-	}
-	return true
 }
 
 // startDnsmasq runs dnsmasq on s0 in namespace ns and waits until it serves
 // DHCP. It is killed at cleanup.
-func startDnsmasq(t *testing.T, ns string) *lineLog {
+func startDnsmasq(t *testing.T, ns string) *vm.LineLog {
 	t.Helper()
 	testutil.RequireTool(t, "dnsmasq")
 	dir := t.TempDir()
@@ -121,25 +70,19 @@ func startDnsmasq(t *testing.T, ns string) *lineLog {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("ip", "netns", "exec", ns, "dnsmasq", "--keep-in-foreground", "--conf-file="+confPath, "--log-facility=-")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := vm.NewLineLog()
+	cmd.Stderr = log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	log := newLineLog()
-	go log.read(bufio.NewScanner(stderr))
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()
 		if t.Failed() {
-			log.mu.Lock()
-			t.Logf("dnsmasq:\n%s", strings.Join(log.lines, "\n"))
-			log.mu.Unlock()
+			t.Logf("dnsmasq:\n%s", strings.Join(log.Lines(), "\n"))
 		}
 	})
-	log.wait(t, 20*time.Second, "DHCP, IP range 10.99.0.50")
+	waitLine(t, log, 20*time.Second, "DHCP, IP range 10.99.0.50")
 	return log
 }
 
@@ -152,9 +95,9 @@ func TestConfigureDHCP(t *testing.T) {
 		log := startDnsmasq(t, server)
 		runChild(t, client)
 		// The client's identity options reached the server.
-		log.wait(t, 10*time.Second, "DHCPACK(s0) 10.99.0.42 "+clientMAC+" client42")
-		log.wait(t, 10*time.Second, "DHCPACK(s0) 10.99.0.43 "+clientMAC+" sent-name")
-		log.wait(t, 10*time.Second, "vendor class: nbdboot")
+		waitLine(t, log, 10*time.Second, "DHCPACK(s0) 10.99.0.42 "+clientMAC+" client42")
+		waitLine(t, log, 10*time.Second, "DHCPACK(s0) 10.99.0.43 "+clientMAC+" sent-name")
+		waitLine(t, log, 10*time.Second, "vendor class: nbdboot")
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -252,7 +195,7 @@ func TestRenewAfterRename(t *testing.T) {
 		client, server := dhcpLab(t)
 		log := startDnsmasq(t, server)
 		runChild(t, client)
-		log.wait(t, 10*time.Second, "DHCPACK(s0) 10.99.0.42 "+clientMAC+" client42")
+		waitLine(t, log, 10*time.Second, "DHCPACK(s0) 10.99.0.42 "+clientMAC+" client42")
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
