@@ -1,8 +1,9 @@
 package boot
 
 import (
-	"github.com/nbdboot/nbdboot/bootcfg"
 	"time"
+
+	"github.com/nbdboot/nbdboot/bootcfg"
 )
 
 // ParseCommandLine is Env.Parse: bootcfg.Parse, then Validate. On error

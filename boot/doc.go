@@ -15,12 +15,14 @@
 // /proc/cmdline; ParseCommandLine (bootcfg.Parse) turns it into the one
 // command-line model, a bootcfg.Config (its NBD field a bootcfg.Target:
 // servers as bootcfg.Server, the export "lab"), which the boot keeps for
-// the network, modules, retry, overlay and shell settings. netcfg brings
-// the network up (NetInfo: interface, its index, MAC). resolveRoot merges
-// the Config with the target (Config.Resolve; for nbdroot=dhcp the target
-// the DHCP root-path names) into a bootcfg.Boot: the root device as an
-// nbdnl.Device, block size, timeouts, connections. connect asks each of
-// Boot.Addresses() (bootcfg.Address) through the Connector (session.go): a
+// the network, modules, retry, overlay and shell settings. Its ip= values
+// stay unparsed (Config.IP) until NetcfgNetwork.Up hands them to netcfg,
+// which parses them and brings the network up (NetInfo: interface, its
+// index, MAC, the DHCP root-path). resolveRoot merges the Config with the
+// target (Config.Resolve; for nbdroot=dhcp the target the DHCP root-path
+// names) into a bootcfg.Boot: the root device as an nbdnl.Device, block
+// size, timeouts, connections. connect asks each of Boot.Addresses()
+// (bootcfg.Address) through the Connector (session.go): a
 // NegotiateRequest{Export: "lab", ClientID: the MAC} goes on the wire as
 // "lab/MAC"; the server's answer is a protocol.ExportInfo, kept with the
 // connections in a Session. attach turns the ExportInfo into an
@@ -29,10 +31,13 @@
 // timeouts and the backend identifier (the Address) and hands it with the
 // connections to the Device as an AttachRequest; NetlinkDevice takes the
 // sockets as files (SocketFiles) and sends the netlink CONNECT
-// (nbdnl.Conn.Connect, attributes by mdlayher/netlink's encoder). The
-// State file carries the Address, the export's size and flags to the
-// supervisor, whose reconnects use the same Connector. nbdboot attach
-// uses the same Connector and nbdnl.ExportConfig.
+// (nbdnl.Conn.Connect, attributes by mdlayher/netlink's encoder), or,
+// without the netlink family or with nbdboot.attach=ioctl, starts the
+// ioctl keeper with that same ConnectConfig as its arguments (KeeperArgs,
+// ParseKeeperArgs) for nbdnl.Sys.AttachIoctl. The State file carries the
+// Address, the export's size and flags to the supervisor, whose reconnects
+// use the same Connector. nbdboot attach uses the same Connector and
+// nbdnl.ExportConfig.
 //
 // On any failure PID 1 must not return (a returning PID 1 panics the
 // kernel): Main prints what failed and what to check, then runs the rescue
