@@ -2,6 +2,7 @@ package nbdnl
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/mdlayher/netlink"
 )
@@ -37,12 +38,8 @@ func encodeConnect(cfg ConnectConfig, fds []uint32) ([]byte, error) {
 	if cfg.BlockSize != 0 {
 		ae.Uint64(AttrBlockSizeBytes, cfg.BlockSize)
 	}
-	if cfg.Timeout != 0 {
-		s, err := seconds("timeout", cfg.Timeout)
-		if err != nil {
-			return nil, err
-		}
-		ae.Uint64(AttrTimeout, s)
+	if err := encodeSeconds(ae, AttrTimeout, "timeout", cfg.Timeout); err != nil {
+		return nil, err
 	}
 	ae.Uint64(AttrServerFlags, cfg.ServerFlags)
 	ae.Uint64(AttrClientFlags, cfg.ClientFlags)
@@ -54,6 +51,20 @@ func encodeConnect(cfg ConnectConfig, fds []uint32) ([]byte, error) {
 	}
 	ae.Uint64(AttrDeadConnTimeout, dct)
 	return encodeTail(ae, fds, cfg.BackendID)
+}
+
+// encodeSeconds adds the u64 attribute attr holding d in whole seconds
+// (seconds; name is the error's), unless d is 0 (the kernel's value stays).
+func encodeSeconds(ae *netlink.AttributeEncoder, attr uint16, name string, d time.Duration) error {
+	if d == 0 {
+		return nil
+	}
+	s, err := seconds(name, d)
+	if err != nil {
+		return err
+	}
+	ae.Uint64(attr, s)
+	return nil
 }
 
 // encodeTail adds SOCKETS and, when set, BACKEND_IDENTIFIER, and encodes.
@@ -73,19 +84,11 @@ func encodeTail(ae *netlink.AttributeEncoder, fds []uint32, backend string) ([]b
 func encodeReconfigure(index uint32, cfg ReconfigureConfig, fds []uint32) ([]byte, error) {
 	ae := netlink.NewAttributeEncoder()
 	ae.Uint32(AttrIndex, index)
-	if cfg.Timeout != 0 {
-		s, err := seconds("timeout", cfg.Timeout)
-		if err != nil {
-			return nil, err
-		}
-		ae.Uint64(AttrTimeout, s)
+	if err := encodeSeconds(ae, AttrTimeout, "timeout", cfg.Timeout); err != nil {
+		return nil, err
 	}
-	if cfg.DeadConnTimeout != 0 {
-		s, err := seconds("dead connection timeout", cfg.DeadConnTimeout)
-		if err != nil {
-			return nil, err
-		}
-		ae.Uint64(AttrDeadConnTimeout, s)
+	if err := encodeSeconds(ae, AttrDeadConnTimeout, "dead connection timeout", cfg.DeadConnTimeout); err != nil {
+		return nil, err
 	}
 	return encodeTail(ae, fds, cfg.BackendID)
 }
