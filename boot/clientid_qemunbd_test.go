@@ -1,14 +1,12 @@
 package boot
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,24 +22,6 @@ func (d unixDialer) DialContext(ctx context.Context, _, _ string) (net.Conn, err
 	return nd.DialContext(ctx, "unix", string(d))
 }
 
-// syncBuffer is a log buffer safe for the test and the logger.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestClientIDFallbackQemuNBD: a server nobody here wrote (qemu-nbd,
 // serving one export named "root") answers NAME/MAC with "unknown
 // export"; the boot's connect step, with the real handshake, falls back
@@ -54,7 +34,7 @@ func TestClientIDFallbackQemuNBD(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(qemuNBD, "-f", "raw", "-x", "root", "--persistent", "-k", sock, img)
-	var stderr syncBuffer
+	var stderr testutil.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -64,7 +44,7 @@ func TestClientIDFallbackQemuNBD(t *testing.T) {
 		cmd.Wait()
 	})
 
-	var log syncBuffer
+	var log testutil.Buffer
 	clock := SystemClock()
 	target := bootcfg.Address{Server: bootcfg.Server{Host: "qemu-nbd", Port: 10809}, Export: "root"}
 	b := &booter{

@@ -9,31 +9,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nbdboot/nbdboot/cow"
+	"github.com/nbdboot/nbdboot/internal/testutil"
 	"github.com/nbdboot/nbdboot/protocol"
 )
-
-// lockedBuffer is a log sink safe for concurrent use.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // patternBase writes a 1 MiB pattern base in a temp dir and opens an
 // overlay manager on a state directory beside it.
@@ -53,10 +35,10 @@ func patternBase(t *testing.T) (string, *cow.Manager) {
 
 // cowTable serves a 1 MiB pattern base as copy-on-write exports "lab"
 // (ephemeral) and "q" (quota 16K), logging into the returned buffer.
-func cowTable(t *testing.T) (*testServer, *cow.Manager, *lockedBuffer, chan struct{}) {
+func cowTable(t *testing.T) (*testServer, *cow.Manager, *testutil.Buffer, chan struct{}) {
 	t.Helper()
 	base, m := patternBase(t)
-	logs := &lockedBuffer{}
+	logs := &testutil.Buffer{}
 	tab, err := OpenExports([]ExportConfig{
 		{Name: "lab", Path: base, COW: COWEphemeral},
 		{Name: "q", Path: base, COW: COWPersistent, Quota: 16 << 10},
