@@ -17,6 +17,7 @@ func BenchmarkServerRead4KQD1(b *testing.B)    { benchServer(b, protocol.CmdRead
 func BenchmarkServerRead4KQD32(b *testing.B)   { benchServer(b, protocol.CmdRead, 4096, 32, true) }
 func BenchmarkServerRead256KQD16(b *testing.B) { benchServer(b, protocol.CmdRead, 256<<10, 16, true) }
 func BenchmarkServerWrite4KQD32(b *testing.B)  { benchServer(b, protocol.CmdWrite, 4096, 32, false) }
+func BenchmarkServerWrite4MQD4(b *testing.B)   { benchServer(b, protocol.CmdWrite, 4<<20, 4, false) }
 
 // benchServer keeps depth requests of one type and size in flight on one
 // connection, at offsets spread over a 64 MiB file.

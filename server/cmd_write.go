@@ -9,15 +9,21 @@ import (
 // The commands that change data: WRITE, TRIM and WRITE_ZEROES. With FUA
 // each is followed by fdatasync before it is answered.
 
-func (c *conn) cmdWrite(req protocol.Request, data []byte) error {
-	if c.abl.fua != nil && req.Flags&protocol.CmdFlagFUA != 0 {
-		if err := c.abl.fua.WriteAtFUA(data, int64(req.Offset)); err != nil {
-			return fmt.Errorf("write %d bytes with FUA at %d: %w", len(data), req.Offset, err)
+// cmdWrite writes a WRITE's payload, given in consecutive parts (one,
+// or a sliced payload's slices).
+func (c *conn) cmdWrite(req protocol.Request, parts ...[]byte) error {
+	if c.abl.fua != nil && req.Flags&protocol.CmdFlagFUA != 0 && len(parts) == 1 {
+		if err := c.abl.fua.WriteAtFUA(parts[0], int64(req.Offset)); err != nil {
+			return fmt.Errorf("write %d bytes with FUA at %d: %w", len(parts[0]), req.Offset, err)
 		}
 		return nil
 	}
-	if _, err := c.be.WriteAt(data, int64(req.Offset)); err != nil {
-		return fmt.Errorf("write %d bytes at %d: %w", len(data), req.Offset, err)
+	off := int64(req.Offset)
+	for _, p := range parts {
+		if _, err := c.be.WriteAt(p, off); err != nil {
+			return fmt.Errorf("write %d bytes at %d: %w", len(p), off, err)
+		}
+		off += int64(len(p))
 	}
 	return c.fua(req)
 }

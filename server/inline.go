@@ -119,8 +119,14 @@ func (c *conn) take(held int64) {
 		c.flush()
 		c.slots <- struct{}{}
 	}
-	if !c.srv.sem.tryAcquire(c.share, held) {
+	c.takeBytes(held, nil)
+}
+
+// takeBytes holds n payload bytes (for a sliced payload's turn, or nil),
+// sending the queued replies first if it has to wait for them.
+func (c *conn) takeBytes(n int64, turn *payloadTurn) {
+	if !c.srv.sem.tryAcquire(c.share, n, turn) {
 		c.flush()
-		c.srv.sem.acquire(c.share, held)
+		c.srv.sem.acquire(c.share, n, turn)
 	}
 }

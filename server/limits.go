@@ -2,6 +2,7 @@ package server
 
 import (
 	"math/bits"
+	"slices"
 	"sync"
 )
 
@@ -17,13 +18,27 @@ import (
 // them, however many connections they open, and another address can take
 // a share. (An attacker with many addresses still gets a share for each.)
 // A request larger than the budget takes all of it.
+//
+// A large WRITE's payload is taken in slices as it arrives (payload.go),
+// so a partly sent payload holds only what has arrived. A slice of a
+// payload that is all its address holds may go past the address's share
+// while a share stays free, as one large request may. Payloads being
+// read queue oldest first, and the oldest may always take its next slice,
+// beyond the budget if need be: so payloads that each wait for bytes
+// another holds can never wait for each other for ever, and the budget is
+// exceeded by at most one payload's slices (protocol.MaxPayload).
 type byteSem struct {
-	mu     sync.Mutex
-	cond   sync.Cond
-	avail  int64
-	max    int64
-	shares map[string]*budgetShare // by source address
+	mu       sync.Mutex
+	cond     sync.Cond
+	avail    int64
+	max      int64
+	shares   map[string]*budgetShare // by source address
+	payloads []*payloadTurn          // sliced payloads being read, oldest first
 }
+
+// payloadTurn is a sliced payload's place in the byteSem's queue, and
+// the bytes its slices hold; guarded by the byteSem's mu.
+type payloadTurn struct{ held int64 }
 
 // budgetShare is one source address's part of a byteSem; guarded by its
 // mu.
@@ -69,41 +84,54 @@ func (s *byteSem) leave(h *budgetShare) {
 // addresses and one more; the caller holds s.mu.
 func (s *byteSem) share() int64 { return max(s.max/int64(len(s.shares)+1), 1) }
 
-// fits reports whether h may take n bytes now; the caller holds s.mu.
-func (s *byteSem) fits(h *budgetShare, n int64) bool {
+// fits reports whether h may take n bytes now (for the sliced payload
+// turn, nil for any other request); the caller holds s.mu.
+func (s *byteSem) fits(h *budgetShare, n int64, turn *payloadTurn) bool {
+	if turn != nil && s.payloads[0] == turn {
+		return true
+	}
 	if s.avail < n {
 		return false
 	}
 	sh := s.share()
-	return h.held+n <= sh || h.held == 0 && (s.avail-n >= sh || s.avail == s.max)
+	alone := h.held == 0 || turn != nil && h.held == turn.held
+	return h.held+n <= sh || alone && (s.avail-n >= sh || s.avail == s.max)
 }
 
-// acquire blocks until h may take n bytes and takes them.
-func (s *byteSem) acquire(h *budgetShare, n int64) {
+// took counts n bytes taken for h (and turn); the caller holds s.mu.
+func (s *byteSem) took(h *budgetShare, n int64, turn *payloadTurn) {
+	s.avail -= n
+	h.held += n
+	if turn != nil {
+		turn.held += n
+	}
+}
+
+// acquire blocks until h may take n bytes (for turn, if not nil) and
+// takes them.
+func (s *byteSem) acquire(h *budgetShare, n int64, turn *payloadTurn) {
 	n = s.clamp(n)
 	if n == 0 {
 		return
 	}
 	s.mu.Lock()
-	for !s.fits(h, n) {
+	for !s.fits(h, n, turn) {
 		s.cond.Wait()
 	}
-	s.avail -= n
-	h.held += n
+	s.took(h, n, turn)
 	s.mu.Unlock()
 }
 
-// tryAcquire takes n bytes for h if it may now.
-func (s *byteSem) tryAcquire(h *budgetShare, n int64) bool {
+// tryAcquire takes n bytes for h (for turn, if not nil) if it may now.
+func (s *byteSem) tryAcquire(h *budgetShare, n int64, turn *payloadTurn) bool {
 	n = s.clamp(n)
 	if n == 0 {
 		return true
 	}
 	s.mu.Lock()
-	ok := s.fits(h, n)
+	ok := s.fits(h, n, turn)
 	if ok {
-		s.avail -= n
-		h.held += n
+		s.took(h, n, turn)
 	}
 	s.mu.Unlock()
 	return ok
@@ -118,6 +146,26 @@ func (s *byteSem) release(h *budgetShare, n int64) {
 	s.mu.Lock()
 	s.avail += n
 	h.held -= n
+	s.mu.Unlock()
+	s.cond.Broadcast()
+}
+
+// startPayload queues a sliced payload that begins to arrive.
+func (s *byteSem) startPayload() *payloadTurn {
+	t := new(payloadTurn)
+	s.mu.Lock()
+	s.payloads = append(s.payloads, t)
+	s.mu.Unlock()
+	return t
+}
+
+// endPayload takes a payload out of the queue once it is read (or its
+// connection failed): the next becomes the oldest.
+func (s *byteSem) endPayload(t *payloadTurn) {
+	s.mu.Lock()
+	if i := slices.Index(s.payloads, t); i >= 0 {
+		s.payloads = slices.Delete(s.payloads, i, i+1)
+	}
 	s.mu.Unlock()
 	s.cond.Broadcast()
 }

@@ -27,10 +27,10 @@ func TestBufferPool(t *testing.T) {
 func TestByteSem(t *testing.T) {
 	s := newByteSem(100)
 	a := s.join("a")
-	s.acquire(a, 40) // alone: a share is half (one address more may come)
+	s.acquire(a, 40, nil) // alone: a share is half (one address more may come)
 	got := make(chan struct{})
 	go func() {
-		s.acquire(a, 500) // clamped to the whole cap: waits for the 40
+		s.acquire(a, 500, nil) // clamped to the whole cap: waits for the 40
 		close(got)
 	}()
 	select {
@@ -76,14 +76,14 @@ func TestByteSemFairShare(t *testing.T) {
 		{"c within its share", c, 11, true},
 		{"c: past its share while holding", c, 20, false},
 	} {
-		if got := s.tryAcquire(tt.h, tt.n); got != tt.ok {
+		if got := s.tryAcquire(tt.h, tt.n, nil); got != tt.ok {
 			t.Errorf("%s: tryAcquire(%d) = %v, want %v", tt.name, tt.n, got, tt.ok)
 		}
 	}
 	// b leaves: the shares grow to 40, and a may take 20 more.
 	s.release(b, 60)
 	s.leave(b)
-	if !s.tryAcquire(a, 20) {
+	if !s.tryAcquire(a, 20, nil) {
 		t.Error("share did not grow when an address left")
 	}
 	// Alone with all free, one request may take the whole budget.
@@ -91,7 +91,52 @@ func TestByteSemFairShare(t *testing.T) {
 	s.release(c, 11)
 	s.leave(c)
 	s.leave(a2)
-	if !s.tryAcquire(a, 500) || s.avail != 0 {
+	if !s.tryAcquire(a, 500, nil) || s.avail != 0 {
 		t.Errorf("alone: whole budget not taken, avail %d", s.avail)
+	}
+}
+
+// TestByteSemPayloadTurn: the oldest sliced payload takes its slices
+// even past the budget, the others wait their turn; a payload that is
+// all its address holds goes past the address's share while a share
+// stays free, as one large request does.
+func TestByteSemPayloadTurn(t *testing.T) {
+	s := newByteSem(120)
+	a, b, c := s.join("a"), s.join("b"), s.join("c") // a share is 30
+	t1, t2, t3 := s.startPayload(), s.startPayload(), s.startPayload()
+	steps := []struct {
+		name string
+		h    *budgetShare
+		n    int64
+		turn *payloadTurn
+		ok   bool
+	}{
+		{"c: its second payload's slice within the share", c, 20, t3, true},
+		{"c: past the share, alone, leaving a share free", c, 20, t3, true},
+		{"c: past the share, leaving no share free", c, 60, t3, false},
+		{"b: a large request, leaving a share free", b, 50, nil, true},
+		{"a: a request within its share", a, 25, nil, true},
+		{"a: the second payload, over the budget", a, 10, t2, false},
+		{"a: the oldest payload, over the budget", a, 10, t1, true},
+	}
+	for _, tt := range steps {
+		if got := s.tryAcquire(tt.h, tt.n, tt.turn); got != tt.ok {
+			t.Fatalf("%s: tryAcquire(%d) = %v, want %v", tt.name, tt.n, got, tt.ok)
+		}
+	}
+	s.endPayload(t1)
+	if !s.tryAcquire(a, 10, t2) {
+		t.Fatal("the second payload, oldest now: refused")
+	}
+	if s.avail != -15 || t3.held != 40 || t2.held != 10 {
+		t.Errorf("avail %d, payload held %d and %d; want -15, 40 and 10", s.avail, t3.held, t2.held)
+	}
+	s.release(a, 45)
+	s.release(b, 50)
+	s.release(c, 40)
+	s.endPayload(t2)
+	s.endPayload(t3)
+	if s.avail != 120 || len(s.payloads) != 0 {
+		t.Errorf("avail %d, %d payloads queued, want 120 and none", s.avail, len(s.payloads))
 	}
 }

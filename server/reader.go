@@ -14,7 +14,7 @@ var errDisconnect = errors.New("client sent DISC")
 // readLoop reads requests until DISC, EOF or a protocol violation. Every
 // request is checked here; a good one is served on the loop if it is
 // cheap (inline.go), else dispatched to its own goroutine (a WRITE once
-// its whole payload is in); a bad one is answered at once (a WRITE's
+// its whole payload is in, a large one read in slices: payload.go); a bad one is answered at once (a WRITE's
 // payload read and discarded first) and the loop goes on.
 func (c *conn) readLoop() error {
 	var hdr [protocol.RequestHeaderSize]byte
@@ -57,6 +57,16 @@ func (c *conn) dispatch(req protocol.Request) error {
 	}
 	if ok, err := c.tryInline(req); ok || err != nil {
 		return err
+	}
+	if req.Type == protocol.CmdWrite && req.Length > paySlice {
+		c.take(0)
+		p, err := c.readSliced(req)
+		if err != nil {
+			c.release(nil, 0)
+			return err
+		}
+		go c.serveSliced(req, p)
+		return nil
 	}
 	var held int64
 	if req.Type == protocol.CmdRead || req.Type == protocol.CmdWrite {
