@@ -43,9 +43,17 @@ func serverCommand(o options, name, image string, port int) ([]string, error) {
 		return []string{o.nbdserve, "-listen", "127.0.0.1:" + p, exportName + "=" + image}, nil
 	case "nbdserve-cow":
 		// Ephemeral overlays, one per client, under a state directory of
-		// their own; clients ask for bench/CLIENT-ID.
+		// their own; clients ask for bench/CLIENT-ID. Every client comes
+		// from 127.0.0.1, so the per-address and creation-rate caps (meant
+		// for a lab's many addresses) are lifted.
 		state := filepath.Join(o.dir, "nbdserve-state")
-		return []string{o.nbdserve, "-listen", "127.0.0.1:" + p, "-state", state, exportName + "=" + image + ",cow"}, nil
+		conf := filepath.Join(o.dir, name+".toml")
+		text := fmt.Sprintf("listen = %q\nstate_dir = %q\n\n[[export]]\nname = %q\npath = %q\ncow = \"ephemeral\"\n"+
+			"max_overlays_per_address = 100000\nnew_overlays_per_minute = 1000000\n", "127.0.0.1:"+p, state, exportName, image)
+		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+			return nil, fmt.Errorf("write %s: %w", conf, err)
+		}
+		return []string{o.nbdserve, "-config", conf}, nil
 	case "nbd-server", "nbd-server-cow":
 		conf := filepath.Join(o.dir, name+".conf")
 		text := fmt.Sprintf("[generic]\n  listenaddr = 127.0.0.1\n  port = %s\n  allowlist = true\n[%s]\n  exportname = %s\n", p, exportName, image)
