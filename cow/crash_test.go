@@ -140,7 +140,8 @@ func randomOp(r *rand.Rand) op {
 }
 
 // TestCrashTornMapWrite crashes between writing map.tmp (or journal.tmp)
-// and renaming it: the previous map and journal must still be valid.
+// and renaming it, in a compaction at reopen: the previous map and
+// journal must still be valid.
 func TestCrashTornMapWrite(t *testing.T) {
 	for _, at := range []string{mapName, journalName} {
 		t.Run(at, func(t *testing.T) {
@@ -161,7 +162,7 @@ func TestCrashTornMapWrite(t *testing.T) {
 				}
 				return nil
 			}
-			if o, err := open(dir, base.be, Options{}, hook); !errors.Is(err, injected) {
+			if o, err := open(dir, base.be, Options{}, hook, 0); !errors.Is(err, injected) {
 				t.Fatalf("open with a crash at %s: %v", at, err)
 			} else if o != nil {
 				t.Fatal("open failed but returned an overlay")

@@ -66,9 +66,13 @@
 // kernel flushes often (every ext4 journal commit) and a map costs 4 KiB
 // per changed chunk (64 MiB of export): a FLUSH then costs in proportion
 // to what changed since the last, not to all the client ever changed. The
-// map is rewritten (compacted) when an existing overlay is opened, and by
-// Sync when the journal has grown past both 256 KiB and the map's size,
-// or after a failed append. A new overlay has neither file until its
+// map is rewritten (compacted) by Sync when the journal has grown past
+// both 256 KiB and the map's size, or after a failed append, and when an
+// existing overlay is opened only if its journal is that long or its map
+// in the old format: reopening otherwise writes nothing, so it is cheap
+// and needs no free space (on a full disk a compaction that fails for
+// want of space is given up and the journal goes on; writes that need
+// space fail with ENOSPC, reads work). A new overlay has neither file until its
 // first Sync with changes, which writes both (so a client that only
 // reads costs no fsync for them; a crash before then reopens fresh).
 //
@@ -106,13 +110,16 @@
 //     same generation up to the first short or bad one (a torn append,
 //     whose Sync never returned). It fdatasyncs the data file (what the
 //     reopened overlay reads, including writes a kill -9 left unflushed
-//     in the page cache, must survive a later power cut), then writes
-//     the result as the next generation's map, then an empty journal of
-//     that generation (so nothing is appended after a torn record). A
-//     crash before the map's rename leaves the old map and journal; one
-//     after it leaves a new map with an old-generation journal, which is
-//     ignored because the new map already holds it. A torn map.tmp is
-//     never read.
+//     in the page cache, must survive a later power cut), then cuts the
+//     journal after its last good record and fdatasyncs it (so nothing
+//     is appended behind a torn record), and appends to it from there. A
+//     missing journal, or one of an older generation, is replaced by an
+//     empty one of the map's generation. When the reopen compacts (a
+//     long journal), it writes the next generation's map, then an empty
+//     journal of that generation: a crash before the map's rename leaves
+//     the old map and journal; one after it leaves a new map with an
+//     old-generation journal, which is ignored because the new map
+//     already holds it. A torn map.tmp is never read.
 //  6. Compaction during Sync excludes every request (all stripe locks)
 //     after fdatasyncing the data, so the map it writes describes durable
 //     data only. A new overlay's first map is written by its first Sync

@@ -201,7 +201,8 @@ func TestDirSyncRetried(t *testing.T) {
 	}
 }
 
-// TestMapRenameFailureOnReopen: a reopen whose compaction fails at the
+// TestMapRenameFailureOnReopen: a reopen whose compaction (compactAt 0:
+// a reopen compacts only a long journal) fails at the
 // map's rename must leave the journal of the old generation in place: a
 // journal of the new generation written first would hide its records.
 func TestMapRenameFailureOnReopen(t *testing.T) {
@@ -218,7 +219,7 @@ func TestMapRenameFailureOnReopen(t *testing.T) {
 		}
 		ov.abandon()
 		f.failNext(powerloss.OpRename, "/"+mapName, unix.EIO)
-		if _, err := Open(f.dir, f.base.be, Options{FS: f.m}); !errors.Is(err, unix.EIO) {
+		if _, err := open(f.dir, f.base.be, Options{FS: f.m}, nil, 0); !errors.Is(err, unix.EIO) {
 			t.Fatalf("open with a failing map rename: %v", err)
 		}
 		f.cutAndCheck(f.open(), 2, fill(2), "map rename failing at reopen")

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/nbdboot/nbdboot/internal/disk"
+	"golang.org/x/sys/unix"
 )
 
 // Open opens the overlay stored in dir over base, creating it if dir holds
@@ -14,10 +15,13 @@ import (
 // records that were completely written; everything since the last Sync
 // that did not reach the journal reads as it did before.
 func Open(dir string, base Base, opt Options) (*Overlay, error) {
-	return open(dir, base, opt, nil)
+	return open(dir, base, opt, nil, journalMin)
 }
 
-func open(dir string, base Base, opt Options, hook func(string) error) (*Overlay, error) {
+// open is Open with what tests change: hook runs before every rename of
+// a state file, and compactAt is the journal size above which the map is
+// rewritten (0: at every open and Sync).
+func open(dir string, base Base, opt Options, hook func(string) error, compactAt int64) (*Overlay, error) {
 	if opt.BlockSize == 0 {
 		opt.BlockSize = DefaultBlockSize
 	}
@@ -36,7 +40,7 @@ func open(dir string, base Base, opt Options, hook func(string) error) (*Overlay
 	o := &Overlay{
 		dir: dir, base: base, size: size, shift: shift, bs: bs,
 		blocks: (size + bs - 1) >> shift, quotaBlocks: opt.Quota >> shift,
-		zeroes: make([]byte, bs), testHook: hook, compactAt: journalMin, fs: opt.FS,
+		zeroes: make([]byte, bs), testHook: hook, compactAt: compactAt, fs: opt.FS,
 	}
 	if o.fs == nil {
 		o.fs = disk.OS{}
@@ -99,14 +103,18 @@ func (o *Overlay) load() error {
 	if err := f.Truncate(o.size); err != nil {
 		return err
 	}
+	var jl journalLoad
 	if !fresh {
 		jb, err := os.ReadFile(filepath.Join(o.dir, journalName))
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
-		if _, _, err := replayJournal(jb, o.shift, o.gen, o.states); err != nil {
+		applied, stale, err := replayJournal(jb, o.shift, o.gen, o.states)
+		if err != nil {
 			return err
 		}
+		jl = journalLoad{size: int64(len(jb)), good: jHdrLen + int64(applied)*recLen, stale: stale,
+			oldMap: len(buf) > 8 && buf[8] != mapFormatV2}
 	}
 	o.dataBlocks.Store(o.states.countData())
 	o.zeroSeen.Store(o.states.hasZero())
@@ -124,7 +132,74 @@ func (o *Overlay) load() error {
 	if err := o.dataW.Datasync(); err != nil {
 		return err
 	}
-	return o.compact()
+	return o.resume(jl)
+}
+
+// journalLoad is what load found of an existing overlay's journal.
+type journalLoad struct {
+	size   int64 // bytes in the file
+	good   int64 // header and the records replayed
+	stale  bool  // missing, torn in its header, or of an older generation
+	oldMap bool  // the map is in an older format: rewrite it
+}
+
+// diskFull reports whether err says the file system (or the user's
+// quota on it) has no room.
+func diskFull(err error) bool {
+	return errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT)
+}
+
+// resume starts the reopened overlay's journal. Reopening needs no free
+// space: the journal replayed is continued where its last good record
+// ends (a torn tail, whose Sync never returned, is cut off first, which
+// frees space). The map is rewritten (compacted) only when that pays:
+// the journal has grown past the size Sync compacts at, or the map is in
+// an older format. A compaction, or the new journal a stale one needs,
+// that fails for want of space is given up: the overlay opens as it was
+// found (the map and journal on disk describe exactly what it holds) and
+// later Syncs retry; its writes fail with ENOSPC until there is room,
+// reads work.
+func (o *Overlay) resume(jl journalLoad) error {
+	o.jsize = jl.good
+	if jl.oldMap || !jl.stale && o.journalFull() {
+		err := o.compact()
+		if err == nil || !diskFull(err) {
+			return err
+		}
+		if o.jbroken { // the new map is in place; its journal is not
+			return nil
+		}
+	}
+	if jl.stale {
+		if err := o.startJournal(); err != nil && !diskFull(err) {
+			return err
+		}
+		return nil
+	}
+	j, err := o.fs.OpenFile(filepath.Join(o.dir, journalName), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return fmt.Errorf("open state journal: %w", err)
+	}
+	if jl.size > jl.good {
+		// Records after the last good one belong to an append whose
+		// Sync never returned: nothing may be appended behind them.
+		err := j.Truncate(jl.good)
+		if err == nil {
+			err = j.Datasync()
+		}
+		if err != nil {
+			j.Close()
+			return fmt.Errorf("cut torn state journal at %d bytes: %w", jl.good, err)
+		}
+	}
+	o.journal, o.jsize, o.jbroken = j, jl.good, false
+	return nil
+}
+
+// journalGrown reports whether a journal of size bytes is worth folding
+// into the map (journalFull's rule).
+func (o *Overlay) journalGrown(size int64) bool {
+	return size > max(o.compactAt, mapHdrLen+o.states.entryBytes())
 }
 
 // compact writes the whole in-memory map as generation gen+1 and starts
@@ -149,10 +224,17 @@ func (o *Overlay) compact() error {
 	o.pendMu.Lock()
 	o.pending = nil
 	o.pendMu.Unlock()
+	return o.startJournal()
+}
+
+// startJournal replaces the journal by an empty one of generation gen,
+// whose map is on disk. Until it succeeds, jbroken makes Sync compact.
+func (o *Overlay) startJournal() error {
 	if o.journal != nil {
 		o.journal.Close()
 		o.journal = nil
 	}
+	o.jbroken = true
 	hdr := encodeJournalHeader(o.shift, o.gen)
 	if err := writeFileAtomic(o.fs, o.dir, journalName, hdr, o.testHook); err != nil {
 		o.jbroken = true

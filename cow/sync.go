@@ -50,8 +50,17 @@ func (o *Overlay) saveState() error {
 		}
 		return o.compactLive()
 	}
-	if o.jbroken || o.journalFull() {
+	if o.jbroken {
 		return o.compactLive()
+	}
+	if o.journalFull() {
+		err := o.compactLive()
+		if err == nil || o.jbroken || !diskFull(err) {
+			return err
+		}
+		// No room for a new map: the journal, untouched, takes the
+		// changes as usual (its last block may have room), and a later
+		// Sync compacts once there is space.
 	}
 	o.pendMu.Lock()
 	batch := o.pending
@@ -87,7 +96,7 @@ func (o *Overlay) saveState() error {
 // the journal at the next open. Tests set compactAt to 0 to compact at
 // every Sync.
 func (o *Overlay) journalFull() bool {
-	return o.compactAt == 0 || o.jsize > max(o.compactAt, mapHdrLen+o.states.entryBytes())
+	return o.compactAt == 0 || o.journalGrown(o.jsize)
 }
 
 // compactLive rewrites the map with every writer excluded.
