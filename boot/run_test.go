@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nbdboot/nbdboot/bootcfg"
+	"github.com/nbdboot/nbdboot/nbdnl"
 	"github.com/nbdboot/nbdboot/protocol"
 )
 
@@ -186,7 +187,7 @@ func TestOddExportSize(t *testing.T) {
 
 func TestPartitionRoot(t *testing.T) {
 	w := newWorld()
-	w.cfg.RootDevice = "/dev/nbd0p2"
+	w.cfg.RootDevice = &nbdnl.Device{Index: 0, Partition: 2}
 	w.cfg.ReadOnly = false
 	if _, err := Run(context.Background(), w.env); !errors.Is(err, errExeced) {
 		t.Fatalf("Run = %v; log:\n%s", err, w.log)
@@ -349,7 +350,8 @@ func TestMalformedCmdlineRunsShell(t *testing.T) {
 
 func TestBadRootParameter(t *testing.T) {
 	w := newWorld()
-	w.cfg.RootDevice = "/dev/sda1"
+	w.env.ReadCmdline = func() (string, error) { return "nbdroot=nbd://10.0.2.2/root root=/dev/sda1", nil }
+	w.env.Parse = ParseCommandLine
 	_, err := Run(context.Background(), w.env)
 	if err == nil || !strings.Contains(err.Error(), "root=/dev/sda1") {
 		t.Fatalf("Run = %v, want an error naming root=", err)

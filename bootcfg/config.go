@@ -12,7 +12,6 @@ import (
 // Defaults for what the command line leaves out.
 const (
 	DefaultInit        = "/sbin/init"
-	DefaultDevice      = "/dev/nbd0"
 	DefaultConnections = 1
 	// DefaultRequestTimeout is short because on Linux 6.1 requests in flight
 	// when a connection dies are not resent on the replacement socket: they
@@ -62,8 +61,8 @@ type Config struct {
 	// FromDHCP: nbdroot=dhcp, root=dhcp or netroot=dhcp; the init takes the
 	// target from the DHCP root-path (option 17) with ParseNBDRoot.
 	FromDHCP bool
-	// RootDevice is root=/dev/nbdN or /dev/nbdNpM; "" when not given.
-	RootDevice string
+	// RootDevice is root=/dev/nbdN or /dev/nbdNpM; nil when not given.
+	RootDevice *nbdnl.Device
 	// IP holds every ip= value, unparsed (netcfg parses them).
 	IP []string
 
@@ -245,10 +244,11 @@ func (c *Config) applyRoot(p Param, isRoot bool) error {
 		c.FromDHCP = true
 		return nil
 	case isRoot && strings.HasPrefix(v, "/dev/nbd"):
-		if _, err := nbdnl.ParseDevice(v); err != nil {
+		d, err := nbdnl.ParseDevice(v)
+		if err != nil {
 			return errors.New("expected /dev/nbdN or /dev/nbdNpM, like /dev/nbd0 or /dev/nbd0p1")
 		}
-		c.RootDevice = v
+		c.RootDevice = &d
 		return nil
 	case isRoot && !isNBDValue(v):
 		return fmt.Errorf("nbdboot mounts only NBD roots; expected /dev/nbdN[pM], %s, %s or dhcp", dracutForm, uriForm)
@@ -279,7 +279,7 @@ func (t *Target) merge(o Target) error {
 		conflict("FSTYPE", t.FSType, o.FSType),
 		conflict("ROOTFLAGS", t.RootFlags, o.RootFlags),
 		conflict("OPTIONS", t.Options.String(), o.Options.String()),
-		conflict("device", t.Device, o.Device),
+		conflict("device", devicePath(t.Device), devicePath(o.Device)),
 	); err != nil {
 		return err
 	}
@@ -292,7 +292,7 @@ func (t *Target) merge(o Target) error {
 	if t.Options.isZero() {
 		t.Options = o.Options
 	}
-	if t.Device == "" {
+	if t.Device == nil {
 		t.Device = o.Device
 	}
 	for _, s := range o.Servers {
@@ -359,15 +359,15 @@ func (c *Config) String() string {
 	default:
 		b.WriteString("root=none")
 	}
-	dev := c.RootDevice
-	if dev == "" {
-		dev = DefaultDevice
+	dev := defaultDevice
+	if c.RootDevice != nil {
+		dev = *c.RootDevice
 	}
 	mode := "rw"
 	if c.ReadOnly {
 		mode = "ro"
 	}
-	fmt.Fprintf(&b, " device=%s %s", dev, mode)
+	fmt.Fprintf(&b, " device=%s %s", dev.Path(), mode)
 	if c.RootFSType != "" {
 		fmt.Fprintf(&b, " rootfstype=%s", c.RootFSType)
 	}

@@ -44,16 +44,16 @@ func TestParse(t *testing.T) {
 		{"uri with device and partition", "root=/dev/nbd0p2 nbdroot=nbd://[fd00::1]:10809/x rootfstype=ext4 rootflags=data=journal",
 			func(c *Config) {
 				c.NBD = one("fd00::1", 10809, "x")
-				c.RootDevice = "/dev/nbd0p2"
+				c.RootDevice = dev("/dev/nbd0p2")
 				c.RootFSType = "ext4"
 				c.RootFlags = "data=journal"
 			}},
 		{"debian", "root=/dev/nbd1 nbdroot=10.0.2.2,rootfs,nbd1 ip=::::client:eth0:dhcp", func(c *Config) {
-			c.NBD = &Target{Servers: []Server{srv("10.0.2.2", 10809)}, Export: "rootfs", Device: "/dev/nbd1"}
-			c.RootDevice = "/dev/nbd1"
+			c.NBD = &Target{Servers: []Server{srv("10.0.2.2", 10809)}, Export: "rootfs", Device: dev("/dev/nbd1")}
+			c.RootDevice = dev("/dev/nbd1")
 			c.IP = []string{"::::client:eth0:dhcp"}
 		}},
-		{"dhcp", "root=/dev/nbd0 nbdroot=dhcp", func(c *Config) { c.FromDHCP = true; c.RootDevice = "/dev/nbd0" }},
+		{"dhcp", "root=/dev/nbd0 nbdroot=dhcp", func(c *Config) { c.FromDHCP = true; c.RootDevice = dev("/dev/nbd0") }},
 		{"root=dhcp", "root=dhcp", func(c *Config) { c.FromDHCP = true }},
 		{"netroot=dhcp", "netroot=DHCP", func(c *Config) { c.FromDHCP = true }},
 		{"repeated nbdroot gives a server list",
@@ -273,7 +273,7 @@ func TestResolve(t *testing.T) {
 		}
 	}
 	c, _ := Parse("root=/dev/nbd1 nbdroot=dhcp")
-	if _, err := c.Resolve(Target{Servers: []Server{srv("s", 1)}, Device: "/dev/nbd0"}); err == nil {
+	if _, err := c.Resolve(Target{Servers: []Server{srv("s", 1)}, Device: dev("/dev/nbd0")}); err == nil {
 		t.Error("Resolve accepted root=/dev/nbd1 with a root-path naming nbd0")
 	}
 }

@@ -35,8 +35,8 @@ func (c *Config) Format() (string, error) {
 			add("nbdroot", v)
 		}
 	}
-	if c.RootDevice != "" {
-		add("root", c.RootDevice)
+	if c.RootDevice != nil {
+		add("root", c.RootDevice.Path())
 	}
 	for _, ip := range c.IP {
 		add("ip", ip)
@@ -122,7 +122,7 @@ func (t Target) rootValues() ([]string, error) {
 	for _, s := range t.Servers[1:] {
 		vals = append(vals, Target{Servers: []Server{s}, Export: t.Export}.URI())
 	}
-	if t.Device != "" {
+	if t.Device != nil {
 		v, err := t.debian()
 		if err != nil {
 			return nil, err
@@ -150,9 +150,9 @@ func (t Target) debian() (string, error) {
 	s := t.Servers[0]
 	switch {
 	case t.Export == "" && !strings.Contains(s.Host, ":"):
-		return fmt.Sprintf("%s,%d,%s", s.Host, s.Port, strings.TrimPrefix(t.Device, "/dev/")), nil
+		return fmt.Sprintf("%s,%d,nbd%d", s.Host, s.Port, t.Device.Index), nil
 	case s.Port == protocol.DefaultPort && t.Export != "" && !allDigits(t.Export) && !strings.ContainsAny(t.Export, ", \t\"") && !strings.Contains(s.Host, ":"):
-		return fmt.Sprintf("%s,%s,%s", s.Host, t.Export, strings.TrimPrefix(t.Device, "/dev/")), nil
+		return fmt.Sprintf("%s,%s,nbd%d", s.Host, t.Export, t.Device.Index), nil
 	}
-	return "", fmt.Errorf("device %s with server %s and export %q: no nbdroot= form carries all three", t.Device, s, t.Export)
+	return "", fmt.Errorf("device %s with server %s and export %q: no nbdroot= form carries all three", t.Device.Path(), s, t.Export)
 }

@@ -73,7 +73,7 @@ func TestFormatErrors(t *testing.T) {
 		want string
 	}{
 		{Target{}, "no server"},
-		{Target{Servers: []Server{{Host: "s", Port: 2000}}, Export: "e", Device: "/dev/nbd1"}, "no nbdroot= form"},
+		{Target{Servers: []Server{{Host: "s", Port: 2000}}, Export: "e", Device: dev("/dev/nbd1")}, "no nbdroot= form"},
 		{Target{Servers: []Server{{Host: "s", Port: 10809}}, Export: "a:b", FSType: "ext4"}, "holds ':'"},
 	} {
 		c, _ := Parse("")

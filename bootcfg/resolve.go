@@ -61,32 +61,23 @@ func (c *Config) Resolve(t Target) (Boot, error) {
 	return b, nil
 }
 
+// defaultDevice is the root device when neither root= nor nbdroot= names
+// one: /dev/nbd0.
+var defaultDevice = nbdnl.Device{Index: 0}
+
 // device returns the root device: root=, else the target's device, else
-// DefaultDevice.
+// defaultDevice. root= may name a partition of the target's device, not
+// another device.
 func (c *Config) device(t Target) (nbdnl.Device, error) {
-	var root, named nbdnl.Device
-	var err error
-	if c.RootDevice != "" {
-		if root, err = nbdnl.ParseDevice(c.RootDevice); err != nil {
-			return nbdnl.Device{}, fmt.Errorf("root=%s: %w", c.RootDevice, err)
-		}
+	switch {
+	case c.RootDevice != nil && t.Device != nil && c.RootDevice.Index != t.Device.Index:
+		return nbdnl.Device{}, fmt.Errorf("root=%s conflicts with device %s named in nbdroot=", c.RootDevice.Path(), t.Device.Path())
+	case c.RootDevice != nil:
+		return *c.RootDevice, nil
+	case t.Device != nil:
+		return *t.Device, nil
 	}
-	if t.Device == "" {
-		if c.RootDevice == "" {
-			return nbdnl.ParseDevice(DefaultDevice)
-		}
-		return root, nil
-	}
-	if named, err = nbdnl.ParseDevice(t.Device); err != nil {
-		return nbdnl.Device{}, err
-	}
-	if c.RootDevice != "" && named.Index != root.Index {
-		return nbdnl.Device{}, fmt.Errorf("root=%s conflicts with device %s named in nbdroot=", c.RootDevice, t.Device)
-	}
-	if c.RootDevice != "" {
-		return root, nil
-	}
-	return named, nil
+	return defaultDevice, nil
 }
 
 func firstNonEmpty(a, b string) string {

@@ -34,11 +34,19 @@ func (s Server) String() string { return hostPort(s.Host, s.Port, true) }
 // mount it. Servers holds alternatives for the same export, tried in order.
 type Target struct {
 	Servers   []Server
-	Export    string  // "" is the server's default export
-	FSType    string  // from dracut's FSTYPE field; "" if not given
-	RootFlags string  // from dracut's ROOTFLAGS field; "" if not given
-	Options   Options // from dracut's OPTIONS field
-	Device    string  // "/dev/nbdN" from initramfs-tools' ",nbdX"; "" if not given
+	Export    string        // "" is the server's default export
+	FSType    string        // from dracut's FSTYPE field; "" if not given
+	RootFlags string        // from dracut's ROOTFLAGS field; "" if not given
+	Options   Options       // from dracut's OPTIONS field
+	Device    *nbdnl.Device // /dev/nbdN from initramfs-tools' ",nbdX"; nil if not given
+}
+
+// devicePath is d's path, "" for nil.
+func devicePath(d *nbdnl.Device) string {
+	if d == nil {
+		return ""
+	}
+	return d.Path()
 }
 
 // URI returns the servers and the export as an nbd:// URI, which
@@ -73,8 +81,8 @@ func (t Target) String() string {
 	if o := t.Options.String(); o != "" {
 		extra = append(extra, "options="+o)
 	}
-	if t.Device != "" {
-		extra = append(extra, "device="+t.Device)
+	if t.Device != nil {
+		extra = append(extra, "device="+t.Device.Path())
 	}
 	if len(extra) == 0 {
 		return t.URI()
@@ -243,7 +251,7 @@ func parseDebian(s string) (Target, error) {
 		if err != nil || d.Partition != 0 {
 			return Target{}, fmt.Errorf("device %q; expected nbdN (like nbd0) in %s", parts[2], debianForm)
 		}
-		t.Device = d.Path()
+		t.Device = &d
 	}
 	return t, nil
 }

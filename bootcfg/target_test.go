@@ -5,9 +5,20 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nbdboot/nbdboot/nbdnl"
 )
 
 func srv(host string, port uint16) Server { return Server{Host: host, Port: port} }
+
+// dev is the device /dev/nbdN[pM] names.
+func dev(name string) *nbdnl.Device {
+	d, err := nbdnl.ParseDevice(name)
+	if err != nil {
+		panic(err)
+	}
+	return &d
+}
 
 func TestParseNBDRoot(t *testing.T) {
 	tests := []struct {
@@ -63,8 +74,8 @@ func TestParseNBDRoot(t *testing.T) {
 		// initramfs-tools: HOST,PORT|EXPORT[,nbdX].
 		{"10.0.2.2,2000", Target{Servers: []Server{srv("10.0.2.2", 2000)}}},
 		{"10.0.2.2,rootfs", Target{Servers: []Server{srv("10.0.2.2", 10809)}, Export: "rootfs"}},
-		{"srv,rootfs,nbd1", Target{Servers: []Server{srv("srv", 10809)}, Export: "rootfs", Device: "/dev/nbd1"}},
-		{"srv,2000,/dev/nbd3", Target{Servers: []Server{srv("srv", 2000)}, Device: "/dev/nbd3"}},
+		{"srv,rootfs,nbd1", Target{Servers: []Server{srv("srv", 10809)}, Export: "rootfs", Device: dev("/dev/nbd1")}},
+		{"srv,2000,/dev/nbd3", Target{Servers: []Server{srv("srv", 2000)}, Device: dev("/dev/nbd3")}},
 		{"[fd00::1],rootfs", Target{Servers: []Server{srv("fd00::1", 10809)}, Export: "rootfs"}},
 	}
 	for _, tt := range tests {
@@ -145,7 +156,7 @@ func TestTargetString(t *testing.T) {
 			"nbd://[fd00::1]:2000,h/a%20b/c%25", "nbd://[fd00::1]:2000,h/a%20b/c%25"},
 		{Target{Servers: []Server{srv("fe80::1%eth0", 10809)}}, "nbd://[fe80::1%25eth0]", "nbd://[fe80::1%25eth0]"},
 		{Target{Servers: []Server{srv("srv", 2000)}, FSType: "ext4", RootFlags: "noatime",
-			Options: Options{Timeout: 30 * time.Second, Persist: true, Extra: []string{"-swap"}}, Device: "/dev/nbd1"},
+			Options: Options{Timeout: 30 * time.Second, Persist: true, Extra: []string{"-swap"}}, Device: dev("/dev/nbd1")},
 			"nbd://srv:2000", "nbd://srv:2000 (fstype=ext4 rootflags=noatime options=timeout=30,persist,-swap device=/dev/nbd1)"},
 	}
 	for _, tt := range tests {

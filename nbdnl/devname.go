@@ -23,6 +23,9 @@ func (d Device) Path() string {
 	return fmt.Sprintf("/dev/nbd%dp%d", d.Index, d.Partition)
 }
 
+// String is Path.
+func (d Device) String() string { return d.Path() }
+
 var errNotNBD = errors.New("not /dev/nbdN or /dev/nbdNpM")
 
 // ParseDevice parses "/dev/nbdN", "/dev/nbdNpM" or the same without
