@@ -296,13 +296,7 @@ func (t *Target) merge(o Target) error {
 		t.Device = o.Device
 	}
 	for _, s := range o.Servers {
-		dup := false
-		for _, have := range t.Servers {
-			dup = dup || have == s
-		}
-		if !dup {
-			t.Servers = append(t.Servers, s)
-		}
+		t.Servers = addServer(t.Servers, s)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -39,6 +40,15 @@ type Target struct {
 	RootFlags string        // from dracut's ROOTFLAGS field; "" if not given
 	Options   Options       // from dracut's OPTIONS field
 	Device    *nbdnl.Device // /dev/nbdN from initramfs-tools' ",nbdX"; nil if not given
+}
+
+// addServer appends s to list unless it is there already: a server named
+// twice, in one nbd:// list or in several nbdroot= values, is tried once.
+func addServer(list []Server, s Server) []Server {
+	if slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
 }
 
 // devicePath is d's path, "" for nil.
@@ -137,7 +147,7 @@ func parseURI(s string) (Target, error) {
 		if err != nil {
 			return Target{}, fmt.Errorf("server %q: %w; expected %s", spec, err, uriForm)
 		}
-		t.Servers = append(t.Servers, srv)
+		t.Servers = addServer(t.Servers, srv)
 	}
 	export, err := unescapeExport(path)
 	if err != nil {

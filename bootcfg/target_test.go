@@ -70,6 +70,8 @@ func TestParseNBDRoot(t *testing.T) {
 		{"nbd://srv1:2000,[fd00::2]:2001,10.0.0.3/export", Target{
 			Servers: []Server{srv("srv1", 2000), srv("fd00::2", 2001), srv("10.0.0.3", 10809)}, Export: "export"}},
 		{"NBD://Srv.example.org/e", Target{Servers: []Server{srv("Srv.example.org", 10809)}, Export: "e"}},
+		// A server named twice is tried once (as across nbdroot= values).
+		{"nbd://srv1,srv2:10809,srv2/e", Target{Servers: []Server{srv("srv1", 10809), srv("srv2", 10809)}, Export: "e"}},
 
 		// initramfs-tools: HOST,PORT|EXPORT[,nbdX].
 		{"10.0.2.2,2000", Target{Servers: []Server{srv("10.0.2.2", 2000)}}},
