@@ -22,6 +22,7 @@ type server struct {
 	// perClient: the export name carries a client ID (NAME/CLIENT), each
 	// client getting its own copy-on-write overlay.
 	perClient bool
+	image     string // the file served
 }
 
 // clientURI is the URI client id uses: its own overlay on nbdserve-cow,
@@ -102,7 +103,7 @@ func startServers(o options, peers []string, image func(name string) string) ([]
 			return out, fmt.Errorf("start %s: %w", name, err)
 		}
 		s := &server{name: name, uri: fmt.Sprintf("nbd://127.0.0.1:%d/%s", port, exportName), pid: cmd.Process.Pid, cmd: cmd, log: logf,
-			perClient: name == "nbdserve-cow"}
+			perClient: name == "nbdserve-cow", image: image(name)}
 		out = append(out, s)
 		if err := waitListening(fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second); err != nil {
 			return out, fmt.Errorf("start %s: %w (log: %s)", name, err, logf.Name())
@@ -133,8 +134,49 @@ func stopServers(ss []*server) {
 	}
 }
 
-// peakRSS reads the server's high-water resident set size in KiB.
+// peakRSS is the server's high-water resident set size in KiB, less
+// the pages of the served image it maps (nbdserve sends large reads from
+// a mapping of the image: those pages are the page cache's, shared and
+// reclaimable, not memory the server holds).
 func (s *server) peakRSS() int64 {
+	hwm := s.statusKiB()
+	if hwm < 0 {
+		return hwm
+	}
+	path, err := filepath.Abs(s.image)
+	if err != nil {
+		return hwm
+	}
+	return hwm - s.mappedKiB(path)
+}
+
+// mappedKiB sums the resident pages of the server's mappings of path,
+// from /proc/PID/smaps.
+func (s *server) mappedKiB(path string) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", s.pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	var sum int64
+	in := false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		fields := strings.Fields(line)
+		switch {
+		case len(fields) >= 5 && strings.Contains(fields[0], "-"): // a mapping's first line
+			in = len(fields) >= 6 && fields[5] == path
+		case in && fields[0] == "Rss:" && len(fields) >= 2:
+			kb, _ := strconv.ParseInt(fields[1], 10, 64)
+			sum += kb
+		}
+	}
+	return sum
+}
+
+// statusKiB reads VmHWM from /proc/PID/status (KiB; -1 if unknown).
+func (s *server) statusKiB() int64 {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.pid))
 	if err != nil {
 		return -1

@@ -83,6 +83,10 @@ type abilities struct {
 	// into data and holes on the read loop; nil: such READs go to a
 	// goroutine.
 	extents NoWaitExtents
+	// mapped lends large READs' data in place (mapped.go); only from
+	// the backend that reads without waiting, so that a wrapper that
+	// must see every read also sees these.
+	mapped MappedReader
 }
 
 // maxUnwrap bounds the wrapper chain walked (a cycle is a bug, not a hang).
@@ -109,6 +113,9 @@ func abilitiesOf(be Backend) abilities {
 			break
 		}
 		be = w.Unwrap()
+	}
+	if m, ok := a.nowait.(MappedReader); ok {
+		a.mapped = m
 	}
 	return a
 }

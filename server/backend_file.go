@@ -29,6 +29,7 @@ type FileBackend struct {
 	// noSeekData is set once SEEK_DATA turned out unsupported.
 	noSeekData atomic.Bool
 	nowait     *nowait.File
+	mapped     []byte         // regular files: the file mapped read-only (mapped.go), or nil
 	alloc      *allocMap      // regular files: which blocks may hold data
 	dev, ino   uint64         // the file's identity, to share alloc
 	closed     atomic.Bool    // stops the learner
@@ -74,6 +75,7 @@ func newFileBackend(w disk.File) (*FileBackend, error) {
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
 		b.size = st.Size
+		b.mapped = mapFile(b.fd, st.Size)
 		b.alloc = newAllocMap(st.Size)
 		b.dev, b.ino = st.Dev, st.Ino
 		b.sparse.Store(st.Blocks*512 < st.Size)
@@ -104,6 +106,17 @@ func (b *FileBackend) ReadAt(p []byte, off int64) (int, error) { return b.f.Read
 func (b *FileBackend) ReadAtNoWait(p []byte, off int64) (int, error) {
 	return b.nowait.ReadAt(p, off)
 }
+
+// Mapped implements MappedReader.
+func (b *FileBackend) Mapped(off, n int64) []byte {
+	if b.mapped == nil || off < 0 || n < 0 || off > b.size || n > b.size-off {
+		return nil
+	}
+	return b.mapped[off : off+n : off+n]
+}
+
+// Resident implements MappedReader.
+func (b *FileBackend) Resident(p []byte) bool { return resident(p) }
 
 // WriteAt implements Backend.
 func (b *FileBackend) WriteAt(p []byte, off int64) (int, error) {
@@ -266,6 +279,12 @@ func (b *FileBackend) Cache(off, length int64) error {
 func (b *FileBackend) Close() error {
 	b.closed.Store(true)
 	b.learner.Wait() // it must not seek a reused descriptor
+	if b.mapped != nil {
+		// No reply is sent from it any more: an export is closed
+		// once its last connection ended.
+		unix.Munmap(b.mapped)
+		b.mapped = nil
+	}
 	return b.w.Close()
 }
 

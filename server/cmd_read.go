@@ -13,7 +13,10 @@ import (
 // a goroutine runs cmdRead. Both split the range into data and holes
 // (readExtents), read the data runs into one pooled buffer (readRuns),
 // and build the reply with conn.read (reply.go), the only READ reply
-// builder; the writer (writer.go) sends it and gives the buffer back.
+// builder; the writer (writer.go) sends it and gives the buffer back. A
+// large READ whose data the page cache holds is sent by the read loop
+// from the file's mapping instead, without a buffer (readMapped,
+// mapped.go).
 
 // maxReadChunks bounds the data and hole chunks of one structured READ;
 // beyond it the rest is sent as data.

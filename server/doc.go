@@ -11,7 +11,8 @@
 //     a chain of wrappers (Unwrap), so the fence, an overlay or a metrics
 //     layer keeps them; backend_file.go implements it for files and block
 //     devices (pread/pwrite, fdatasync, fallocate, SEEK_DATA/SEEK_HOLE,
-//     posix_fadvise), allocmap.go keeps in memory which of a file's
+//     posix_fadvise; mapped.go maps the file so that large cached READs
+//     are sent without a copy), allocmap.go keeps in memory which of a file's
 //     blocks hold data, so a READ of a sparse file is split into data and
 //     holes on the read loop, without lseeks;
 //   - export.go holds the export table (Exports), which resolves the names

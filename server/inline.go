@@ -84,6 +84,12 @@ func (c *conn) readInline(req protocol.Request) {
 	held := int64(req.Length)
 	c.take(held)
 	exts, ok := c.readExtentsNoWait(req)
+	if ok {
+		if data := c.readMapped(req, exts); data != nil {
+			c.enqueue(c.read(newReply(nil, held, true), req, data, exts))
+			return
+		}
+	}
 	buf := getBuf(int(req.Length))
 	if !ok || c.readRuns(*buf, int64(req.Offset), exts, true) != nil {
 		putBuf(buf)
@@ -91,6 +97,34 @@ func (c *conn) readInline(req protocol.Request) {
 		return
 	}
 	c.enqueue(c.read(newReply(buf, held, true), req, *buf, exts))
+}
+
+// readMapped returns a READ's range in place from the backend's mapping
+// (mapped.go) when it is large, the reply is written by raw writev, and
+// its data runs are all in the page cache; else nil.
+func (c *conn) readMapped(req protocol.Request, exts []protocol.Extent) []byte {
+	if c.abl.mapped == nil || c.raw == nil || req.Length < minMapped {
+		return nil
+	}
+	data := c.abl.mapped.Mapped(int64(req.Offset), int64(req.Length))
+	if data == nil {
+		return nil
+	}
+	if exts == nil {
+		if !c.abl.mapped.Resident(data) {
+			return nil
+		}
+		return data
+	}
+	pos := 0
+	for _, e := range exts {
+		n := int(e.Length)
+		if !e.Zero() && !c.abl.mapped.Resident(data[pos:pos+n]) {
+			return nil
+		}
+		pos += n
+	}
+	return data
 }
 
 // writeInline reads a WRITE's payload, writes it and queues the reply.
