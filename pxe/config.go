@@ -6,6 +6,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/nbdboot/nbdboot/internal/tomlx"
 )
 
 // Defaults of Config's fields.
@@ -60,22 +62,9 @@ type DHCPConfig struct {
 	RangeStart string `toml:"range_start"`
 	RangeEnd   string `toml:"range_end"`
 	// Lease is the lease time (default 1h).
-	Lease Duration `toml:"lease"`
+	Lease tomlx.Duration `toml:"lease"`
 	// Router is handed out as the default gateway when set.
 	Router string `toml:"router"`
-}
-
-// Duration is a time.Duration written as "10m" in TOML.
-type Duration time.Duration
-
-// UnmarshalText parses a Go duration.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
 }
 
 // Enabled reports whether the [pxe] section turns the service on.
@@ -96,7 +85,7 @@ func (c Config) WithDefaults() Config {
 		c.IPXEEFI = DefaultIPXEEFI
 	}
 	if c.DHCP != nil && c.DHCP.Lease == 0 {
-		c.DHCP.Lease = Duration(DefaultLease)
+		c.DHCP.Lease = tomlx.Duration(DefaultLease)
 	}
 	return c
 }

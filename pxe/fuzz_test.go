@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/nbdboot/nbdboot/internal/tomlx"
 )
 
 // FuzzAnswer feeds any datagram to both modes and both ports, as a
@@ -39,7 +41,7 @@ func FuzzAnswer(f *testing.F) {
 		}
 		proxy, _ := testService(t, Machine{Export: "lab"}, Machine{MAC: macOther.String(), Refuse: true})
 		full, _ := testService(t, Machine{Export: "lab"})
-		full.cfg.DHCP = &DHCPConfig{RangeStart: "10.0.3.100", RangeEnd: "10.0.3.103", Lease: Duration(time.Hour)}
+		full.cfg.DHCP = &DHCPConfig{RangeStart: "10.0.3.100", RangeEnd: "10.0.3.103", Lease: tomlx.Duration(time.Hour)}
 		p, _ := full.cfg.DHCP.pool()
 		if full.leases, err = openLeases(filepath.Join(t.TempDir(), "l.json"), p, time.Hour, time.Now); err != nil {
 			t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/nbdboot/nbdboot/internal/tomlx"
 )
 
 // TestLeases: addresses in order, a client keeps its own, a full range
@@ -69,7 +71,7 @@ func TestLeases(t *testing.T) {
 // server's offer gets nothing, one for a taken address a NAK.
 func TestAnswerFullDHCP(t *testing.T) {
 	s, _ := testService(t, Machine{Export: "lab"})
-	s.cfg.DHCP = &DHCPConfig{RangeStart: "10.0.3.100", RangeEnd: "10.0.3.110", Lease: Duration(time.Hour)}
+	s.cfg.DHCP = &DHCPConfig{RangeStart: "10.0.3.100", RangeEnd: "10.0.3.110", Lease: tomlx.Duration(time.Hour)}
 	p, _ := s.cfg.DHCP.pool()
 	var err error
 	if s.leases, err = openLeases(filepath.Join(t.TempDir(), "l.json"), p, time.Hour, time.Now); err != nil {

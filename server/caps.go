@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/nbdboot/nbdboot/cow"
+	"github.com/nbdboot/nbdboot/internal/ratelog"
 	"github.com/nbdboot/nbdboot/protocol"
 )
 
@@ -28,47 +28,20 @@ const (
 // overlayCaps is an export's caps, defaults applied.
 type overlayCaps struct {
 	max, perAddr, perMinute int
-	gate                    *rateGate // shared by the export's successive versions
+	gate                    *ratelog.Gate // shared by the export's successive versions
 }
 
 func capsOf(ec ExportConfig) overlayCaps {
 	c := overlayCaps{max: cmp.Or(ec.MaxOverlays, DefaultMaxOverlays),
 		perAddr:   cmp.Or(ec.MaxOverlaysPerAddress, DefaultMaxOverlaysPerAddress),
 		perMinute: cmp.Or(ec.NewOverlaysPerMinute, DefaultNewOverlaysPerMinute)}
-	c.gate = newRateGate(c.perMinute, time.Now)
+	c.gate = ratelog.NewGate(c.perMinute, time.Now)
 	return c
 }
 
 // same reports whether c and o are the same settings.
 func (c overlayCaps) same(o overlayCaps) bool {
 	return c.max == o.max && c.perAddr == o.perAddr && c.perMinute == o.perMinute
-}
-
-// rateGate lets perMinute events a minute through, in bursts of as many.
-type rateGate struct {
-	mu        sync.Mutex
-	b         bucket
-	perMinute float64
-	now       func() time.Time
-}
-
-func newRateGate(perMinute int, now func() time.Time) *rateGate {
-	return &rateGate{b: bucket{tokens: float64(perMinute), last: now()}, perMinute: float64(perMinute), now: now}
-}
-
-// allow takes a token if there is one.
-func (g *rateGate) allow() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.b.take(g.now(), g.perMinute/60, g.perMinute)
-}
-
-// ready reports whether a token is there, without taking it.
-func (g *rateGate) ready() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	now := g.now()
-	return min(g.perMinute, g.b.tokens+now.Sub(g.b.last).Seconds()*g.perMinute/60) >= 1
 }
 
 // checkCaps refuses the client at a an overlay (export e, client ID
@@ -92,7 +65,7 @@ func (t *Exports) checkCaps(name string, e *Export, client string, a netip.Addr)
 		}
 		return fmt.Errorf("export %q: %w", name, err)
 	}
-	if t.users[key] == nil && !t.overlays.Has(e.Name, client) && !e.caps.gate.ready() {
+	if t.users[key] == nil && !t.overlays.Has(e.Name, client) && !e.caps.gate.Ready() {
 		return fmt.Errorf("export %q: new overlays are made too fast (new_overlays_per_minute): %w", name, protocol.ErrPolicy)
 	}
 	return nil
@@ -103,5 +76,5 @@ func (e *Export) policyCaps(p *cow.Policy) {
 	if e.caps.gate == nil {
 		return
 	}
-	p.MaxOverlays, p.AllowNew = e.caps.max, e.caps.gate.allow
+	p.MaxOverlays, p.AllowNew = e.caps.max, e.caps.gate.Allow
 }

@@ -24,7 +24,7 @@
 //   - listener.go accepts connections (Server.Serve), bounds the number
 //     still negotiating (negotiation.go shares those slots fairly among
 //     source addresses) and the handshake time, and drains on shutdown;
-//     ratelog.go rate-limits each source address's log lines;
+//     internal/ratelog rate-limits each source address's log lines;
 //   - conn.go, reader.go and writer.go run one connection's transmission
 //     phase: a reader goroutine parses requests, serves the cheap ones
 //     itself (inline.go) and hands the rest to a goroutine each, and

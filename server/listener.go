@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nbdboot/nbdboot/internal/ratelog"
 	"github.com/nbdboot/nbdboot/protocol"
 )
 
@@ -22,7 +23,7 @@ type Server struct {
 	// fence orders the changes of a client's old and new connections.
 	fence *fence
 	// logs rate-limits the log lines of each source address.
-	logs *logLimiter
+	logs *ratelog.Limiter
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{} // in transmission
@@ -51,7 +52,7 @@ func New(r Resolver, lim Limits, log *slog.Logger) (*Server, error) {
 		log:   log,
 		sem:   newByteSem(lim.MaxBufferBytes),
 		fence: newFence(lim, log),
-		logs:  newLogLimiter(time.Now),
+		logs:  ratelog.New(time.Now),
 		conns: map[*conn]struct{}{},
 		hs:    newNegSlots(lim.MaxNegotiating),
 	}, nil
@@ -136,7 +137,7 @@ func (s *Server) admit(nc net.Conn) *negSlot {
 // clientLog is the logger of a connection: client= its address, and at
 // most a few lines a second for each source address.
 func (s *Server) clientLog(nc net.Conn) *slog.Logger {
-	return s.logs.logger(s.log, sourceAddr(nc.RemoteAddr())).With("client", nc.RemoteAddr().String())
+	return s.logs.Logger(s.log, sourceAddr(nc.RemoteAddr())).With("client", nc.RemoteAddr().String())
 }
 
 // handle runs one connection: handshake, then transmission.

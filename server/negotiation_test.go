@@ -1,10 +1,7 @@
 package server
 
 import (
-	"bytes"
-	"log/slog"
 	"net"
-	"strings"
 	"testing"
 	"time"
 )
@@ -67,33 +64,5 @@ func TestNegSlotsFair(t *testing.T) {
 	tab.release(s)
 	if s, cut := tab.take(from("10.0.0.5", 1)); s == nil || cut != nil {
 		t.Fatalf("after a release: slot %v, cut %v", s, cut)
-	}
-}
-
-// TestLogLimiter: an address logs its burst, then its rate; lines over
-// it are dropped and counted on the next line let through; other
-// addresses are not affected; errors always pass.
-func TestLogLimiter(t *testing.T) {
-	now := time.Unix(1000, 0)
-	lim := newLogLimiter(func() time.Time { return now })
-	var out bytes.Buffer
-	base := slog.New(slog.NewTextHandler(&out, nil))
-	noisy, quiet := lim.logger(base, "10.0.0.1"), lim.logger(base, "10.0.0.2").With("client", "q")
-	for range addrLogBurst + 50 {
-		noisy.Info("churn")
-	}
-	if n := strings.Count(out.String(), "msg=churn"); n != addrLogBurst {
-		t.Fatalf("%d lines of a burst of %d logged", n, addrLogBurst)
-	}
-	noisy.Error("failure")
-	quiet.Info("other address")
-	if !strings.Contains(out.String(), "msg=failure") || !strings.Contains(out.String(), `msg="other address" client=q`) {
-		t.Fatalf("an error or another address's line was dropped:\n%s", out.String())
-	}
-	now = now.Add(time.Second / addrLogRate)
-	out.Reset()
-	noisy.Info("later")
-	if got := out.String(); !strings.Contains(got, "msg=later suppressed=50") {
-		t.Fatalf("after a token came back: %q, want the line with suppressed=50", got)
 	}
 }

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
+	"github.com/nbdboot/nbdboot/internal/tomlx"
 	"github.com/nbdboot/nbdboot/protocol"
 )
 
@@ -44,21 +44,9 @@ type ExportConfig struct {
 	NewOverlaysPerMinute  int `toml:"new_overlays_per_minute"`
 }
 
-// Duration is a time.Duration written as "90s" or "10m" in TOML.
-type Duration time.Duration
-
-// UnmarshalText parses a Go duration.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalText formats d as a Go duration.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+// Duration is a time.Duration written as "90s" or "10m" in TOML (the
+// type the PXE section shares).
+type Duration = tomlx.Duration
 
 // Size is a byte count written with an optional K, M, G or T suffix
 // (powers of 1024): "512M", "2G", "4096".

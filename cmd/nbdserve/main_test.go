@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nbdboot/nbdboot/internal/tomlx"
 	"github.com/nbdboot/nbdboot/protocol"
 	"github.com/nbdboot/nbdboot/pxe"
 	"github.com/nbdboot/nbdboot/server"
@@ -130,7 +131,7 @@ func TestExampleConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !pc.Enabled() || pc.Default.Export != "lab" || len(pc.Machines) != 2 || !pc.Machines[1].Refuse || pc.DHCP == nil ||
-		pc.DHCP.Lease != pxe.Duration(time.Hour) || pc.IPXEEFI != pxe.DefaultIPXEEFI {
+		pc.DHCP.Lease != tomlx.Duration(time.Hour) || pc.IPXEEFI != pxe.DefaultIPXEEFI {
 		t.Errorf("example [pxe]: %+v", pc)
 	}
 	if err := pc.Validate(); err != nil {

@@ -1,4 +1,8 @@
-package server
+// Package ratelog bounds what one client can make a server do per unit
+// of time: token buckets (Bucket), a rate gate for events such as new
+// overlays or new DHCP leases (Gate), and a log handler that drops the
+// lines of a client over its rate and counts them (Limiter).
+package ratelog
 
 import (
 	"context"
@@ -8,16 +12,16 @@ import (
 )
 
 // Rate-limited logging. A client that reconnects in a loop, or floods
-// the server with connections it never uses, must not grow the log by
-// megabytes a second. Every line of a connection's logger is counted
-// against its source address's token bucket and against the server's;
-// lines over either are dropped and counted, and the next line let
-// through from that address says how many were dropped (suppressed=N).
-// Errors are never dropped.
+// the server with connections or packets it never uses, must not grow the
+// log by megabytes a second. Every line of a client's logger is counted
+// against its key's token bucket (its source address, or a MAC) and
+// against the limiter's; lines over either are dropped and counted, and
+// the next line let through for that key says how many were dropped
+// (suppressed=N). Errors are never dropped.
 
 const (
-	addrLogBurst  = 100 // lines an address may log at once
-	addrLogRate   = 20  // lines a second an address may log
+	addrLogBurst  = 100 // lines a key may log at once
+	addrLogRate   = 20  // lines a second a key may log
 	totalLogBurst = 1000
 	totalLogRate  = 200
 	// maxLogAddrs bounds the addresses tracked; when more are, the
@@ -25,42 +29,27 @@ const (
 	maxLogAddrs = 4096
 )
 
-// logLimiter holds the token buckets.
-type logLimiter struct {
+// Limiter holds the token buckets of one server's log.
+type Limiter struct {
 	now   func() time.Time
 	mu    sync.Mutex
-	total bucket
+	total Bucket
 	addrs map[string]*addrBucket
 }
 
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
-
 type addrBucket struct {
-	bucket
+	Bucket
 	dropped int
 }
 
-func newLogLimiter(now func() time.Time) *logLimiter {
-	return &logLimiter{now: now, total: bucket{tokens: totalLogBurst, last: now()}, addrs: map[string]*addrBucket{}}
-}
-
-// take refills b to now at rate (up to burst) and takes a token.
-func (b *bucket) take(now time.Time, rate, burst float64) bool {
-	b.tokens = min(burst, b.tokens+now.Sub(b.last).Seconds()*rate)
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+// New is a Limiter reading the time from now.
+func New(now func() time.Time) *Limiter {
+	return &Limiter{now: now, total: Full(totalLogBurst, now()), addrs: map[string]*addrBucket{}}
 }
 
 // allow reports whether a line from addr may be logged now, and how
 // many of addr's lines were dropped before it.
-func (l *logLimiter) allow(addr string) (bool, int) {
+func (l *Limiter) allow(addr string) (bool, int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -69,10 +58,10 @@ func (l *logLimiter) allow(addr string) (bool, int) {
 		if len(l.addrs) >= maxLogAddrs {
 			clear(l.addrs)
 		}
-		b = &addrBucket{bucket: bucket{tokens: addrLogBurst, last: now}}
+		b = &addrBucket{Bucket: Full(addrLogBurst, now)}
 		l.addrs[addr] = b
 	}
-	if !b.take(now, addrLogRate, addrLogBurst) || !l.total.take(now, totalLogRate, totalLogBurst) {
+	if !b.Take(now, addrLogRate, addrLogBurst) || !l.total.Take(now, totalLogRate, totalLogBurst) {
 		b.dropped++
 		return false, 0
 	}
@@ -81,15 +70,16 @@ func (l *logLimiter) allow(addr string) (bool, int) {
 	return true, n
 }
 
-// logger returns base with its lines rate-limited as addr's.
-func (l *logLimiter) logger(base *slog.Logger, addr string) *slog.Logger {
+// Logger returns base with its lines rate-limited as key's (a client's
+// source address, or another name for one client or a group of them).
+func (l *Limiter) Logger(base *slog.Logger, addr string) *slog.Logger {
 	return slog.New(&limitedHandler{Handler: base.Handler(), lim: l, addr: addr})
 }
 
 // limitedHandler drops the lines its address may not log.
 type limitedHandler struct {
 	slog.Handler
-	lim  *logLimiter
+	lim  *Limiter
 	addr string
 }
 
