@@ -153,23 +153,29 @@
 // directory has a meta.json with the original names, the last use, the
 // allocated size, the lifetime and the base's identity.
 //
-// meta.json is replaced by writing meta.json.tmp, fsyncing it and
-// renaming it, without a directory sync (last use changes at every
-// connect and disconnect): a later directory sync may make the rename
-// durable, and must never make it point at content that is not. A new
-// overlay's first Sync with changes makes meta.json and the directory
-// entries durable. A crash before then leaves a directory holding
-// nothing durable, which the next Manager ignores and the client's next
-// Acquire reuses.
+// meta.json is written when an overlay is created and when it is closed
+// (last use and size), never by an Acquire or release of an open overlay,
+// and always without the Manager's lock. It is replaced by writing
+// meta.json.tmp, fsyncing it and renaming it, without a directory sync:
+// a later directory sync may make the rename durable, and must never make
+// it point at content that is not. A new overlay's first Sync with
+// changes makes meta.json and the directory entries durable. A crash
+// before then leaves a directory holding nothing durable, which the next
+// Manager ignores and the client's next Acquire reuses.
 //
 // Acquire opens an overlay without holding the Manager's lock, so
 // clients booting at once open theirs in parallel; connections of the
 // client arriving meanwhile wait for that open, and Reset refuses it.
+// The same holds while an overlay is being closed (lifetime.go).
 //
-// Ephemeral overlays are dropped once their client has had no connection
-// for a grace period (60 s by default), by a timer (tests run it in a testing/synctest bubble),
-// and when a Manager starts, for those idle longer than that already.
-// Persistent ones are only closed when idle. An overlay made over another
+// When its client's last connection ends, an overlay lingers open for
+// Config.Linger (5 s by default: a reconnect then costs no reopen), at
+// most Config.MaxIdleOpen of them (32; past it the one idle longest is
+// closed at once); then it is synced and closed and holds no file
+// descriptor. Ephemeral overlays are dropped once their client has had
+// no connection for a grace period (60 s by default), by a timer (tests
+// run it in a testing/synctest bubble), and when a Manager starts, for
+// those idle longer than that already. Persistent ones stay on disk. An overlay made over another
 // base (Policy.BaseID) is not served: an ephemeral one is recreated, a
 // persistent one refused. Reset and ResetAll refuse overlays whose client
 // is connected (ErrBusy): deleting a disk under a running system corrupts

@@ -19,6 +19,13 @@ import (
 // last connection unless Config or Policy say otherwise.
 const DefaultGrace = 60 * time.Second
 
+// Defaults for how long an overlay stays open once its client's last
+// connection has gone, and how many may be open so.
+const (
+	DefaultLinger      = 5 * time.Second
+	DefaultMaxIdleOpen = 32
+)
+
 // ErrBusy is wrapped by Reset and ResetAll for overlays a client is
 // connected to.
 var ErrBusy = errors.New("overlay in use")
@@ -53,6 +60,15 @@ type Config struct {
 	// written through (Options.FS); nil means the real one. Tests
 	// inject a power-loss model.
 	FS disk.FS
+	// Linger is how long an overlay stays open after its client's last
+	// connection ended, so that a reconnect finds it open; then it is
+	// synced and closed, holding no file descriptor. Zero means
+	// DefaultLinger, negative closes at once.
+	Linger time.Duration
+	// MaxIdleOpen caps the overlays open without a connection (lingering):
+	// past it the one idle longest is closed at once. Zero means
+	// DefaultMaxIdleOpen.
+	MaxIdleOpen int
 }
 
 // Policy is how an export's overlays live.
@@ -95,13 +111,16 @@ type Info struct {
 // client, shared by all of a client's connections. It is safe for
 // concurrent use.
 type Manager struct {
-	dir   string
-	grace time.Duration
-	log   *slog.Logger
-	fs    disk.FS
+	dir         string
+	grace       time.Duration
+	linger      time.Duration
+	maxIdleOpen int
+	log         *slog.Logger
+	fs          disk.FS
 
 	mu      sync.Mutex
 	entries map[key]*entry
+	idle    []*entry // open without a connection, longest idle first
 	trashN  int
 	closed  bool
 }
@@ -120,8 +139,10 @@ type entry struct {
 	allocated  int64 // while closed
 	baseID     string
 	timer      *time.Timer
-	epoch      uint64        // bumped to disarm a pending timer
-	opening    chan struct{} // closed when an Acquire has opened ov
+	epoch      uint64 // bumped to disarm a pending timer
+	// opening is set while ov is being opened or closed without the
+	// Manager's lock, and closed when that is done.
+	opening chan struct{}
 }
 
 // NewManager opens the state directory. Ephemeral overlays left from
@@ -131,7 +152,8 @@ func NewManager(cfg Config) (*Manager, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("overlay manager: state directory is empty")
 	}
-	m := &Manager{dir: cfg.Dir, grace: cfg.Grace, log: cfg.Log, fs: cfg.FS, entries: map[key]*entry{}}
+	m := &Manager{dir: cfg.Dir, grace: cfg.Grace, log: cfg.Log, fs: cfg.FS, entries: map[key]*entry{},
+		linger: cmp.Or(cfg.Linger, DefaultLinger), maxIdleOpen: cmp.Or(cfg.MaxIdleOpen, DefaultMaxIdleOpen)}
 	if m.fs == nil {
 		m.fs = disk.OS{}
 	}
@@ -253,16 +275,17 @@ func (m *Manager) Acquire(export, client string, base Base, p Policy) (*Overlay,
 		return nil, nil, fmt.Errorf("acquire overlay of client %q on export %q: it is open over a %d-byte base, this one has %d bytes",
 			client, export, e.ov.Size(), base.Size())
 	}
-	e.epoch++ // disarm the drop timer
+	e.epoch++ // disarm the linger or drop timer
 	if e.timer != nil {
 		e.timer.Stop()
 		e.timer = nil
 	}
+	m.unidleLocked(e)
 	e.refs++
+	// No meta data is written here: last use and size reach meta.json
+	// when the overlay is closed (a new one's was written at creation),
+	// so a storm of connecting clients does no fsync under the lock.
 	e.lastUse = time.Now()
-	if !isNew { // a new overlay's meta data was just written
-		m.saveMetaLocked(e)
-	}
 	var once sync.Once
 	return e.ov, func() { once.Do(func() { m.release(e) }) }, nil
 }
@@ -415,12 +438,6 @@ func (e *entry) meta() meta {
 	return md
 }
 
-func (m *Manager) saveMetaLocked(e *entry) {
-	if err := writeMeta(m.fs, e.dir, e.meta()); err != nil {
-		m.log.Error("overlay meta data", "export", e.export, "client", e.client, "err", err)
-	}
-}
-
 // Close syncs and closes every open overlay and stops the timers; the
 // overlays stay on disk (an ephemeral one is dropped by the next Manager
 // unless its client comes back within the grace period). Connections
@@ -432,8 +449,10 @@ func (m *Manager) Close() error {
 		return nil
 	}
 	m.closed = true
+	m.waitOpeningLocked()
 	var errs []error
 	now := time.Now()
+	m.idle = nil
 	for _, e := range m.entries {
 		e.epoch++
 		if e.timer != nil {

@@ -50,8 +50,8 @@ func readMeta(dir string) (meta, error) {
 // data under fresh meta data, past the base-identity check.
 //
 // The rename is not followed by a directory sync: last use changes at
-// every connect and disconnect, and an older meta.json after a power cut
-// costs only a later expiry. A new overlay's meta.json and directory
+// every close, and an older meta.json after a power cut costs only a
+// later expiry. A new overlay's meta.json and directory
 // entries become durable with its first Sync that has changes
 // (makeDirDurable); a crash before then leaves a directory holding
 // nothing durable, which the next Manager ignores and the client's next
