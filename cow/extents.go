@@ -1,16 +1,21 @@
 package cow
 
-import "github.com/nbdboot/nbdboot/protocol"
+import (
+	"fmt"
+
+	"github.com/nbdboot/nbdboot/protocol"
+)
 
 // Extents serves BLOCK_STATUS for base:allocation: Data blocks are
 // data, Zero blocks are holes (reading as zeroes), and Base blocks are
-// what the base reports (data if it cannot tell).
+// what the base reports (data if it cannot tell; its error if it fails,
+// such as a base that shrank while served).
 func (o *Overlay) Extents(off, length int64, max int) ([]protocol.Extent, error) {
 	if err := o.check("block status", off, length); err != nil {
 		return nil, err
 	}
-	exts, _ := o.extents(nil, off, length, max, false)
-	return exts, nil
+	exts, _, err := o.extents(nil, off, length, max, false)
+	return exts, err
 }
 
 // BaseExtentsNoWait is the optional allocation query of a Base that can
@@ -26,12 +31,13 @@ func (o *Overlay) ExtentsNoWait(dst []protocol.Extent, off, length int64, max in
 	if o.check("block status", off, length) != nil {
 		return dst, false
 	}
-	return o.extents(dst, off, length, max, true)
+	exts, ok, _ := o.extents(dst, off, length, max, true)
+	return exts, ok
 }
 
-func (o *Overlay) extents(dst []protocol.Extent, off, length int64, max int, nowait bool) ([]protocol.Extent, bool) {
+func (o *Overlay) extents(dst []protocol.Extent, off, length int64, max int, nowait bool) ([]protocol.Extent, bool, error) {
 	if length == 0 || max <= 0 {
-		return dst, true
+		return dst, true, nil
 	}
 	end := off + length
 	ex := extentList{out: dst, start: len(dst), max: max}
@@ -45,25 +51,25 @@ func (o *Overlay) extents(dst []protocol.Extent, off, length int64, max int, now
 		case StateZero:
 			ex.add(runEnd-pos, protocol.StateHoleZero)
 		default:
-			if !o.baseExtents(&ex, pos, runEnd, nowait) {
-				return dst, false
+			if ok, err := o.baseExtents(&ex, pos, runEnd, nowait); !ok || err != nil {
+				return dst, false, err
 			}
 		}
 		pos = runEnd
 	}
-	return ex.out, true
+	return ex.out, true, nil
 }
 
 // baseExtents adds the base's allocation of [pos, end); with nowait it
 // reports false if the base cannot tell from memory.
-func (o *Overlay) baseExtents(ex *extentList, pos, end int64, nowait bool) bool {
+func (o *Overlay) baseExtents(ex *extentList, pos, end int64, nowait bool) (bool, error) {
 	bn, canNoWait := o.baseExt.(BaseExtentsNoWait)
 	switch {
 	case o.baseExt == nil:
 		ex.add(end-pos, 0)
-		return true
+		return true, nil
 	case nowait && !canNoWait:
-		return false
+		return false, nil
 	}
 	var scratch [8]protocol.Extent
 	for pos < end && !ex.full {
@@ -73,12 +79,12 @@ func (o *Overlay) baseExtents(ex *extentList, pos, end int64, nowait bool) bool 
 		if nowait {
 			var ok bool
 			if exts, ok = bn.ExtentsNoWait(scratch[:0], pos, end-pos, want); !ok {
-				return false
+				return false, nil
 			}
-		} else {
-			exts, err = o.baseExt.Extents(pos, end-pos, want)
+		} else if exts, err = o.baseExt.Extents(pos, end-pos, want); err != nil {
+			return false, fmt.Errorf("base block status at %d: %w", pos, err)
 		}
-		if err != nil || len(exts) == 0 {
+		if len(exts) == 0 {
 			break
 		}
 		for _, e := range exts {
@@ -93,7 +99,7 @@ func (o *Overlay) baseExtents(ex *extentList, pos, end int64, nowait bool) bool 
 	if pos < end {
 		ex.add(end-pos, 0) // unknown: call it data
 	}
-	return true
+	return true, nil
 }
 
 // extentList collects runs after out[:start], merging neighbours, up to

@@ -37,6 +37,9 @@ type allocMap struct {
 
 	writing atomic.Int64  // writes in flight
 	writes  atomic.Uint64 // writes begun
+	// changed is set once this process wrote or punched the file (its
+	// modification time is then no sign of another writer).
+	changed atomic.Bool
 }
 
 // maxMapBlocks bounds the map: 2^27 blocks (16 MiB of bits); a larger
@@ -60,6 +63,7 @@ func (m *allocMap) beginWrite(off, n int64) {
 	if m == nil {
 		return
 	}
+	m.changed.Store(true)
 	m.writing.Add(1)
 	m.writes.Add(1)
 	m.mark(off, n)
@@ -85,6 +89,7 @@ func (m *allocMap) beforePunch() punchToken {
 	if m == nil {
 		return punchToken{}
 	}
+	m.changed.Store(true)
 	return punchToken{busy: m.writing.Load() != 0, writes: m.writes.Load()}
 }
 

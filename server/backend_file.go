@@ -34,6 +34,9 @@ type FileBackend struct {
 	dev, ino   uint64         // the file's identity, to share alloc
 	closed     atomic.Bool    // stops the learner
 	learner    sync.WaitGroup // the background learning of alloc
+	// check watches a read-only regular file for changes by others
+	// (filecheck.go); nil otherwise.
+	check *fileCheck
 	// failed is sticky: a failed fdatasync or RWF_DSYNC write. The
 	// kernel reports a writeback error to an fd once, and may have
 	// dropped the dirty pages: a later fdatasync succeeding would say
@@ -57,7 +60,7 @@ func openFileFS(fs disk.FS, path string, readOnly bool) (*FileBackend, error) {
 	if err != nil {
 		return nil, err // *PathError: names the operation and the path
 	}
-	b, err := newFileBackend(f)
+	b, err := newFileBackend(f, readOnly)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -65,7 +68,7 @@ func openFileFS(fs disk.FS, path string, readOnly bool) (*FileBackend, error) {
 	return b, nil
 }
 
-func newFileBackend(w disk.File) (*FileBackend, error) {
+func newFileBackend(w disk.File, readOnly bool) (*FileBackend, error) {
 	f := w.OS()
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
@@ -79,6 +82,9 @@ func newFileBackend(w disk.File) (*FileBackend, error) {
 		b.alloc = newAllocMap(st.Size)
 		b.dev, b.ino = st.Dev, st.Ino
 		b.sparse.Store(st.Blocks*512 < st.Size)
+		if readOnly {
+			b.check = newFileCheck(b.fd, f.Name(), &st, func() bool { return b.alloc.changed.Load() })
+		}
 	case unix.S_IFBLK:
 		b.blockDev = true
 		b.noSeekData.Store(true)
@@ -96,14 +102,23 @@ func newFileBackend(w disk.File) (*FileBackend, error) {
 // Size implements Backend.
 func (b *FileBackend) Size() int64 { return b.size }
 
-// ReadAt implements Backend.
-func (b *FileBackend) ReadAt(p []byte, off int64) (int, error) { return b.f.ReadAt(p, off) }
+// ReadAt implements Backend; it fails on a range the file no longer
+// holds as served (filecheck.go).
+func (b *FileBackend) ReadAt(p []byte, off int64) (int, error) {
+	if err := b.check.check(off, int64(len(p)), true); err != nil {
+		return 0, err
+	}
+	return b.f.ReadAt(p, off)
+}
 
 // ReadAtNoWait implements NoWaitReader: it reads what of p at off is in
 // the page cache without waiting for the disk (preadv2 with RWF_NOWAIT);
 // it returns errWouldBlock when nothing could be read without waiting. A
 // short count means only a prefix was cached.
 func (b *FileBackend) ReadAtNoWait(p []byte, off int64) (int, error) {
+	if b.check.check(off, int64(len(p)), true) != nil {
+		return 0, errWouldBlock // ReadAt gives the error
+	}
 	return b.nowait.ReadAt(p, off)
 }
 
@@ -243,10 +258,15 @@ func (b *FileBackend) MaybeSparse() bool { return b.sparse.Load() && !b.noSeekDa
 
 // Extents implements Backend from the allocation map (allocmap.go),
 // which learns unknown regions with SEEK_DATA and SEEK_HOLE. Where those
-// are unsupported (or on a block device) the whole range is data.
+// are unsupported (or on a block device) the whole range is data. A range
+// a read-only file no longer holds as served is an error (filecheck.go).
 func (b *FileBackend) Extents(off, length int64, max int) ([]protocol.Extent, error) {
 	if length <= 0 || max <= 0 {
 		return nil, nil
+	}
+	b.check.recheck() // the slow path, where the map learns regions
+	if err := b.check.check(off, length, false); err != nil {
+		return nil, err
 	}
 	if b.alloc == nil || b.noSeekData.Load() {
 		return protocol.AddExtent(nil, length, 0), nil
@@ -261,6 +281,9 @@ func (b *FileBackend) Extents(off, length int64, max int) ([]protocol.Extent, er
 
 // ExtentsNoWait implements NoWaitExtents from the allocation map.
 func (b *FileBackend) ExtentsNoWait(dst []protocol.Extent, off, length int64, max int) ([]protocol.Extent, bool) {
+	if b.check.check(off, length, true) != nil {
+		return dst, false // Extents gives the error
+	}
 	if b.alloc == nil || b.noSeekData.Load() {
 		return protocol.AddExtent(dst, length, 0), true
 	}
@@ -278,6 +301,7 @@ func (b *FileBackend) Cache(off, length int64) error {
 // Close implements Backend.
 func (b *FileBackend) Close() error {
 	b.closed.Store(true)
+	b.check.stop()
 	b.learner.Wait() // it must not seek a reused descriptor
 	if b.mapped != nil {
 		// No reply is sent from it any more: an export is closed

@@ -342,6 +342,9 @@ func (t *Exports) AcquireFrom(info protocol.ExportInfo, peer net.Addr) (*Export,
 		return nil, nil, err
 	}
 	e := r.e
+	if fb, ok := e.Backend.(*FileBackend); ok {
+		fb.check.recheck() // a changed file fails from this connection's first request
+	}
 	if e.own.expiry != nil { // a held version in use again
 		e.own.expiry.Stop()
 		e.own.expiry = nil

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nbdboot/nbdboot/internal/testutil"
 	"github.com/nbdboot/nbdboot/protocol"
 )
 
@@ -483,5 +485,40 @@ func TestHostileOverlayFlood(t *testing.T) {
 	}
 	for _, c := range held {
 		c.nc.Close()
+	}
+}
+
+// TestHostileShrunkBase: the base image of a read-only export and of a
+// copy-on-write export is truncated while served (after a client learnt
+// its map). nbdinfo --map and nbdcopy then fail on both, instead of
+// reporting "hole, zero" and copying zeroes for what was cut off; a READ
+// of what is left still answers.
+func TestHostileShrunkBase(t *testing.T) {
+	path, head := hostileImage(t)
+	p := startServer(t, "-state", t.TempDir(), "ro="+path+",ro", "lab="+path+",cow")
+	uris := []string{"nbd://" + p.addr + "/ro", "nbd://" + p.addr + "/lab/52:54:00:00:00:07"}
+	nbdinfo, nbdcopy := testutil.RequireTool(t, "nbdinfo"), testutil.RequireTool(t, "nbdcopy")
+	for _, u := range uris {
+		if out, err := exec.Command(nbdinfo, "--map", u).CombinedOutput(); err != nil {
+			t.Fatalf("nbdinfo --map %s before the truncation: %v\n%s", u, err, out)
+		}
+	}
+	if err := os.Truncate(path, hostileBaseSize/2); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range uris {
+		for _, args := range [][]string{{nbdinfo, "--map", u}, {nbdcopy, u, "null:"}} {
+			if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err == nil {
+				t.Errorf("%s: exit 0 over a truncated base:\n%s", strings.Join(args, " "), out)
+			}
+		}
+		export := strings.TrimPrefix(u, "nbd://"+p.addr+"/")
+		c := dialFrom(t, p.addr, "127.0.0.1", export)
+		if got, err := c.read(0, 4096, time.Second); err != nil || !bytes.Equal(got, head[:4096]) {
+			t.Errorf("%s: READ of what is left: %v", export, err)
+		}
+		if _, err := c.read(hostileBaseSize-4096, 4096, time.Second); err == nil || !strings.Contains(err.Error(), "errno 5") {
+			t.Errorf("%s: READ of what was cut off: %v, want errno 5 (EIO)", export, err)
+		}
 	}
 }
