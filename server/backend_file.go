@@ -127,6 +127,9 @@ func (b *FileBackend) Mapped(off, n int64) []byte {
 	if b.mapped == nil || off < 0 || n < 0 || off > b.size || n > b.size-off {
 		return nil
 	}
+	if b.check.check(off, n, true) != nil {
+		return nil // ReadAt gives the error
+	}
 	return b.mapped[off : off+n : off+n]
 }
 
