@@ -93,7 +93,7 @@ func TestShrunkFile(t *testing.T) {
 // BLOCK_STATUS with EIO.
 func TestRewrittenFile(t *testing.T) {
 	ts, path := shrinkingDisk(t)
-	simple := dial(t, ts.addr, "disk-ro", false) // a READ in one piece
+	simple := dial(t, ts.addr, "disk-ro", false)     // a READ in one piece
 	if e := simple.readErrno(mib, 256<<10); e != 0 { // now in the page cache
 		t.Fatalf("READ before the change: errno %d", e)
 	}
