@@ -68,17 +68,30 @@ func workloads(o options, names []string, readOnly bool) []workload {
 		}
 		return s.serverCPU / reqs * 1e6
 	}}
+	// CPU per MiB, for the large transfers: the server's CPU time over
+	// the bytes sent in the time it was measured.
+	cpuMiB := metric{"server CPU µs/MiB", "µs", false, func(s fioStats) float64 {
+		span := s.span
+		if span == 0 {
+			span = (o.runtime + rampTime).Seconds()
+		}
+		mib := (s.Read.BW + s.Write.BW) / 1024 * span
+		if mib == 0 {
+			return 0
+		}
+		return s.serverCPU / mib * 1e6
+	}}
 	all := []workload{
-		{name: "nbdcopy to null:", metrics: []metric{mbs}, run: runNbdcopy},
-		{name: "seq read 256K QD16", args: []string{"--rw=read", "--bs=256k", "--iodepth=16"}, metrics: []metric{mbs}},
+		{name: "nbdcopy to null:", metrics: []metric{mbs, cpuMiB}, run: runNbdcopy},
+		{name: "seq read 256K QD16", args: []string{"--rw=read", "--bs=256k", "--iodepth=16"}, metrics: []metric{mbs, cpuMiB}},
 		{name: "rand read 4K QD32 1 job", args: []string{"--rw=randread", "--bs=4k", "--iodepth=32"}, metrics: []metric{iops("read"), cpu}},
-		{name: "rand read 4K QD32 4 jobs", args: []string{"--rw=randread", "--bs=4k", "--iodepth=32", "--numjobs=4"}, metrics: []metric{iops("read")}},
+		{name: "rand read 4K QD32 4 jobs", args: []string{"--rw=randread", "--bs=4k", "--iodepth=32", "--numjobs=4"}, metrics: []metric{iops("read"), cpu}},
 		{name: "rand write 4K QD32", args: []string{"--rw=randwrite", "--bs=4k", "--iodepth=32"}, metrics: []metric{iops("write"), cpu}, writes: true},
 		{name: "latency 4K QD1", args: []string{"--rw=randread", "--bs=4k", "--iodepth=1"}, metrics: []metric{
 			{"mean µs", "µs", false, func(s fioStats) float64 { return s.Read.Clat.Mean / 1000 }},
 			{"p99 µs", "µs", false, func(s fioStats) float64 { return s.Read.Clat.Percentile["99.000000"] / 1000 }},
 		}},
-		{name: "32 clients QD4 4K rand read", args: []string{"--rw=randread", "--bs=4k", "--iodepth=4", "--numjobs=32"}, metrics: []metric{iops("read")}},
+		{name: "32 clients QD4 4K rand read", args: []string{"--rw=randread", "--bs=4k", "--iodepth=4", "--numjobs=32"}, metrics: []metric{iops("read"), cpu}},
 	}
 	var out []workload
 	for _, w := range all {
@@ -112,6 +125,7 @@ func runNbdcopy(o options, uri string, limit time.Duration) (fioStats, error) {
 	var st fioStats
 	st.Read.IOBytes = int64(copies) * o.size
 	st.Read.BW = float64(st.Read.IOBytes) / secs / 1024
+	st.span = secs
 	return st, nil
 }
 
@@ -132,6 +146,9 @@ type fioStats struct {
 	// serverCPU is the server's CPU seconds over the run (set by
 	// runRounds, not fio).
 	serverCPU float64
+	// span is the seconds the run took, warm-up included, when it is not
+	// fio's runtime and ramp time (nbdcopy's copies).
+	span float64
 }
 
 func (s fioStats) dir(d string) fioDir {
