@@ -1,10 +1,13 @@
 package cow
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/nbdboot/nbdboot/protocol"
 )
 
 // The benchmarks compare 4 KiB random I/O on an overlay with the same on
@@ -91,6 +94,67 @@ func BenchmarkOverlay4KWriteFlush(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+	}
+}
+
+// memNoWaitBase is a base in memory with the server's non-blocking
+// abilities: what the server's FileBackend is when its pages are cached.
+type memNoWaitBase struct{ *bytes.Reader }
+
+func (b memNoWaitBase) ReadAtNoWait(p []byte, off int64) (int, error) { return b.ReadAt(p, off) }
+func (b memNoWaitBase) ExtentsNoWait(dst []protocol.Extent, off, length int64, max int) ([]protocol.Extent, bool) {
+	return append(dst, protocol.Extent{Length: uint32(length)}), true
+}
+func (b memNoWaitBase) Extents(off, length int64, max int) ([]protocol.Extent, error) {
+	return []protocol.Extent{{Length: uint32(length)}}, nil
+}
+
+// nowaitReader is what the server's read loop asks of a backend for a
+// READ: its runs from memory, then a read without waiting.
+type nowaitReader interface {
+	ReadAtNoWait(p []byte, off int64) (int, error)
+	ExtentsNoWait(dst []protocol.Extent, off, length int64, max int) ([]protocol.Extent, bool)
+}
+
+// BenchmarkReadNoWait4K is the server's inline 4 KiB READ (extents, then
+// a non-blocking read) on the base itself and on an overlay over it whose
+// blocks are all Base (a fresh overlay) or all Data (written): the
+// overlay's own cost per READ.
+func BenchmarkReadNoWait4K(b *testing.B) {
+	data := make([]byte, benchSize)
+	base := memNoWaitBase{bytes.NewReader(data)}
+	for _, name := range []string{"base", "overlay-base", "overlay-data"} {
+		b.Run(name, func(b *testing.B) {
+			var tg nowaitReader = base
+			if name != "base" {
+				ov := openT(b, b.TempDir(), base, Options{})
+				b.Cleanup(func() { ov.Close() })
+				if name == "overlay-data" {
+					if _, err := ov.WriteAt(data, 0); err != nil {
+						b.Fatal(err)
+					}
+				}
+				tg = ov
+			}
+			b.SetBytes(bs4k)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				r := rand.New(rand.NewPCG(rand.Uint64(), 1))
+				buf := make([]byte, bs4k)
+				exts := make([]protocol.Extent, 0, 32)
+				for pb.Next() {
+					off := r.Int64N(benchSize/bs4k) * bs4k
+					if _, ok := tg.ExtentsNoWait(exts[:0], off, bs4k, 32); !ok {
+						b.Error("extents would wait")
+						return
+					}
+					if _, err := tg.ReadAtNoWait(buf, off); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
 		})
 	}
 }

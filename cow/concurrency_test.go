@@ -2,6 +2,7 @@ package cow
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -250,5 +251,67 @@ func TestTwoConnections(t *testing.T) {
 	for i := range int64(rounds) {
 		check("after crash", i*2000, 0xa0)
 		check("after crash", i*2000+10, 0xb0)
+	}
+}
+
+// TestConcurrentFirstWrites races first writes of two-block spans into
+// Base blocks (across a word and a chunk boundary) with readers of the
+// same spans, which read Base blocks without locks: a reader sees both
+// blocks from the base or both from one write, never one of each.
+func TestConcurrentFirstWrites(t *testing.T) {
+	const bs = 512
+	blocks := int64(chunkBlocks + 64)
+	content := make([]byte, blocks*bs)
+	for i := range content {
+		content[i] = byte(i/bs%200 + 1) // bytes 1-200 by block; writes fill 201-255
+	}
+	// Disjoint spans: in a word, across words, across chunks.
+	spans := []int64{0, 15, 40, chunkBlocks - 17, chunkBlocks - 1, chunkBlocks + 31}
+	for trial := range 20 {
+		ov, err := Open(t.TempDir(), sparseBase{bytes.NewReader(content), false}, Options{BlockSize: bs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for g := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := rand.New(rand.NewPCG(uint64(trial), uint64(g)))
+				buf := make([]byte, 2*bs)
+				for i := range 200 {
+					b := spans[r.IntN(len(spans))]
+					if g < 2 {
+						fill := byte(201 + (g*200+i)%55)
+						for j := range buf {
+							buf[j] = fill
+						}
+						if _, err := ov.WriteAt(buf, b*bs); err != nil {
+							t.Error(err)
+						}
+						continue
+					}
+					var err error
+					if g == 2 {
+						_, err = ov.ReadAt(buf, b*bs)
+					} else if _, err = ov.ReadAtNoWait(buf, b*bs); errors.Is(err, ErrWouldBlock) {
+						continue
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if !bytes.Equal(buf, content[b*bs:(b+2)*bs]) && !bytes.Equal(buf, bytes.Repeat(buf[:1], 2*bs)) {
+						t.Errorf("trial %d: blocks %d-%d read neither the base nor one write: bytes %#x, %#x", trial, b, b+1, buf[0], buf[2*bs-1])
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		ov.Close()
+		if t.Failed() {
+			return
+		}
 	}
 }

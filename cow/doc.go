@@ -36,9 +36,14 @@
 // 256 striped reader/writer locks, taken in ascending order (locks.go):
 // requests on different blocks run in parallel, a request's blocks change
 // atomically as seen by other requests, and read-modify-write never loses
-// a concurrent write to the same block. One Overlay serves every
-// connection of a client, so a FLUSH on any of them covers the writes of
-// all (NBD_FLAG_CAN_MULTI_CONN).
+// a concurrent write to the same block. A read of blocks that are all
+// Base takes no lock: no block returns to Base while the overlay is open,
+// so blocks each seen Base were all Base when the first was seen, and the
+// base they are read from never changes (a write to them under way is
+// simply not seen yet, as if it came after the read).
+//
+// One Overlay serves every connection of a client, so a FLUSH on any of
+// them covers the writes of all (NBD_FLAG_CAN_MULTI_CONN).
 //
 // A quota (Options.Quota) caps the bytes in Data blocks; a request that
 // would pass it fails with an error wrapping ErrQuota before it changes

@@ -63,24 +63,28 @@ func (o *Overlay) extents(dst []protocol.Extent, off, length int64, max int, now
 // baseExtents adds the base's allocation of [pos, end); with nowait it
 // reports false if the base cannot tell from memory.
 func (o *Overlay) baseExtents(ex *extentList, pos, end int64, nowait bool) (bool, error) {
-	bn, canNoWait := o.baseExt.(BaseExtentsNoWait)
 	switch {
 	case o.baseExt == nil:
 		ex.add(end-pos, 0)
 		return true, nil
-	case nowait && !canNoWait:
+	case nowait && o.baseExtNW == nil:
 		return false, nil
 	}
-	var scratch [8]protocol.Extent
+	var local [8]protocol.Extent
 	for pos < end && !ex.full {
 		want := ex.max - ex.len() + 1
 		var exts []protocol.Extent
 		var err error
 		if nowait {
 			var ok bool
-			if exts, ok = bn.ExtentsNoWait(scratch[:0], pos, end-pos, want); !ok {
+			// The base appends its runs in the spare room after the
+			// list, and they are copied out before the list grows
+			// over them: no allocation per READ.
+			tail := ex.out[len(ex.out):len(ex.out)]
+			if exts, ok = o.baseExtNW.ExtentsNoWait(tail, pos, end-pos, min(want, len(local))); !ok {
 				return false, nil
 			}
+			exts = local[:copy(local[:], exts)]
 		} else if exts, err = o.baseExt.Extents(pos, end-pos, want); err != nil {
 			return false, fmt.Errorf("base block status at %d: %w", pos, err)
 		}
@@ -116,6 +120,11 @@ func (l *extentList) len() int { return len(l.out) - l.start }
 func (l *extentList) add(n int64, flags uint32) {
 	if l.full || n <= 0 {
 		return
+	}
+	if l.len() == 0 {
+		// An empty run to start from: never merged into what the
+		// caller's dst held.
+		l.out = append(l.out, protocol.Extent{Flags: flags})
 	}
 	l.out = protocol.AddExtent(l.out, n, flags)
 	if l.len() > l.max {

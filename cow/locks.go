@@ -28,8 +28,9 @@ func (s *stripes) indexes(w0, w1 int64) (a0, a1, b0, b1 int) {
 }
 
 // lock locks the stripes of blocks [b0, b1] (inclusive) for writing, or
-// for reading when read is set, and returns the unlock function.
-func (s *stripes) lock(b0, b1 int64, read bool) func() {
+// for reading when read is set; unlock with the same arguments undoes it.
+// (A returned unlock function would cost an allocation per request.)
+func (s *stripes) lock(b0, b1 int64, read bool) {
 	a0, a1, c0, c1 := s.indexes(b0/blocksPerWord, b1/blocksPerWord)
 	for i := a0; i <= a1; i++ {
 		s.lockOne(i, read)
@@ -37,13 +38,16 @@ func (s *stripes) lock(b0, b1 int64, read bool) func() {
 	for i := c0; i <= c1; i++ {
 		s.lockOne(i, read)
 	}
-	return func() {
-		for i := c1; i >= c0; i-- {
-			s.unlockOne(i, read)
-		}
-		for i := a1; i >= a0; i-- {
-			s.unlockOne(i, read)
-		}
+}
+
+// unlock unlocks what lock(b0, b1, read) locked.
+func (s *stripes) unlock(b0, b1 int64, read bool) {
+	a0, a1, c0, c1 := s.indexes(b0/blocksPerWord, b1/blocksPerWord)
+	for i := c1; i >= c0; i-- {
+		s.unlockOne(i, read)
+	}
+	for i := a1; i >= a0; i-- {
+		s.unlockOne(i, read)
 	}
 }
 

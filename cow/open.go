@@ -38,7 +38,7 @@ func open(dir string, base Base, opt Options, hook func(string) error, compactAt
 	}
 	bs := int64(1) << shift
 	o := &Overlay{
-		dir: dir, base: base, size: size, shift: shift, bs: bs,
+		dir: dir, size: size, shift: shift, bs: bs,
 		blocks: (size + bs - 1) >> shift, quotaBlocks: opt.Quota >> shift,
 		zeroes: make([]byte, bs), testHook: hook, compactAt: compactAt, fs: opt.FS,
 	}
@@ -48,7 +48,7 @@ func open(dir string, base Base, opt Options, hook func(string) error, compactAt
 	if opt.Quota > 0 && o.quotaBlocks == 0 {
 		return nil, fmt.Errorf("open overlay %s: quota %d is smaller than one %d-byte block", dir, opt.Quota, bs)
 	}
-	o.baseExt, _ = base.(BaseExtents)
+	o.setBase(base)
 	o.bufs.New = func() any { b := make([]byte, bs); return &b }
 	o.states = newStateMap(o.blocks)
 	if err := o.load(); err != nil {

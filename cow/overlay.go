@@ -64,6 +64,9 @@ type Overlay struct {
 	dir         string
 	base        Base
 	baseExt     BaseExtents
+	baseNW      BaseNoWait        // nil if the base has none
+	baseExtNW   BaseExtentsNoWait // nil if the base has none
+	baseSparse  bool              // the base may have holes
 	size        int64
 	shift       uint32
 	bs          int64
@@ -122,17 +125,19 @@ func (o *Overlay) Dir() string { return o.dir }
 // been trimmed or zeroed; its Base blocks if the base may be sparse (a
 // base with Extents but no MaybeSparse method is assumed to be).
 func (o *Overlay) MaybeSparse() bool {
-	return o.zeroSeen.Load() || o.baseSparse()
+	return o.zeroSeen.Load() || o.baseSparse
 }
 
-func (o *Overlay) baseSparse() bool {
-	if o.baseExt == nil {
-		return false
+// setBase sets the base and the abilities it has, resolved once.
+func (o *Overlay) setBase(base Base) {
+	o.base = base
+	o.baseExt, _ = base.(BaseExtents)
+	o.baseNW, _ = base.(BaseNoWait)
+	o.baseExtNW, _ = base.(BaseExtentsNoWait)
+	o.baseSparse = o.baseExt != nil
+	if ms, ok := base.(interface{ MaybeSparse() bool }); ok && o.baseSparse {
+		o.baseSparse = ms.MaybeSparse()
 	}
-	if ms, ok := o.base.(interface{ MaybeSparse() bool }); ok {
-		return ms.MaybeSparse()
-	}
-	return true
 }
 
 // Cache is the server.Backend method; the overlay does no read-ahead.
@@ -172,8 +177,18 @@ func (o *Overlay) read(p []byte, off int64, nowait bool) (int, error) {
 		return 0, nil
 	}
 	b0, b1 := off>>o.shift, (off+int64(len(p))-1)>>o.shift
+	if o.states.allBase(b0, b1) {
+		// No lock: all the blocks were Base at once, and the base
+		// never changes (stateMap.allBase). A write to them that is
+		// under way is not seen, as if it came after this read.
+		if err := o.readBase(p, off, nowait); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
 	if !nowait {
-		defer o.locks.lock(b0, b1, true)()
+		o.locks.lock(b0, b1, true)
+		defer o.locks.unlock(b0, b1, true)
 	} else if o.locks.tryRLock(b0, b1) {
 		defer o.locks.runlock(b0, b1)
 	} else {
@@ -199,29 +214,40 @@ func (o *Overlay) readRuns(p []byte, off int64, nowait bool) error {
 		var err error
 		switch s {
 		case StateBase:
-			if !nowait {
-				err = readFull(o.base, buf, pos)
-			} else if nb, ok := o.base.(BaseNoWait); !ok {
-				err = ErrWouldBlock
-			} else if n, e := nb.ReadAtNoWait(buf, pos); e != nil || n < len(buf) {
-				err = ErrWouldBlock
-			}
+			err = o.readBase(buf, pos, nowait)
 		case StateData:
-			if !nowait {
-				err = readFull(o.data, buf, pos)
-			} else {
-				err = readFull(o.dataNoWait(), buf, pos)
+			if nowait {
+				if readFull(o.dataNoWait(), buf, pos) != nil {
+					err = ErrWouldBlock
+				}
+			} else if e := readFull(o.data, buf, pos); e != nil {
+				err = fmt.Errorf("read %d bytes at offset %d (%s): %w", len(buf), pos, s, e)
 			}
 		default:
 			clear(buf)
 		}
-		switch {
-		case err != nil && nowait:
-			return ErrWouldBlock
-		case err != nil:
-			return fmt.Errorf("read %d bytes at offset %d (%s): %w", len(buf), pos, s, err)
+		if err != nil {
+			return err
 		}
 		pos = runEnd
+	}
+	return nil
+}
+
+// readBase reads p at off from the base; with nowait only if it can
+// without waiting, else it fails with ErrWouldBlock.
+func (o *Overlay) readBase(p []byte, off int64, nowait bool) error {
+	if nowait {
+		if o.baseNW == nil {
+			return ErrWouldBlock
+		}
+		if n, err := o.baseNW.ReadAtNoWait(p, off); err != nil || n < len(p) {
+			return ErrWouldBlock
+		}
+		return nil
+	}
+	if err := readFull(o.base, p, off); err != nil {
+		return fmt.Errorf("read %d bytes at offset %d (%s): %w", len(p), off, StateBase, err)
 	}
 	return nil
 }
@@ -257,7 +283,8 @@ func (o *Overlay) WriteAt(p []byte, off int64) (int, error) {
 		return 0, nil
 	}
 	b0, b1 := off>>o.shift, (off+int64(len(p))-1)>>o.shift
-	defer o.locks.lock(b0, b1, false)()
+	o.locks.lock(b0, b1, false)
+	defer o.locks.unlock(b0, b1, false)
 	var fresh int64
 	for b := b0; b <= b1; {
 		s, n := o.states.run(b, b1+1)

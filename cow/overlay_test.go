@@ -4,6 +4,7 @@ import (
 	"errors"
 	"github.com/nbdboot/nbdboot/protocol"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -187,7 +188,7 @@ func TestReadWriteTable(t *testing.T) {
 
 func TestExtents(t *testing.T) {
 	base := newTestBase(t, testSize, testHoles...)
-	ov := openT(t, t.TempDir(), base.be, Options{})
+	ov := openT(t, t.TempDir(), noWaitExtents{base.be}, Options{})
 	defer ov.Close()
 	type ext = protocol.Extent
 	const hole = protocol.StateHoleZero
@@ -233,7 +234,24 @@ func TestExtents(t *testing.T) {
 				t.Fatalf("%s: got %+v, want %+v", s.name, got, s.want)
 			}
 		}
+		// From memory, appended after what dst holds, into its spare
+		// room or not: the same runs, dst's own left alone.
+		for _, spare := range []int{0, 1, 64} {
+			dst := append(make([]ext, 0, 1+spare), ext{Length: 7, Flags: hole})
+			got, ok := ov.ExtentsNoWait(dst, s.off, s.n, s.max)
+			if !ok || len(got) != 1+len(s.want) || got[0] != (ext{Length: 7, Flags: hole}) || !slices.Equal(got[1:], s.want) {
+				t.Fatalf("%s: ExtentsNoWait with %d spare: %+v, %v; want [{7 hole}] + %+v", s.name, spare, got, ok, s.want)
+			}
+		}
 	}
+}
+
+// noWaitExtents gives a base the server's allocation from memory.
+type noWaitExtents struct{ *fileBase }
+
+func (b noWaitExtents) ExtentsNoWait(dst []protocol.Extent, off, length int64, max int) ([]protocol.Extent, bool) {
+	exts, err := b.Extents(off, length, max)
+	return append(dst, exts...), err == nil
 }
 
 func TestOutOfRange(t *testing.T) {

@@ -18,7 +18,8 @@ func (o *Overlay) Trim(off, length int64) error {
 	if fb >= le {
 		return nil
 	}
-	defer o.locks.lock(fb, le-1, false)()
+	o.locks.lock(fb, le-1, false)
+	defer o.locks.unlock(fb, le-1, false)
 	if err := o.zeroBlocks(fb, le); err != nil {
 		return fmt.Errorf("trim %d bytes at offset %d: %w", length, off, err)
 	}
@@ -47,7 +48,8 @@ func (o *Overlay) Zero(off, length int64, noHole, fast bool) error {
 	}
 	end := off + length
 	b0, b1 := off>>o.shift, (end-1)>>o.shift
-	defer o.locks.lock(b0, b1, false)()
+	o.locks.lock(b0, b1, false)
+	defer o.locks.unlock(b0, b1, false)
 	fb, le := o.wholeBlocks(off, end)
 	edges := o.edges(off, end, fb, le)
 	var fresh, wholeFresh int64
