@@ -80,7 +80,7 @@ func newConn(s *Server, nc net.Conn, sess *protocol.Session, exp *Export, log *s
 		size:       uint64(exp.Backend.Size()),
 		structured: sess.Structured,
 		slots:      make(chan struct{}, s.lim.MaxInFlight),
-		share:      s.sem.join(sourceAddr(nc.RemoteAddr())),
+		share:      s.sem.join(s.sourceKey(nc.RemoteAddr())),
 		drained:    make(chan struct{}),
 		done:       make(chan struct{}),
 	}

@@ -22,8 +22,11 @@ type Server struct {
 	sem *byteSem
 	// fence orders the changes of a client's old and new connections.
 	fence *fence
-	// logs rate-limits the log lines of each source address.
+	// logs rate-limits the log lines of each source key.
 	logs *ratelog.Limiter
+	// keys gives a peer's source key (neighbors.go), by which the
+	// budget, the negotiation slots and the log rate are shared.
+	keys *neighbors
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{} // in transmission
@@ -46,17 +49,23 @@ func New(r Resolver, lim Limits, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Server{
+	s := &Server{
 		res:   r,
 		lim:   lim,
 		log:   log,
 		sem:   newByteSem(lim.MaxBufferBytes),
 		fence: newFence(lim, log),
 		logs:  ratelog.New(time.Now),
+		keys:  newNeighbors(dumpNeighbors, time.Now),
 		conns: map[*conn]struct{}{},
-		hs:    newNegSlots(lim.MaxNegotiating),
-	}, nil
+	}
+	s.hs = newNegSlots(lim.MaxNegotiating, s.sourceKey, time.Now)
+	return s, nil
 }
+
+// sourceKey is the key a peer's fair shares are counted by: its
+// link-layer address on the server's networks, else its IP address.
+func (s *Server) sourceKey(a net.Addr) string { return s.keys.key(a) }
 
 // Serve accepts connections on ln until ctx is cancelled. Then it stops
 // accepting, closes connections still negotiating, lets every connection
@@ -135,9 +144,9 @@ func (s *Server) admit(nc net.Conn) *negSlot {
 }
 
 // clientLog is the logger of a connection: client= its address, and at
-// most a few lines a second for each source address.
+// most a few lines a second for each source key.
 func (s *Server) clientLog(nc net.Conn) *slog.Logger {
-	return s.logs.Logger(s.log, sourceAddr(nc.RemoteAddr())).With("client", nc.RemoteAddr().String())
+	return s.logs.Logger(s.log, s.sourceKey(nc.RemoteAddr())).With("client", nc.RemoteAddr().String())
 }
 
 // handle runs one connection: handshake, then transmission.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -26,7 +27,8 @@ func from(ip string, port int) *addrConn {
 // the address holding the most, and refuses an address already holding
 // as many as any other.
 func TestNegSlotsFair(t *testing.T) {
-	tab := newNegSlots(4)
+	now := time.Unix(1000, 0)
+	tab := newNegSlots(4, (*neighbors)(nil).key, func() time.Time { return now })
 	var flood []*negSlot
 	for i := range 4 {
 		s, cut := tab.take(from("10.0.0.1", 1000+i))
@@ -64,5 +66,37 @@ func TestNegSlotsFair(t *testing.T) {
 	tab.release(s)
 	if s, cut := tab.take(from("10.0.0.5", 1)); s == nil || cut != nil {
 		t.Fatalf("after a release: slot %v, cut %v", s, cut)
+	}
+}
+
+// TestNegSlotsManyKeys: a full table of keys holding one slot each
+// refuses a new key until the oldest slot has negotiated for minSlotAge;
+// then the new key takes it, and a key cut off that comes back takes the
+// next oldest, never the new key's young slot.
+func TestNegSlotsManyKeys(t *testing.T) {
+	now := time.Unix(1000, 0)
+	tab := newNegSlots(4, (*neighbors)(nil).key, func() time.Time { return now })
+	var flood []*negSlot
+	for i := range 4 {
+		s, _ := tab.take(from(fmt.Sprintf("10.0.0.%d", 1+i), 1))
+		flood = append(flood, s)
+		now = now.Add(time.Millisecond)
+	}
+	if s, _ := tab.take(from("10.0.1.1", 1)); s != nil {
+		t.Fatal("a new key cut a slot negotiating for less than minSlotAge")
+	}
+	now = now.Add(minSlotAge)
+	mine, cut := tab.take(from("10.0.1.1", 1))
+	if mine == nil || cut != flood[0] {
+		t.Fatalf("after minSlotAge: slot %v, cut %v, want the oldest", mine, cut)
+	}
+	if s, cut := tab.take(from("10.0.0.1", 2)); s == nil || cut != flood[1] {
+		t.Fatalf("the key cut off, back: slot %v, cut %v, want the next oldest", s, cut)
+	}
+	if s, cut := tab.take(from("10.0.0.1", 3)); s != nil || cut != nil {
+		t.Fatalf("a key holding a slot took another: slot %v, cut %v", s, cut)
+	}
+	if mine.evicted {
+		t.Fatal("the new key's young slot was cut")
 	}
 }

@@ -1,0 +1,56 @@
+package server
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// TestNeighborKeys: a peer in the neighbour table is keyed by its
+// link-layer address (two addresses of one NIC: one key), others and
+// loopback by IP address; the table is dumped again after neighborTTL,
+// or after neighborMinDump for an address it lacks, never more often.
+func TestNeighborKeys(t *testing.T) {
+	now := time.Unix(1000, 0)
+	dumps := 0
+	table := map[netip.Addr]string{
+		netip.MustParseAddr("10.0.3.20"): "ether/02:00:00:00:00:01",
+		netip.MustParseAddr("10.0.3.21"): "ether/02:00:00:00:00:01",
+		netip.MustParseAddr("fe80::1"):   "ether/02:00:00:00:00:02",
+	}
+	n := newNeighbors(func() (map[netip.Addr]string, error) {
+		dumps++
+		out := map[netip.Addr]string{}
+		for k, v := range table {
+			out[k] = v
+		}
+		return out, nil
+	}, func() time.Time { return now })
+	tcp := func(ip string) net.Addr { return &net.TCPAddr{IP: net.ParseIP(ip), Port: 9} }
+	for _, tt := range []struct {
+		ip, want string
+		dumps    int
+	}{
+		{"10.0.3.20", "ether/02:00:00:00:00:01", 1},
+		{"::ffff:10.0.3.21", "ether/02:00:00:00:00:01", 1},
+		{"fe80::1", "ether/02:00:00:00:00:02", 1},
+		{"10.0.3.30", "10.0.3.30", 1}, // missing, the dump is fresh
+		{"127.0.0.2", "127.0.0.2", 1},
+	} {
+		if got := n.key(tcp(tt.ip)); got != tt.want || dumps != tt.dumps {
+			t.Errorf("%s: key %q after %d dumps, want %q after %d", tt.ip, got, dumps, tt.want, tt.dumps)
+		}
+	}
+	table[netip.MustParseAddr("10.0.3.30")] = "ether/02:00:00:00:00:03"
+	now = now.Add(neighborMinDump)
+	if got := n.key(tcp("10.0.3.30")); got != "ether/02:00:00:00:00:03" || dumps != 2 {
+		t.Errorf("a new neighbour: key %q after %d dumps", got, dumps)
+	}
+	table[netip.MustParseAddr("10.0.3.20")] = "ether/02:00:00:00:00:04"
+	n.key(tcp("10.0.3.20"))
+	now = now.Add(neighborTTL)
+	if got := n.key(tcp("10.0.3.20")); got != "ether/02:00:00:00:00:04" || dumps != 3 {
+		t.Errorf("a neighbour that changed: key %q after %d dumps", got, dumps)
+	}
+}
