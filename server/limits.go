@@ -8,15 +8,19 @@ import (
 
 // byteSem is the server-wide budget of payload bytes held by requests
 // in flight, shared fairly among the source addresses with connections
-// in transmission: the connections of one address share one budgetShare,
-// which may hold at most the budget divided by the number of addresses
-// plus one (so a share stays free for an address that connects next). A
-// request beyond that is still served when the address holds nothing
-// else and taking it leaves such a share free (or when the whole budget
-// is free). So clients that stop reading their replies or sending their
-// payloads pin at most their address's share until their deadlines end
-// them, however many connections they open, and another address can take
-// a share. (An attacker with many addresses still gets a share for each.)
+// in transmission (an address is a source key: neighbors.go). The
+// connections of one address share one budgetShare, which may hold at
+// most the budget divided by the number of addresses plus one (so a share
+// stays free for an address that connects next), and an address that
+// holds bytes already takes more only while that leaves a share free: the
+// last share is for addresses holding nothing (a first request each). A
+// request beyond the share is still served when the address holds
+// nothing else and taking it leaves a share free (or when the whole
+// budget is free). So clients that stop reading their replies or sending
+// their payloads pin at most their address's share until their deadlines
+// end them, however many connections they open, and another address can
+// take a share. (An attacker with many addresses still gets a share for
+// each.)
 // A request larger than the budget takes all of it.
 //
 // A large WRITE's payload is taken in slices as it arrives (payload.go),
@@ -94,8 +98,11 @@ func (s *byteSem) fits(h *budgetShare, n int64, turn *payloadTurn) bool {
 		return false
 	}
 	sh := s.share()
+	if h.held+n <= sh && (h.held == 0 || s.avail-n >= sh) {
+		return true
+	}
 	alone := h.held == 0 || turn != nil && h.held == turn.held
-	return h.held+n <= sh || alone && (s.avail-n >= sh || s.avail == s.max)
+	return alone && (s.avail-n >= sh || s.avail == s.max)
 }
 
 // took counts n bytes taken for h (and turn); the caller holds s.mu.

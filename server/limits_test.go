@@ -140,3 +140,30 @@ func TestByteSemPayloadTurn(t *testing.T) {
 		t.Errorf("avail %d, %d payloads queued, want 120 and none", s.avail, len(s.payloads))
 	}
 }
+
+// TestByteSemLastShare: an address that holds bytes takes more only
+// while a share stays free, even within its own share: the last share is
+// left to an address holding nothing.
+func TestByteSemLastShare(t *testing.T) {
+	s := newByteSem(120)
+	a, b := s.join("a"), s.join("b") // a share is 40
+	if !s.tryAcquire(a, 40, nil) {
+		t.Fatal("a: its share refused")
+	}
+	c, d := s.join("c"), s.join("d") // a share is 24
+	for _, h := range []*budgetShare{b, c} {
+		if !s.tryAcquire(h, 24, nil) {
+			t.Fatalf("%s: its share refused", h.addr)
+		}
+	}
+	if !s.tryAcquire(d, 20, nil) { // 12 left
+		t.Fatal("d: 20 refused")
+	}
+	if s.tryAcquire(d, 4, nil) {
+		t.Fatal("d took 4 more within its share, leaving less than a share free")
+	}
+	e := s.join("e") // a share is 20
+	if !s.tryAcquire(e, 12, nil) {
+		t.Fatal("e, holding nothing: the rest refused")
+	}
+}

@@ -81,12 +81,12 @@ func TestSlicedPayloadHoldsWhatArrived(t *testing.T) {
 	}
 }
 
-// TestSlicedPayloadsBudgetSmall: eight connections from eight addresses
-// write 8 MiB each at once through a budget of 1 MiB (one slice): the
+// TestSlicedPayloadsBudgetSmall: four connections from four addresses
+// write 4 MiB each at once through a budget of 1 MiB (one slice): the
 // oldest payload's slices go past it, so none waits for ever, and every
 // byte lands.
 func TestSlicedPayloadsBudgetSmall(t *testing.T) {
-	const conns, size = 8, 8 << 20
+	const conns, size = 4, 4 << 20
 	tab, rw, _ := memExports(t, conns*size)
 	lim := testLimits()
 	lim.MaxBufferBytes = 1 << 20
