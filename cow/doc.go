@@ -40,7 +40,10 @@
 // Base takes no lock: no block returns to Base while the overlay is open,
 // so blocks each seen Base were all Base when the first was seen, and the
 // base they are read from never changes (a write to them under way is
-// simply not seen yet, as if it came after the read).
+// simply not seen yet, as if it came after the read). For the same
+// reason such a range may be lent in place from the base's read-only
+// mapping, when the base has one (mapped.go: the server sends large
+// READs from it without a copy).
 //
 // One Overlay serves every connection of a client, so a FLUSH on any of
 // them covers the writes of all (NBD_FLAG_CAN_MULTI_CONN).

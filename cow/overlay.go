@@ -66,6 +66,7 @@ type Overlay struct {
 	baseExt     BaseExtents
 	baseNW      BaseNoWait        // nil if the base has none
 	baseExtNW   BaseExtentsNoWait // nil if the base has none
+	baseMap     BaseMapped        // nil if the base has none
 	baseSparse  bool              // the base may have holes
 	size        int64
 	shift       uint32
@@ -134,6 +135,7 @@ func (o *Overlay) setBase(base Base) {
 	o.baseExt, _ = base.(BaseExtents)
 	o.baseNW, _ = base.(BaseNoWait)
 	o.baseExtNW, _ = base.(BaseExtentsNoWait)
+	o.baseMap, _ = base.(BaseMapped)
 	o.baseSparse = o.baseExt != nil
 	if ms, ok := base.(interface{ MaybeSparse() bool }); ok && o.baseSparse {
 		o.baseSparse = ms.MaybeSparse()

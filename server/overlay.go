@@ -129,8 +129,9 @@ func (b *overlayBackend) Zero(off, length int64, noHole, fast bool) error {
 func (b *overlayBackend) Close() error { return nil }
 
 // cowBase lets a Backend be an overlay's base, holes included, and
-// lends the overlay its abilities: non-blocking reads and allocation
-// from memory, so that the overlay's reads can stay on the read loop.
+// lends the overlay its abilities: non-blocking reads, allocation from
+// memory and the file's mapping, so that the overlay's reads can stay on
+// the read loop and large ones of Base blocks be sent in place.
 type cowBase struct {
 	Backend
 	abl abilities
@@ -143,6 +144,17 @@ func (b cowBase) ReadAtNoWait(p []byte, off int64) (int, error) {
 	}
 	return b.abl.nowait.ReadAtNoWait(p, off)
 }
+
+// Mapped is the base's mapping (MappedReader), nil if it has none.
+func (b cowBase) Mapped(off, n int64) []byte {
+	if b.abl.mapped == nil {
+		return nil
+	}
+	return b.abl.mapped.Mapped(off, n)
+}
+
+// Resident is the base's MappedReader residency check.
+func (b cowBase) Resident(p []byte) bool { return b.abl.mapped != nil && b.abl.mapped.Resident(p) }
 
 // ExtentsNoWait is the base's allocation from memory, if it has one.
 func (b cowBase) ExtentsNoWait(dst []protocol.Extent, off, length int64, max int) ([]protocol.Extent, bool) {
