@@ -14,7 +14,8 @@
 //   - payload.go: data of INFO/GO, NBD_INFO_*, REP_SERVER and the
 //     META_CONTEXT options and replies.
 //   - client_handshake.go: ClientHandshake, ClientInfo, ClientList.
-//   - server_handshake.go: ServerHandshake and the ExportProvider seam.
+//   - server_handshake.go: ServerHandshake and the ExportProvider seam
+//     (an ExportOpener opens the export while GO is answered).
 //   - request.go, reply.go: transmission request, simple reply and chunk
 //     headers.
 //   - chunk.go: structured reply chunk payloads.

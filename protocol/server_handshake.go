@@ -19,6 +19,19 @@ type ExportProvider interface {
 	Exports() []ExportInfo
 }
 
+// ExportOpener is an ExportProvider that does the work of serving an
+// export (opening files) while the client can still be told it failed:
+// for GO and EXPORT_NAME, the options that end the handshake, the
+// handshake asks OpenExport instead of Export. Its errors are answered as
+// Export's: GO gets the error reply and the handshake goes on;
+// EXPORT_NAME, which has no error reply, ends the connection. What it
+// opened is the provider's to hand over when the handshake returns a
+// Session, and to release when the handshake fails after it (the
+// acknowledgement could not be sent).
+type ExportOpener interface {
+	OpenExport(name string) (ExportInfo, error)
+}
+
 // ServerOptions tunes ServerHandshake.
 type ServerOptions struct {
 	// StartTLS upgrades rw after NBD_OPT_STARTTLS was acknowledged. nil:
@@ -226,8 +239,18 @@ func (s *serverConn) failExport(option uint32, err error) {
 	s.fail(option, typ, err.Error())
 }
 
-func (s *serverConn) lookup(name string) (ExportInfo, error) {
-	e, err := s.p.Export(name)
+// lookup resolves name; open (GO, EXPORT_NAME) asks an ExportOpener to
+// open it.
+func (s *serverConn) lookup(name string, open bool) (ExportInfo, error) {
+	var (
+		e   ExportInfo
+		err error
+	)
+	if o, ok := s.p.(ExportOpener); ok && open {
+		e, err = o.OpenExport(name)
+	} else {
+		e, err = s.p.Export(name)
+	}
 	if err != nil {
 		return ExportInfo{}, err
 	}
@@ -261,7 +284,7 @@ func (s *serverConn) exportName(data []byte) (*Session, error) {
 		return nil, fmt.Errorf("option EXPORT_NAME: name length %d > %d: %w", len(data), MaxStringLen, ErrTooLong)
 	}
 	name := string(data)
-	e, err := s.lookup(name)
+	e, err := s.lookup(name, true)
 	if err != nil {
 		return nil, fmt.Errorf("option EXPORT_NAME %q: %w", name, err)
 	}
@@ -340,7 +363,7 @@ func (s *serverConn) infoOrGo(option uint32, data []byte) *Session {
 		s.fail(option, RepErrInvalid, err.Error())
 		return nil
 	}
-	e, err := s.lookup(r.Name)
+	e, err := s.lookup(r.Name, option == OptGo)
 	if err != nil {
 		s.failExport(option, err)
 		return nil
@@ -414,7 +437,7 @@ func (s *serverConn) metaContextOption(option uint32, data []byte) {
 		s.fail(option, RepErrInvalid, err.Error())
 		return
 	}
-	if _, err := s.lookup(r.Export); err != nil {
+	if _, err := s.lookup(r.Export, false); err != nil {
 		s.failExport(option, err)
 		return
 	}

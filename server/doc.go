@@ -24,6 +24,10 @@
 //   - listener.go accepts connections (Server.Serve), bounds the number
 //     still negotiating (negotiation.go shares those slots fairly among
 //     source addresses) and the handshake time, and drains on shutdown;
+//     openexport.go answers one connection's handshake and acquires the
+//     export while answering GO or EXPORT_NAME (a copy-on-write overlay is
+//     opened then), so that a failure is an NBD error reply to GO, never
+//     an acknowledged GO followed by a dropped connection;
 //     internal/ratelog rate-limits each source address's log lines;
 //   - conn.go, reader.go and writer.go run one connection's transmission
 //     phase: a reader goroutine parses requests, serves the cheap ones

@@ -165,8 +165,10 @@ func (s *Server) handle(nc net.Conn, slot *negSlot) {
 		// must not hold its overlay's grace period open for minutes.
 		tc.SetKeepAliveConfig(clientKeepAlive)
 	}
-	sess, err := s.handshake(nc, slot)
+	prov := &connProvider{res: s.res, peer: nc.RemoteAddr(), log: log}
+	sess, err := s.handshake(nc, slot, prov)
 	if err != nil {
+		prov.abandon()
 		switch {
 		case errors.Is(err, protocol.ErrAborted), errors.Is(err, io.EOF):
 			log.Debug("handshake ended by client", "err", err)
@@ -175,11 +177,7 @@ func (s *Server) handle(nc net.Conn, slot *negSlot) {
 		}
 		return
 	}
-	exp, release, err := s.res.AcquireFrom(sess.Export, nc.RemoteAddr())
-	if err != nil {
-		log.Warn("cannot serve the export negotiated", "export", sess.Export.Name, "err", err)
-		return
-	}
+	exp, release := prov.take()
 	defer func() {
 		release()
 		log.Debug("export released", "export", exp.Name)
@@ -208,7 +206,7 @@ func (s *Server) handle(nc net.Conn, slot *negSlot) {
 
 // handshake negotiates under the handshake deadline and frees the
 // negotiating slot when done.
-func (s *Server) handshake(nc net.Conn, slot *negSlot) (*protocol.Session, error) {
+func (s *Server) handshake(nc net.Conn, slot *negSlot, prov *connProvider) (*protocol.Session, error) {
 	defer func() {
 		s.mu.Lock()
 		s.hs.release(slot)
@@ -221,7 +219,7 @@ func (s *Server) handshake(nc net.Conn, slot *negSlot) (*protocol.Session, error
 		nc.SetDeadline(time.Now().Add(s.lim.HandshakeTimeout))
 	}
 	s.mu.Unlock()
-	sess, err := protocol.ServerHandshake(nc, providerFor(s.res, nc.RemoteAddr()), protocol.ServerOptions{})
+	sess, err := protocol.ServerHandshake(nc, prov, protocol.ServerOptions{})
 	if err != nil {
 		return nil, err
 	}

@@ -185,28 +185,9 @@ func (t *Exports) leaveOverlay(key string, peer net.Addr) {
 }
 
 // PeerResolver is a Resolver that answers the handshake knowing the
-// client's address: the Server uses it when its Resolver has it.
+// client's address: the Server uses it when its Resolver has it
+// (connProvider).
 type PeerResolver interface {
 	ExportFrom(name string, peer net.Addr) (protocol.ExportInfo, error)
 	ExportsFrom(peer net.Addr) []protocol.ExportInfo
-}
-
-// peerProvider answers one connection's handshake for its peer.
-type peerProvider struct {
-	r    PeerResolver
-	peer net.Addr
-}
-
-func (p peerProvider) Export(name string) (protocol.ExportInfo, error) {
-	return p.r.ExportFrom(name, p.peer)
-}
-
-func (p peerProvider) Exports() []protocol.ExportInfo { return p.r.ExportsFrom(p.peer) }
-
-// providerFor is what answers the handshake of a client at peer.
-func providerFor(r Resolver, peer net.Addr) protocol.ExportProvider {
-	if pr, ok := r.(PeerResolver); ok {
-		return peerProvider{pr, peer}
-	}
-	return r
 }
