@@ -109,8 +109,11 @@ func TestLingeringOverlaysCapped(t *testing.T) {
 				t.Fatalf("after client %d: %d descriptors open, %d before any overlay: more than %d lingering", i, got, baseline, maxIdle)
 			}
 		})
-		if len(m.idle) != maxIdle {
-			t.Fatalf("%d overlays lingering, want %d", len(m.idle), maxIdle)
+		m.mu.Lock()
+		lingering := len(m.idle)
+		m.mu.Unlock()
+		if lingering != maxIdle {
+			t.Fatalf("%d overlays lingering, want %d", lingering, maxIdle)
 		}
 		advance(3 * time.Second)
 		if got := openFDs(t); got > baseline {
