@@ -19,30 +19,30 @@ import (
 // addresses too (macvlan) gets a share for each, unless the switch limits
 // each port to one (port security).
 
-// neighborTTL is how long a dump of the neighbour table answers, and
-// neighborMinDump how often at most an address missing from it makes a
-// new dump.
-const (
-	neighborTTL     = time.Second
-	neighborMinDump = 100 * time.Millisecond
-)
+// neighborTTL is how long a dump of the neighbour table answers for an
+// address it has, or lacks.
+const neighborTTL = time.Second
 
 // neighbors caches the neighbour table: IP address to source key.
 type neighbors struct {
 	dump func() (map[netip.Addr]string, error)
 	now  func() time.Time
 
-	mu    sync.Mutex
-	table map[netip.Addr]string
-	at    time.Time // of the last dump
+	mu     sync.Mutex
+	table  map[netip.Addr]string
+	at     time.Time                // of the last dump
+	absent map[netip.Addr]time.Time // missing from the dump at that time
 }
 
 func newNeighbors(dump func() (map[netip.Addr]string, error), now func() time.Time) *neighbors {
-	return &neighbors{dump: dump, now: now}
+	return &neighbors{dump: dump, now: now, absent: map[netip.Addr]time.Time{}}
 }
 
 // key is a peer's source key: "ether/LLADDR" for a neighbour, else its
-// IP address (IPv4-mapped IPv6 as IPv4), else the whole address.
+// IP address (IPv4-mapped IPv6 as IPv4), else the whole address. An
+// address the last dump lacks makes a new dump (a peer that just
+// connected is in the table by then: the server resolved it to answer),
+// unless a dump lacked it within neighborTTL.
 func (n *neighbors) key(a net.Addr) string {
 	ap, err := netip.ParseAddrPort(a.String())
 	if err != nil {
@@ -56,10 +56,22 @@ func (n *neighbors) key(a net.Addr) string {
 	defer n.mu.Unlock()
 	now := n.now()
 	k, ok := n.table[ip]
-	if age := now.Sub(n.at); age >= neighborTTL || !ok && age >= neighborMinDump {
-		if t, err := n.dump(); err == nil {
-			n.table, n.at = t, now
-			k, ok = t[ip]
+	fresh := now.Sub(n.at) < neighborTTL
+	if ok && fresh {
+		return k
+	}
+	if at, gone := n.absent[ip]; gone && now.Sub(at) < neighborTTL {
+		return ip.String()
+	}
+	if t, err := n.dump(); err == nil {
+		n.table, n.at = t, now
+		for a, at := range n.absent {
+			if now.Sub(at) >= neighborTTL {
+				delete(n.absent, a)
+			}
+		}
+		if k, ok = t[ip]; !ok {
+			n.absent[ip] = now
 		}
 	}
 	if ok {

@@ -68,7 +68,13 @@ var servingRE = regexp.MustCompile(`msg=serving addr=(\S+)`)
 // and waits until it serves.
 func startServer(t *testing.T, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(nbdserveBin, append([]string{"-listen", "127.0.0.1:0", "-debug"}, args...)...)
+	return startCommand(t, exec.Command(nbdserveBin, append([]string{"-listen", "127.0.0.1:0", "-debug"}, args...)...))
+}
+
+// startCommand runs cmd, an nbdserve command line with -debug, and waits
+// until it serves.
+func startCommand(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

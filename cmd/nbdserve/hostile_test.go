@@ -22,10 +22,13 @@ import (
 
 // The hostile-client suite: each attack a student with root on a lab
 // machine could make, run against the nbdserve binary, while a
-// well-behaved client on another connection, from another loopback
-// address (127.0.0.2: the attacker is 127.0.0.1 unless said otherwise),
-// keeps reading. Every READ of the well-behaved client must be answered,
-// with the right bytes, within a second while the attack goes on.
+// well-behaved client on another connection, from another address, keeps
+// reading. Every READ of the well-behaved client must be answered, with
+// the right bytes, within a second while the attack goes on. Where the
+// address matters, an attack runs twice: on loopback (the attacker at
+// 127.0.0.1, the others at 127.0.0.2 and .3) and in the namespace lab
+// (hostile_lab_test.go: the server, the attacker and the others each in a
+// network namespace of their own on one bridge, as machines on a LAN).
 
 // hostileBaseSize is the size of the suite's images: large enough for
 // 32 MiB requests.
@@ -44,8 +47,14 @@ func hostileImage(t *testing.T) (string, []byte) {
 }
 
 // startHostile serves the image as "disk" (writable), "ro" and "lab"
-// (ephemeral copy-on-write) with short deadlines, and args.
+// (ephemeral copy-on-write) with short deadlines, and args, on loopback.
 func startHostile(t *testing.T, args ...string) (*proc, []byte) {
+	t.Helper()
+	return startHostileOn(t, loopback, args...)
+}
+
+// startHostileOn is startHostile on network n.
+func startHostileOn(t *testing.T, n hostileNet, args ...string) (*proc, []byte) {
 	t.Helper()
 	path, head := hostileImage(t)
 	ro := filepath.Join(t.TempDir(), "ro.img")
@@ -58,7 +67,7 @@ func startHostile(t *testing.T, args ...string) (*proc, []byte) {
 	all := append([]string{"-state", t.TempDir(), "-stall-timeout", "1s", "-reply-timeout", "2s",
 		"-shutdown-grace", "1s"}, args...)
 	all = append(all, "disk="+path, "ro="+ro+",ro", "lab="+ro+",cow")
-	return startServer(t, all...), head
+	return n.start(t, all...), head
 }
 
 // nbdConn is a raw NBD client that can misbehave on purpose.
@@ -68,9 +77,8 @@ type nbdConn struct {
 	cookie uint64
 }
 
-// dialFrom connects from local address from ("": any) and negotiates
-// export with simple replies.
-func dialFrom(t *testing.T, addr, from, export string) *nbdConn {
+// dialFrom connects from from and negotiates export with simple replies.
+func dialFrom(t *testing.T, addr string, from origin, export string) *nbdConn {
 	t.Helper()
 	c, err := tryDialFrom(addr, from, export)
 	if err != nil {
@@ -80,7 +88,7 @@ func dialFrom(t *testing.T, addr, from, export string) *nbdConn {
 	return c
 }
 
-func tryDialFrom(addr, from, export string) (*nbdConn, error) {
+func tryDialFrom(addr string, from origin, export string) (*nbdConn, error) {
 	nc, err := rawDial(addr, from)
 	if err != nil {
 		return nil, err
@@ -94,13 +102,22 @@ func tryDialFrom(addr, from, export string) (*nbdConn, error) {
 	return &nbdConn{nc: nc, br: bufio.NewReader(nc)}, nil
 }
 
-// rawDial opens a TCP connection from local IP from ("": any).
-func rawDial(addr, from string) (net.Conn, error) {
+// rawDial opens a TCP connection from from.
+func rawDial(addr string, from origin) (net.Conn, error) {
 	d := net.Dialer{Timeout: 5 * time.Second}
-	if from != "" {
-		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
+	if from.ip != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from.ip)}
 	}
-	return d.Dial("tcp", addr)
+	if from.ns == nil {
+		return d.Dial("tcp", addr)
+	}
+	var nc net.Conn
+	err := from.ns.Do(func() error {
+		var err error
+		nc, err = d.Dial("tcp", addr)
+		return err
+	})
+	return nc, err
 }
 
 // send writes a request header and any payload bytes given.
@@ -183,8 +200,8 @@ type watcher struct {
 	errs  []error
 }
 
-// watch starts the well-behaved client on export from address from.
-func watch(t *testing.T, p *proc, from, export string, head []byte) *watcher {
+// watch starts the well-behaved client on export from from.
+func watch(t *testing.T, p *proc, from origin, export string, head []byte) *watcher {
 	t.Helper()
 	c := dialFrom(t, p.addr, from, export)
 	w := &watcher{stop: make(chan struct{}), done: make(chan struct{})}
@@ -238,10 +255,10 @@ func (w *watcher) check(t *testing.T) {
 	}
 }
 
-// during runs the well-behaved client while the attack lasts, for at
-// least d (so the attack holds its resources meanwhile).
-func during(t *testing.T, p *proc, head []byte, export string, d time.Duration) func() {
-	w := watch(t, p, "127.0.0.2", export, head)
+// during runs the well-behaved client (from n.victim) while the attack
+// lasts, for at least d (so the attack holds its resources meanwhile).
+func during(t *testing.T, n hostileNet, p *proc, head []byte, export string, d time.Duration) func() {
+	w := watch(t, p, n.victim, export, head)
 	start := time.Now()
 	return func() {
 		t.Helper()
@@ -256,17 +273,19 @@ func during(t *testing.T, p *proc, head []byte, export string, d time.Duration) 
 // 32 MiB and one byte of payload, then nothing. The other client's READs
 // are answered meanwhile, the stalled connections are dropped after the
 // stall timeout, and a WRITE made before the attack is still there.
-func TestHostileStalledWrites(t *testing.T) {
-	p, head := startHostile(t)
+func TestHostileStalledWrites(t *testing.T) { eachNet(t, hostileStalledWrites) }
+
+func hostileStalledWrites(t *testing.T, n hostileNet) {
+	p, head := startHostileOn(t, n)
 	mine := bytes.Repeat([]byte{0xA5}, 4096)
-	good := dialFrom(t, p.addr, "127.0.0.2", "disk")
+	good := dialFrom(t, p.addr, n.victim, "disk")
 	if err := good.write(2<<20, mine, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	done := during(t, p, head, "disk", 1500*time.Millisecond)
+	done := during(t, n, p, head, "disk", 1500*time.Millisecond)
 	var attackers []*nbdConn
 	for range 8 {
-		a := dialFrom(t, p.addr, "127.0.0.1", "disk")
+		a := dialFrom(t, p.addr, n.attacker, "disk")
 		if err := a.send(protocol.CmdWrite, 4<<20, 32<<20, []byte{1}); err != nil {
 			t.Fatal(err)
 		}
@@ -288,9 +307,9 @@ func TestHostileStalledWrites(t *testing.T) {
 // reply timeout.
 func TestHostileUnreadReplies(t *testing.T) {
 	p, head := startHostile(t)
-	done := during(t, p, head, "ro", 2500*time.Millisecond)
+	done := during(t, loopback, p, head, "ro", 2500*time.Millisecond)
 	for range 2 {
-		a := dialFrom(t, p.addr, "127.0.0.1", "ro")
+		a := dialFrom(t, p.addr, loopback.attacker, "ro")
 		for i := range 8 {
 			if err := a.send(protocol.CmdRead, uint64(i%2)*(32<<20), 32<<20, nil); err != nil {
 				t.Fatal(err)
@@ -310,11 +329,11 @@ func TestHostileUnreadReplies(t *testing.T) {
 // still exits within the shutdown grace (and a margin).
 func TestHostileShutdownHalfPayload(t *testing.T) {
 	p, _ := startHostile(t, "-stall-timeout", "60s", "-reply-timeout", "60s")
-	a := dialFrom(t, p.addr, "127.0.0.1", "disk")
+	a := dialFrom(t, p.addr, loopback.attacker, "disk")
 	if err := a.send(protocol.CmdWrite, 0, 1<<20, make([]byte, 512<<10)); err != nil {
 		t.Fatal(err)
 	}
-	b := dialFrom(t, p.addr, "127.0.0.3", "ro")
+	b := dialFrom(t, p.addr, origin{ip: "127.0.0.3"}, "ro")
 	for range 4 {
 		if err := b.send(protocol.CmdRead, 0, 32<<20, nil); err != nil {
 			t.Fatal(err)
@@ -336,9 +355,9 @@ func TestHostileShutdownHalfPayload(t *testing.T) {
 	}
 }
 
-// freshRead connects from address from, negotiates export and reads the
-// known first 4 KiB, all within a second.
-func freshRead(addr, from, export string, head []byte) error {
+// freshRead connects from from, negotiates export and reads the known
+// first 4 KiB, all within a second.
+func freshRead(addr string, from origin, export string, head []byte) error {
 	start := time.Now()
 	c, err := tryDialFrom(addr, from, export)
 	if err != nil {
@@ -357,12 +376,13 @@ func freshRead(addr, from, export string, head []byte) error {
 	return nil
 }
 
-// flood keeps n connections from from open that send nothing, or one
-// byte a second with slow, reopening each the server closes, until stop
-// is closed; its WaitGroup is done once they are all closed.
-func flood(addr, from string, n int, slow bool, stop chan struct{}) *sync.WaitGroup {
+// flood keeps n connections from each of froms open that send nothing,
+// or one byte a second with slow, reopening each the server closes, until
+// stop is closed; its WaitGroup is done once they are all closed.
+func flood(addr string, froms []origin, n int, slow bool, stop chan struct{}) *sync.WaitGroup {
 	var wg sync.WaitGroup
-	for range n {
+	for i := range n * len(froms) {
+		from := froms[i%len(froms)]
 		wg.Go(func() {
 			for {
 				select {
@@ -397,15 +417,23 @@ func flood(addr, from string, n int, slow bool, stop chan struct{}) *sync.WaitGr
 // drops. Machines at other addresses still connect and read within a
 // second, and the log grows by at most a few lines a second.
 func TestHostileNegotiationFlood(t *testing.T) {
-	p, head := startHostile(t, "-handshake-timeout", "30s")
+	eachNet(t, func(t *testing.T, n hostileNet) {
+		hostileNegotiationFlood(t, n, []origin{n.attacker}, 100)
+	})
+}
+
+// hostileNegotiationFlood floods from each of froms with per connections,
+// while n.others connect and read.
+func hostileNegotiationFlood(t *testing.T, n hostileNet, froms []origin, per int) {
+	p, head := startHostileOn(t, n, "-handshake-timeout", "30s")
 	for _, slow := range []bool{false, true} {
 		stop := make(chan struct{})
-		wg := flood(p.addr, "127.0.0.1", 100, slow, stop)
+		wg := flood(p.addr, froms, per, slow, stop)
 		// Let the flood fill the slots and churn.
-		p.waitLine(regexp.MustCompile(`refused: too many connections negotiating`))
+		p.waitLine(regexp.MustCompile(`refused: too many connections negotiating|handshake cut off`))
 		before := len(p.log())
 		for i := range 10 {
-			from := fmt.Sprintf("127.0.0.%d", 2+i%3)
+			from := n.others[i%len(n.others)]
 			if err := freshRead(p.addr, from, "ro", head); err != nil {
 				t.Errorf("slow=%v: client %d from %s during the flood: %v", slow, i, from, err)
 			}
@@ -424,21 +452,23 @@ func TestHostileNegotiationFlood(t *testing.T) {
 // address asking for the same ID (its MAC), or for the machine's address
 // as ID (what plain NAME gives that machine), is refused at the
 // handshake; the owner still reads what it wrote.
-func TestHostileOverlayTheft(t *testing.T) {
-	p, head := startHostile(t)
+func TestHostileOverlayTheft(t *testing.T) { eachNet(t, hostileOverlayTheft) }
+
+func hostileOverlayTheft(t *testing.T, n hostileNet) {
+	p, head := startHostileOn(t, n)
 	const mac = "lab/52:54:00:12:34:56"
-	owner := dialFrom(t, p.addr, "127.0.0.2", mac)
+	owner := dialFrom(t, p.addr, n.victim, mac)
 	mine := bytes.Repeat([]byte{0x3c}, 4096)
 	if err := owner.write(8192, mine, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	plain := dialFrom(t, p.addr, "127.0.0.2", "lab")
+	plain := dialFrom(t, p.addr, n.victim, "lab")
 	if err := plain.write(8192, mine, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	done := during(t, p, head, "ro", 300*time.Millisecond)
-	for _, name := range []string{mac, "lab/127.0.0.2", "lab/::ffff:127.0.0.2"} {
-		if c, err := tryDialFrom(p.addr, "127.0.0.1", name); err == nil || !strings.Contains(err.Error(), "ERR_POLICY") {
+	done := during(t, n, p, head, "ro", 300*time.Millisecond)
+	for _, name := range []string{mac, "lab/" + n.victim.ip, "lab/::ffff:" + n.victim.ip} {
+		if c, err := tryDialFrom(p.addr, n.attacker, name); err == nil || !strings.Contains(err.Error(), "ERR_POLICY") {
 			if c != nil {
 				c.nc.Close()
 			}
@@ -458,13 +488,15 @@ func TestHostileOverlayTheft(t *testing.T) {
 // it is refused at the handshake with ERR_POLICY, never after GO; the
 // export keeps few overlays, and a machine at another address still
 // gets its own overlay and its READs.
-func TestHostileOverlayFlood(t *testing.T) {
-	p, head := startHostile(t)
-	done := during(t, p, head, "ro", 500*time.Millisecond)
+func TestHostileOverlayFlood(t *testing.T) { eachNet(t, hostileOverlayFlood) }
+
+func hostileOverlayFlood(t *testing.T, n hostileNet) {
+	p, head := startHostileOn(t, n)
+	done := during(t, n, p, head, "ro", 500*time.Millisecond)
 	var held []*nbdConn
 	made, refused := 0, 0
 	for i := range 200 {
-		c, err := tryDialFrom(p.addr, "127.0.0.1", fmt.Sprintf("lab/id%d", i))
+		c, err := tryDialFrom(p.addr, n.attacker, fmt.Sprintf("lab/id%d", i))
 		switch {
 		case err == nil:
 			made++
@@ -479,7 +511,7 @@ func TestHostileOverlayFlood(t *testing.T) {
 	if made > 4 || refused != 200-made {
 		t.Errorf("made %d overlays, refused %d", made, refused)
 	}
-	mine := dialFrom(t, p.addr, "127.0.0.2", "lab/52:54:00:00:00:02")
+	mine := dialFrom(t, p.addr, n.victim, "lab/52:54:00:00:00:02")
 	if got, err := mine.read(0, 4096, time.Second); err != nil || !bytes.Equal(got, head[:4096]) {
 		t.Errorf("another machine's overlay during the flood: %v", err)
 	}
@@ -513,7 +545,7 @@ func TestHostileShrunkBase(t *testing.T) {
 			}
 		}
 		export := strings.TrimPrefix(u, "nbd://"+p.addr+"/")
-		c := dialFrom(t, p.addr, "127.0.0.1", export)
+		c := dialFrom(t, p.addr, loopback.attacker, export)
 		if got, err := c.read(0, 4096, time.Second); err != nil || !bytes.Equal(got, head[:4096]) {
 			t.Errorf("%s: READ of what is left: %v", export, err)
 		}
