@@ -17,6 +17,19 @@ const (
 	DefaultIPXEBIOS = "/usr/lib/ipxe/undionly.kpxe"
 	DefaultIPXEEFI  = "/usr/lib/ipxe/snponly.efi"
 	DefaultLease    = time.Hour
+	// DefaultTransfersPerAddress caps the TFTP transfers of one source
+	// address (of maxTransfers in all).
+	DefaultTransfersPerAddress = 4
+	// DefaultHTTPPerAddress caps the HTTP connections of one source
+	// address (of maxHTTPConns in all).
+	DefaultHTTPPerAddress = 8
+	// DefaultStallTimeout cuts a TFTP transfer or an HTTP response that
+	// makes no progress for this long.
+	DefaultStallTimeout = 30 * time.Second
+	// DefaultNewLeasesPerMinute is the rate at which full-DHCP mode hands
+	// addresses to MAC addresses not listed in [[pxe.machine]] and
+	// holding none (in bursts of as many).
+	DefaultNewLeasesPerMinute = 60
 )
 
 // Config is nbdserve's [pxe] section. The service runs when Interface is
@@ -45,6 +58,14 @@ type Config struct {
 	Machines []Machine `toml:"machine"`
 	// DHCP, when set, makes the service the interface's DHCP server.
 	DHCP *DHCPConfig `toml:"dhcp"`
+	// MaxTransfersPerAddress caps the TFTP transfers and
+	// MaxHTTPPerAddress the HTTP connections of one source address, so
+	// that one machine cannot take the service's slots from the others.
+	MaxTransfersPerAddress int `toml:"max_transfers_per_address"`
+	MaxHTTPPerAddress      int `toml:"max_http_per_address"`
+	// StallTimeout cuts a TFTP transfer or HTTP response whose client
+	// takes no data for this long.
+	StallTimeout tomlx.Duration `toml:"stall_timeout"`
 }
 
 // Machine is what one machine (or, as Config.Default, every other) boots.
@@ -65,6 +86,13 @@ type DHCPConfig struct {
 	Lease tomlx.Duration `toml:"lease"`
 	// Router is handed out as the default gateway when set.
 	Router string `toml:"router"`
+	// NewLeasesPerMinute bounds the addresses handed out a minute to
+	// MAC addresses not in [[pxe.machine]] (default 60, in bursts of as
+	// many): a machine inventing MAC addresses takes the range slowly,
+	// and never the addresses kept for the listed machines.
+	NewLeasesPerMinute int `toml:"new_leases_per_minute"`
+	// KnownOnly hands addresses only to the machines in [[pxe.machine]].
+	KnownOnly bool `toml:"known_only"`
 }
 
 // Enabled reports whether the [pxe] section turns the service on.
@@ -84,8 +112,24 @@ func (c Config) WithDefaults() Config {
 	if c.IPXEEFI == "" {
 		c.IPXEEFI = DefaultIPXEEFI
 	}
-	if c.DHCP != nil && c.DHCP.Lease == 0 {
-		c.DHCP.Lease = tomlx.Duration(DefaultLease)
+	if c.MaxTransfersPerAddress == 0 {
+		c.MaxTransfersPerAddress = DefaultTransfersPerAddress
+	}
+	if c.MaxHTTPPerAddress == 0 {
+		c.MaxHTTPPerAddress = DefaultHTTPPerAddress
+	}
+	if c.StallTimeout == 0 {
+		c.StallTimeout = tomlx.Duration(DefaultStallTimeout)
+	}
+	if c.DHCP != nil {
+		d := *c.DHCP // not the caller's
+		if d.Lease == 0 {
+			d.Lease = tomlx.Duration(DefaultLease)
+		}
+		if d.NewLeasesPerMinute == 0 {
+			d.NewLeasesPerMinute = DefaultNewLeasesPerMinute
+		}
+		c.DHCP = &d
 	}
 	return c
 }
@@ -119,9 +163,27 @@ func (c Config) Validate() error {
 	if _, err := newMachines(c.Default, c.Machines); err != nil {
 		errs = append(errs, err)
 	}
+	if c.MaxTransfersPerAddress < 0 || c.MaxTransfersPerAddress > maxTransfers {
+		errs = append(errs, fmt.Errorf("pxe: max_transfers_per_address %d: not within 1-%d (the transfers served at once)", c.MaxTransfersPerAddress, maxTransfers))
+	}
+	if c.MaxHTTPPerAddress < 0 || c.MaxHTTPPerAddress > maxHTTPConns {
+		errs = append(errs, fmt.Errorf("pxe: max_http_per_address %d: not within 1-%d (the HTTP connections served at once)", c.MaxHTTPPerAddress, maxHTTPConns))
+	}
+	if c.StallTimeout < 0 {
+		errs = append(errs, fmt.Errorf("pxe: stall_timeout %s is negative", time.Duration(c.StallTimeout)))
+	}
 	if c.DHCP != nil {
-		if _, err := c.DHCP.pool(); err != nil {
+		p, err := c.DHCP.pool()
+		if err != nil {
 			errs = append(errs, err)
+		} else if n := len(c.Machines); uint32(n) > p.last-p.first+1 {
+			errs = append(errs, fmt.Errorf("pxe: %d machines listed in [[pxe.machine]] but the dhcp range %s-%s has %d addresses: each listed machine keeps one", n, c.DHCP.RangeStart, c.DHCP.RangeEnd, p.last-p.first+1))
+		}
+		if c.DHCP.NewLeasesPerMinute < 0 {
+			errs = append(errs, fmt.Errorf("pxe: dhcp new_leases_per_minute %d is negative", c.DHCP.NewLeasesPerMinute))
+		}
+		if c.DHCP.KnownOnly && len(c.Machines) == 0 {
+			errs = append(errs, errors.New("pxe: dhcp known_only is set but no [[pxe.machine]] is listed: no machine would get an address"))
 		}
 		if c.DHCP.Router != "" && net.ParseIP(c.DHCP.Router).To4() == nil {
 			errs = append(errs, fmt.Errorf("pxe: dhcp router %q is not an IPv4 address", c.DHCP.Router))

@@ -17,8 +17,9 @@ func (s *Service) lease(m *dhcpv4.DHCPv4, log *slog.Logger) *dhcpv4.DHCPv4 {
 	typ := dhcpv4.MessageTypeOffer
 	switch m.MessageType() {
 	case dhcpv4.MessageTypeDiscover:
-		if ip = s.leases.offer(mac); ip == nil {
-			log.Warn("pxe", "step", "dhcp-full", "err", "the address range is full")
+		var err error
+		if ip, err = s.leases.offer(mac); ip == nil {
+			log.Warn("pxe", "step", "dhcp-no-address", "err", err)
 			return nil
 		}
 	case dhcpv4.MessageTypeRequest:
@@ -30,12 +31,16 @@ func (s *Service) lease(m *dhcpv4.DHCPv4, log *slog.Logger) *dhcpv4.DHCPv4 {
 			ip = m.ClientIPAddr
 		}
 		ok, err := s.leases.ack(mac, ip)
-		if err != nil {
+		if ok && err != nil {
 			log.Error("pxe", "step", "dhcp-lease", "err", err)
 		}
 		typ = dhcpv4.MessageTypeAck
 		if !ok {
-			log.Info("pxe", "step", "dhcp-nak", "ip", ip.String())
+			why := "the address is another's or outside the range"
+			if err != nil {
+				why = err.Error()
+			}
+			log.Info("pxe", "step", "dhcp-nak", "ip", ip.String(), "err", why)
 			reply, _ := dhcpv4.NewReplyFromRequest(m, dhcpv4.WithMessageType(dhcpv4.MessageTypeNak),
 				dhcpv4.WithOption(dhcpv4.OptServerIdentifier(s.files.ip)))
 			return reply

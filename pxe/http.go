@@ -21,7 +21,11 @@ func (s *Service) serveBoot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	file := r.PathValue("file")
-	log := s.log.With("mac", mac.String(), "client", r.RemoteAddr)
+	from := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(from); err == nil {
+		from = host
+	}
+	log := s.logs.Logger(s.log, from).With("mac", mac.String(), "client", r.RemoteAddr)
 	c, known := s.machines.choice(mac)
 	if c.Refuse {
 		log.Info("pxe", "step", "refused", "file", file)

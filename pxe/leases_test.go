@@ -34,7 +34,7 @@ func TestLeases(t *testing.T) {
 		}
 		return ok
 	}
-	if got := l.offer("a"); !got.Equal(net.ParseIP("10.0.3.100")) {
+	if got, _ := l.offer("a"); !got.Equal(net.ParseIP("10.0.3.100")) {
 		t.Fatalf("first offer %s", got)
 	}
 	if !ack(l, "a", "10.0.3.100") || !ack(l, "b", "10.0.3.101") {
@@ -46,21 +46,21 @@ func TestLeases(t *testing.T) {
 	if ack(l, "c", "10.0.3.5") {
 		t.Error("an address outside the range was acknowledged")
 	}
-	if got := l.offer("c"); got != nil {
+	if got, _ := l.offer("c"); got != nil {
 		t.Errorf("full range offered %s", got)
 	}
-	if got := l.offer("a"); !got.Equal(net.ParseIP("10.0.3.100")) {
+	if got, _ := l.offer("a"); !got.Equal(net.ParseIP("10.0.3.100")) {
 		t.Errorf("a offered %s, want its own", got)
 	}
 	r, err := openLeases(path, p, time.Hour, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := r.offer("b"); !got.Equal(net.ParseIP("10.0.3.101")) {
+	if got, _ := r.offer("b"); !got.Equal(net.ParseIP("10.0.3.101")) {
 		t.Errorf("after a restart b offered %s, want 10.0.3.101", got)
 	}
 	now = now.Add(2 * time.Hour)
-	if got := r.offer("c"); !got.Equal(net.ParseIP("10.0.3.100")) {
+	if got, _ := r.offer("c"); !got.Equal(net.ParseIP("10.0.3.100")) {
 		t.Errorf("after expiry c offered %s, want 10.0.3.100", got)
 	}
 }

@@ -14,7 +14,7 @@ func (s *Service) answer(m *dhcpv4.DHCPv4, port4011 bool) *dhcpv4.DHCPv4 {
 	}
 	fw := classify(m)
 	mac := m.ClientHWAddr
-	log := s.log.With("mac", mac.String())
+	log := s.dhcpLog(mac)
 	c, known := s.machines.choice(mac)
 	boot := fw != notPXE && fw != otherPXE && !c.Refuse
 	if fw != notPXE && c.Refuse {

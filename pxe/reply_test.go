@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/iana"
@@ -26,11 +27,9 @@ func testService(t *testing.T, def Machine, list ...Machine) (*Service, *bytes.B
 	}
 	var log bytes.Buffer
 	cfg := Config{Interface: "br0", Kernel: "k", Initramfs: "i", Default: def, Machines: list}.WithDefaults()
-	return &Service{
-		cfg: cfg, log: slog.New(slog.NewTextHandler(&log, nil)), machines: m, mask: net.CIDRMask(24, 32),
-		files:     bootFiles{ip: testIP, httpPort: 8080, bios: "undionly.kpxe", efi: "snponly.efi"},
-		nbdServer: testIP.String(), transfers: make(chan struct{}, maxTransfers),
-	}, &log
+	s := newService(cfg, slog.New(slog.NewTextHandler(&log, nil)), m, bootFiles{ip: testIP, httpPort: 8080, bios: "undionly.kpxe", efi: "snponly.efi"}, time.Now)
+	s.mask = net.CIDRMask(24, 32)
+	return s, &log
 }
 
 // request builds a client's DHCP message: typ, with the PXE vendor class

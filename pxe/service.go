@@ -18,6 +18,8 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 	"golang.org/x/net/netutil"
 	"pack.ag/tftp"
+
+	"github.com/nbdboot/nbdboot/internal/ratelog"
 )
 
 // Ports the service listens on.
@@ -31,16 +33,19 @@ const (
 const nbdDefaultPort = 10809
 
 // maxHTTPConns caps the HTTP connections served at once (each may hold
-// an open kernel or initramfs); more wait in the kernel's backlog.
+// an open kernel or initramfs); more wait in the kernel's backlog. One
+// source address holds at most Config.MaxHTTPPerAddress of them.
 const maxHTTPConns = 256
 
-// httpWriteTimeout bounds one HTTP response: a kernel and an initramfs
-// take seconds even on a slow link; a client that stops reading is cut.
-const httpWriteTimeout = 10 * time.Minute
-
 // maxDHCPInFlight caps DHCP requests handled at once (the DHCP library
-// starts a goroutine per packet); more are dropped.
-const maxDHCPInFlight = 64
+// starts a goroutine per packet); more are dropped. One MAC address has
+// one handled at a time, and the last dhcpKnownReserve are for machines
+// listed or holding a lease, so a flood of invented MAC addresses does
+// not crowd them out.
+const (
+	maxDHCPInFlight  = 64
+	dhcpKnownReserve = 16
+)
 
 // Options are what the service takes from the rest of nbdserve.
 type Options struct {
@@ -64,8 +69,10 @@ type Service struct {
 	machines  *machines
 	leases    *leases // nil in proxyDHCP mode
 	clients   clients // IP → MAC of the machines booted
-	transfers chan struct{}
-	dhcpSem   chan struct{}
+	transfers *slots  // TFTP transfers, by source address
+	httpConns *slots  // HTTP connections, by source address
+	dhcpSlots *slots  // DHCP handlers, by MAC address
+	logs      *ratelog.Limiter
 
 	dhcp, binl *server4.Server
 	tftp       *tftp.Server
@@ -114,13 +121,8 @@ func Start(cfg Config, o Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{
-		cfg: cfg, log: o.Log, mask: mask, machines: m,
-		files:     bootFiles{ip: ip, httpPort: cfg.HTTPPort, bios: filepath.Base(cfg.IPXEBIOS), efi: filepath.Base(cfg.IPXEEFI)},
-		nbdServer: ip.String(),
-		transfers: make(chan struct{}, maxTransfers),
-		dhcpSem:   make(chan struct{}, maxDHCPInFlight),
-	}
+	s := newService(cfg, o.Log, m, bootFiles{ip: ip, httpPort: cfg.HTTPPort, bios: filepath.Base(cfg.IPXEBIOS), efi: filepath.Base(cfg.IPXEEFI)}, o.Now)
+	s.mask = mask
 	if o.NBDPort != nbdDefaultPort {
 		s.nbdServer = net.JoinHostPort(ip.String(), strconv.Itoa(o.NBDPort))
 	}
@@ -139,6 +141,18 @@ func Start(cfg Config, o Options) (*Service, error) {
 	s.log.Info("pxe serving", "interface", cfg.Interface, "addr", ip.String(), "mode", mode,
 		"http", s.files.baseURL(nil), "kernel", cfg.Kernel, "initramfs", cfg.Initramfs)
 	return s, nil
+}
+
+// newService is a service not yet listening: its tables, per-client
+// bounds and rate-limited logs.
+func newService(cfg Config, log *slog.Logger, m *machines, files bootFiles, now func() time.Time) *Service {
+	return &Service{
+		cfg: cfg, log: log, machines: m, files: files, nbdServer: files.ip.String(),
+		transfers: newSlots(cfg.MaxTransfersPerAddress, maxTransfers, 0),
+		httpConns: newSlots(cfg.MaxHTTPPerAddress, maxHTTPConns, 0),
+		dhcpSlots: newSlots(1, maxDHCPInFlight, dhcpKnownReserve),
+		logs:      ratelog.New(now),
+	}
 }
 
 // startFullDHCP refuses to start when another server answers, then opens
@@ -164,7 +178,21 @@ func (s *Service) startFullDHCP(o Options, ip net.IP, mask net.IPMask) error {
 		return fmt.Errorf("pxe: another DHCP server (%s) answers on %s: not starting full-DHCP mode (use proxyDHCP: remove [pxe.dhcp])", other, s.cfg.Interface)
 	}
 	s.leases, err = openLeases(filepath.Join(o.StateDir, "pxe-leases.json"), p, time.Duration(s.cfg.DHCP.Lease), o.Now)
-	return err
+	if err != nil {
+		return err
+	}
+	s.leases.policy = s.leasePolicy(o.Now)
+	return nil
+}
+
+// leasePolicy is full-DHCP mode's admission of new clients from the
+// config: the listed machines, known_only, new_leases_per_minute.
+func (s *Service) leasePolicy(now func() time.Time) leasePolicy {
+	listed := make(map[string]bool, len(s.machines.byMAC))
+	for mac := range s.machines.byMAC {
+		listed[mac] = true
+	}
+	return leasePolicy{listed: listed, knownOnly: s.cfg.DHCP.KnownOnly, gate: ratelog.NewGate(s.cfg.DHCP.NewLeasesPerMinute, now)}
 }
 
 // probeDHCP broadcasts a DHCPDISCOVER on iface and reports the server
@@ -219,7 +247,7 @@ func (s *Service) listen(ip net.IP) (err error) {
 		return fmt.Errorf("pxe: HTTP port %d on %s: %w", s.cfg.HTTPPort, ip, err)
 	}
 	opened = append(opened, hln)
-	ts, err := tftp.NewServer(net.JoinHostPort(ip.String(), strconv.Itoa(portTFTP)), tftp.ServerNet("udp4"))
+	ts, err := tftp.NewServer(net.JoinHostPort(ip.String(), strconv.Itoa(portTFTP)), tftp.ServerNet("udp4"), tftp.ServerRetransmit(tftpRetransmit))
 	if err != nil {
 		return fmt.Errorf("pxe: TFTP server: %w", err)
 	}
@@ -227,34 +255,57 @@ func (s *Service) listen(ip net.IP) (err error) {
 	s.dhcp, _ = server4.NewServer(iface, nil, s.handler(false), server4.WithConn(c67))
 	s.binl, _ = server4.NewServer(iface, nil, s.handler(true), server4.WithConn(c4011))
 	s.tftp = ts
-	s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: httpWriteTimeout, IdleTimeout: time.Minute}
+	s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute,
+		ErrorLog: slog.NewLogLogger(s.logs.Logger(s.log, "http-server").Handler(), slog.LevelInfo)}
 	s.tftpConn = tconn
 	s.wg.Add(4)
 	go func() { defer s.wg.Done(); s.dhcp.Serve() }()
 	go func() { defer s.wg.Done(); s.binl.Serve() }()
 	go func() { defer s.wg.Done(); ts.Serve(tconn) }()
-	go func() { defer s.wg.Done(); s.http.Serve(netutil.LimitListener(hln, maxHTTPConns)) }()
+	go func() { defer s.wg.Done(); s.http.Serve(netutil.LimitListener(s.perAddress(hln), maxHTTPConns)) }()
 	return nil
 }
 
 // handler answers the DHCP messages of one port, a bounded number at
-// once.
+// once, one per MAC address.
 func (s *Service) handler(port4011 bool) server4.Handler {
 	return func(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4) {
-		select {
-		case s.dhcpSem <- struct{}{}:
-			defer func() { <-s.dhcpSem }()
-		default:
+		if len(m.ClientHWAddr) != 6 {
 			return
 		}
+		mac := m.ClientHWAddr.String()
+		if !s.dhcpSlots.take(mac, s.known(m.ClientHWAddr)) {
+			return
+		}
+		defer s.dhcpSlots.release(mac)
 		reply := s.answer(m, port4011)
 		if reply == nil {
 			return
 		}
 		if _, err := conn.WriteTo(reply.ToBytes(), peer); err != nil {
-			s.log.Warn("pxe", "step", "dhcp-send", "mac", m.ClientHWAddr.String(), "err", err)
+			s.dhcpLog(m.ClientHWAddr).Warn("pxe", "step", "dhcp-send", "err", err)
 		}
 	}
+}
+
+// known reports whether mac is a machine the service knows: listed in
+// [[pxe.machine]], or holding a lease or an offer in full-DHCP mode.
+func (s *Service) known(mac net.HardwareAddr) bool {
+	if _, listed := s.machines.byMAC[mac.String()]; listed {
+		return true
+	}
+	return s.leases != nil && s.leases.holds(mac.String())
+}
+
+// dhcpLog is the logger of mac's DHCP lines: a known machine's are
+// rate-limited on their own, every other MAC's together (a client
+// inventing MAC addresses floods one bucket, not the log).
+func (s *Service) dhcpLog(mac net.HardwareAddr) *slog.Logger {
+	key := "dhcp-new"
+	if s.known(mac) {
+		key = "mac " + mac.String()
+	}
+	return s.logs.Logger(s.log, key).With("mac", mac.String())
 }
 
 // Close stops every listener, lets HTTP transfers in flight finish (up
