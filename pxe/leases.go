@@ -163,13 +163,12 @@ func (l *leases) offer(mac string) (net.IP, error) {
 	}
 }
 
-// holds reports whether mac has a lease or an offer (a machine that
-// came before, not a new one).
+// holds reports whether mac has a lease (a machine that came before, not
+// a new one; an offer, which costs a client nothing, does not count).
 func (l *leases) holds(mac string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	_, offered := l.offers[mac]
-	return l.byMAC[mac] != nil || offered
+	return l.byMAC[mac] != nil
 }
 
 // freeLocked reports whether address k may go to mac: not leased to

@@ -1,13 +1,17 @@
 package pxe
 
 import (
+	"errors"
+	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
+	"github.com/nbdboot/nbdboot/internal/ratelog"
 	"github.com/nbdboot/nbdboot/internal/tomlx"
 )
 
@@ -108,5 +112,130 @@ func TestAnswerFullDHCP(t *testing.T) {
 	taken.UpdateOption(dhcpv4.OptRequestedIPAddress(offer.YourIPAddr))
 	if got := s.answer(taken, false); got == nil || got.MessageType() != dhcpv4.MessageTypeNak {
 		t.Errorf("request for a taken address: %v, want a NAK", got)
+	}
+}
+
+// TestLeasePolicy: a client inventing MAC addresses takes new addresses
+// only at new_leases_per_minute, holds at most maxPendingOffers offers
+// (which expire after offerTTL), and never the addresses kept for the
+// listed machines, which get theirs (by OFFER or straight REQUEST) while
+// the range is flooded; known_only refuses every other MAC; a client
+// renewing in a loop does not rewrite the file.
+func TestLeasePolicy(t *testing.T) {
+	now := time.Date(2026, 1, 1, 8, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	path := filepath.Join(t.TempDir(), "pxe-leases.json")
+	p, err := (&DHCPConfig{RangeStart: "10.0.3.100", RangeEnd: "10.0.3.199"}).pool()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := openLeases(path, p, time.Hour, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := []string{"52:54:00:9e:00:01", "52:54:00:9e:00:02", "52:54:00:9e:00:03"}
+	l.policy = leasePolicy{listed: map[string]bool{}, gate: ratelog.NewGate(10, clock)}
+	for _, m := range listed {
+		l.policy.listed[m] = true
+	}
+	invented := func(i int) string { return fmt.Sprintf("02:00:00:00:%02x:%02x", i>>8, i&0xff) }
+
+	// Offers never taken: at most maxPendingOffers at once, and they
+	// are gone after offerTTL. The gate is not used by refused offers.
+	l.policy.gate = nil
+	offered := 0
+	for i := range 200 {
+		if ip, err := l.offer(invented(i)); ip != nil {
+			offered++
+		} else if !errors.Is(err, errTooManyOffers) {
+			t.Fatalf("offer %d refused with %v, want errTooManyOffers", i, err)
+		}
+	}
+	if offered != maxPendingOffers {
+		t.Fatalf("%d offers wait at once, want %d", offered, maxPendingOffers)
+	}
+	now = now.Add(offerTTL + time.Second)
+	if ip, err := l.offer(invented(1000)); ip == nil {
+		t.Fatalf("offers did not expire: %v", err)
+	}
+	now = now.Add(offerTTL + time.Second)
+
+	// New leases by straight REQUESTs: 10 a minute, in a burst of 10.
+	l.policy.gate = ratelog.NewGate(10, clock)
+	acked := func(mac string, v uint32) (bool, error) {
+		t.Helper()
+		return l.ack(mac, ip4(p.first+v))
+	}
+	got := 0
+	for i := range 100 {
+		ok, err := acked(invented(2000+i), uint32(i))
+		if ok {
+			got++
+		} else if !errors.Is(err, errNewLeaseRate) {
+			t.Fatalf("request %d refused with %v, want errNewLeaseRate", i, err)
+		}
+	}
+	if got != 10 {
+		t.Fatalf("%d new leases in a burst, want 10", got)
+	}
+	// A lifted rate: the flood takes every address but those kept for
+	// the three listed machines.
+	l.policy.gate = nil
+	got = 0
+	for i := range 200 {
+		if ip, _ := l.offer(invented(3000 + i)); ip != nil {
+			if ok, err := l.ack(invented(3000+i), ip); !ok || err != nil {
+				t.Fatalf("ack of an offer: %v %v", ok, err)
+			}
+			got++
+		}
+	}
+	if got != 100-10-len(listed) {
+		t.Fatalf("the flood took %d addresses, want %d", got, 100-10-len(listed))
+	}
+	if _, err := l.offer(invented(9999)); !errors.Is(err, errReserved) {
+		t.Fatalf("offer to another invented MAC: %v, want errReserved", err)
+	}
+	ip, err := l.offer(listed[0])
+	if ip == nil {
+		t.Fatalf("a listed machine got no offer: %v", err)
+	}
+	if ok, err := l.ack(listed[0], ip); !ok || err != nil {
+		t.Fatalf("a listed machine's REQUEST: %v %v", ok, err)
+	}
+	var last net.IP
+	for v := p.first; v <= p.last; v++ {
+		if e := l.byIP[ip4(v).String()]; e == nil {
+			last = ip4(v)
+		}
+	}
+	if ok, err := l.ack(listed[1], last); !ok || err != nil {
+		t.Fatalf("a listed machine's straight REQUEST for a free address: %v %v", ok, err)
+	}
+	if ip, err := l.offer(listed[2]); ip == nil {
+		t.Fatalf("the last listed machine got no offer: %v", err)
+	}
+	if ip, err := l.offer(invented(10000)); ip != nil || !errors.Is(err, errRangeFull) {
+		t.Fatalf("a full range offered %v (%v)", ip, err)
+	}
+
+	// Renewals in quick succession do not rewrite the file.
+	before, _ := os.Stat(path)
+	os.Remove(path)
+	if ok, err := l.ack(listed[0], ip); !ok || err != nil {
+		t.Fatalf("renewal: %v %v", ok, err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) || before == nil {
+		t.Fatalf("a renewal a moment after the lease wrote the file (%v)", err)
+	}
+
+	l.policy.knownOnly = true
+	l.policy.gate = ratelog.NewGate(10, clock)
+	now = now.Add(2 * time.Hour) // every lease expired
+	if _, err := l.offer(invented(20000)); !errors.Is(err, errNotListed) {
+		t.Fatalf("known_only: offer to an unlisted MAC: %v", err)
+	}
+	if ip, err := l.offer(listed[1]); ip == nil {
+		t.Fatalf("known_only: a listed machine got no offer: %v", err)
 	}
 }

@@ -289,7 +289,7 @@ func (s *Service) handler(port4011 bool) server4.Handler {
 }
 
 // known reports whether mac is a machine the service knows: listed in
-// [[pxe.machine]], or holding a lease or an offer in full-DHCP mode.
+// [[pxe.machine]], or holding a lease in full-DHCP mode.
 func (s *Service) known(mac net.HardwareAddr) bool {
 	if _, listed := s.machines.byMAC[mac.String()]; listed {
 		return true
