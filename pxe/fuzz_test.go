@@ -66,3 +66,28 @@ func FuzzAnswer(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseRRQ: any datagram either is refused or parses to a request
+// that encodes back to bytes parsing to the same request, with a block
+// size in RFC 2348's range.
+func FuzzParseRRQ(f *testing.F) {
+	f.Add(rrq{name: "52-54-00-9e-00-01/undionly.kpxe", mode: "octet"}.bytes())
+	f.Add(rrq{name: "52-54-00-9e-00-01/snponly.efi", mode: "octet", blksize: 1468, tsize: true}.bytes())
+	f.Add([]byte("\x00\x01a\x00octet\x00timeout\x00255\x00windowsize\x0064\x00"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := parseRRQ(data)
+		if err != nil {
+			return
+		}
+		if r.blksize != 0 && (r.blksize < 8 || r.blksize > 65464) {
+			t.Fatalf("blksize %d accepted", r.blksize)
+		}
+		if bytes.IndexByte([]byte(r.name+r.mode), 0) >= 0 {
+			return // a NUL inside cannot be encoded back; parse never yields one
+		}
+		back, err := parseRRQ(r.bytes())
+		if err != nil || back != r {
+			t.Fatalf("%+v encodes to %q, which parses to %+v, %v", r, r.bytes(), back, err)
+		}
+	})
+}

@@ -17,7 +17,6 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 	"golang.org/x/net/netutil"
-	"pack.ag/tftp"
 
 	"github.com/nbdboot/nbdboot/internal/ratelog"
 )
@@ -75,10 +74,10 @@ type Service struct {
 	logs      *ratelog.Limiter
 
 	dhcp, binl *server4.Server
-	tftp       *tftp.Server
 	http       *http.Server
 	wg         sync.WaitGroup
 	tftpConn   *net.UDPConn
+	done       chan struct{} // closed by Close: transfers end
 	closeOnce  sync.Once
 	closeErr   error
 }
@@ -152,6 +151,7 @@ func newService(cfg Config, log *slog.Logger, m *machines, files bootFiles, now 
 		httpConns: newSlots(cfg.MaxHTTPPerAddress, maxHTTPConns, 0),
 		dhcpSlots: newSlots(1, maxDHCPInFlight, dhcpKnownReserve),
 		logs:      ratelog.New(now),
+		done:      make(chan struct{}),
 	}
 }
 
@@ -247,21 +247,15 @@ func (s *Service) listen(ip net.IP) (err error) {
 		return fmt.Errorf("pxe: HTTP port %d on %s: %w", s.cfg.HTTPPort, ip, err)
 	}
 	opened = append(opened, hln)
-	ts, err := tftp.NewServer(net.JoinHostPort(ip.String(), strconv.Itoa(portTFTP)), tftp.ServerNet("udp4"), tftp.ServerRetransmit(tftpRetransmit))
-	if err != nil {
-		return fmt.Errorf("pxe: TFTP server: %w", err)
-	}
-	ts.ReadHandler(tftp.ReadHandlerFunc(s.serveTFTP))
 	s.dhcp, _ = server4.NewServer(iface, nil, s.handler(false), server4.WithConn(c67))
 	s.binl, _ = server4.NewServer(iface, nil, s.handler(true), server4.WithConn(c4011))
-	s.tftp = ts
 	s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute,
 		ErrorLog: slog.NewLogLogger(s.logs.Logger(s.log, "http-server").Handler(), slog.LevelInfo)}
 	s.tftpConn = tconn
 	s.wg.Add(4)
 	go func() { defer s.wg.Done(); s.dhcp.Serve() }()
 	go func() { defer s.wg.Done(); s.binl.Serve() }()
-	go func() { defer s.wg.Done(); ts.Serve(tconn) }()
+	go func() { defer s.wg.Done(); s.serveTFTP(tconn) }()
 	go func() { defer s.wg.Done(); s.http.Serve(netutil.LimitListener(s.perAddress(hln), maxHTTPConns)) }()
 	return nil
 }
@@ -309,7 +303,8 @@ func (s *Service) dhcpLog(mac net.HardwareAddr) *slog.Logger {
 }
 
 // Close stops every listener, lets HTTP transfers in flight finish (up
-// to 5 s) and waits for the servers to return. It returns the HTTP
+// to 5 s), ends TFTP transfers (within tftpResend) and waits for the
+// servers to return. It returns the HTTP
 // server's shutdown error, if any. Closing twice is fine.
 func (s *Service) Close() error {
 	s.closeOnce.Do(func() { s.closeErr = s.close() })
@@ -317,13 +312,12 @@ func (s *Service) Close() error {
 }
 
 func (s *Service) close() error {
+	close(s.done)
 	if s.dhcp != nil {
 		s.dhcp.Close()
 		s.binl.Close()
 	}
 	if s.tftpConn != nil {
-		// The TFTP server's Close needs Serve to have started: stop Serve
-		// by closing its connection, wait, then Close (its other goroutine).
 		s.tftpConn.Close()
 	}
 	var err error
@@ -333,9 +327,6 @@ func (s *Service) close() error {
 		cancel()
 	}
 	s.wg.Wait()
-	if s.tftp != nil {
-		s.tftp.Close()
-	}
 	return err
 }
 
