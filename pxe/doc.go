@@ -24,6 +24,17 @@
 // range and keeps leases in the state directory; it refuses to start
 // when another DHCP server answers on the interface.
 //
+// Every shared resource has a per-client bound, as a lab where every
+// student has root on a machine needs: TFTP transfers (tftp.go, the
+// wire format in tftpwire.go) and HTTP connections (httpconn.go) per
+// source address, with a stall deadline; DHCP handlers one per MAC with
+// places kept for known machines (slots.go); in full-DHCP mode new
+// clients admitted at a rate, with addresses kept for the listed
+// machines and offers that expire (leases.go).
+//
 // Every step is logged with the client's MAC (msg=pxe step=...), so a
-// machine that does not boot can be followed through the chain.
+// machine that does not boot can be followed through the chain; the
+// lines are rate-limited per client (internal/ratelog): per source
+// address for TFTP and HTTP, per MAC for known machines' DHCP, and
+// together for every other MAC.
 package pxe

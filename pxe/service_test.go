@@ -51,6 +51,16 @@ func TestStartErrors(t *testing.T) {
 			[]string{"is not inside 127.0.0.0/8"}},
 		{"dhcp range backwards", func(c *Config) { c.DHCP = &DHCPConfig{RangeStart: "10.0.3.9", RangeEnd: "10.0.3.1"} },
 			[]string{"empty or more than"}},
+		{"dhcp: more machines than addresses, a negative rate", func(c *Config) {
+			c.Machines = []Machine{{MAC: "52:54:00:00:00:01"}, {MAC: "52:54:00:00:00:02"}}
+			c.DHCP = &DHCPConfig{RangeStart: "127.0.0.10", RangeEnd: "127.0.0.10", NewLeasesPerMinute: -1}
+		}, []string{"pxe: 2 machines listed in [[pxe.machine]] but the dhcp range 127.0.0.10-127.0.0.10 has 1 addresses: each listed machine keeps one",
+			"pxe: dhcp new_leases_per_minute -1 is negative"}},
+		{"dhcp: known_only without machines", func(c *Config) {
+			c.DHCP = &DHCPConfig{RangeStart: "127.0.0.10", RangeEnd: "127.0.0.20", KnownOnly: true}
+		}, []string{"pxe: dhcp known_only is set but no [[pxe.machine]] is listed"}},
+		{"per-address bounds", func(c *Config) { c.MaxTransfersPerAddress, c.MaxHTTPPerAddress = -1, 1000 },
+			[]string{"max_transfers_per_address -1", "max_http_per_address 1000"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := good

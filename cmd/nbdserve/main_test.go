@@ -46,6 +46,9 @@ func TestRunErrors(t *testing.T) {
 			"pxe: interface nbdboot-none0"},
 		{[]string{"-listen", "127.0.0.1:0", "-pxe-interface", "lo", "-pxe-kernel", img, "-pxe-initramfs", img, "a=" + img},
 			"[pxe.default] names no export"},
+		{[]string{"-listen", "127.0.0.1:0", "-pxe-interface", "lo", "-pxe-kernel", img, "-pxe-initramfs", img, "-pxe-export", "a",
+			"-pxe-max-transfers-per-address", "33", "-pxe-max-http-per-address", "-1", "-pxe-stall-timeout", "-1s", "a=" + img},
+			"pxe: max_transfers_per_address 33: not within 1-32 (the transfers served at once)\npxe: max_http_per_address -1: not within 1-256 (the HTTP connections served at once)\npxe: stall_timeout -1s is negative"},
 	} {
 		var stderr bytes.Buffer
 		err := run(context.Background(), tt.args, &stderr, nil, nil)
@@ -131,7 +134,9 @@ func TestExampleConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !pc.Enabled() || pc.Default.Export != "lab" || len(pc.Machines) != 2 || !pc.Machines[1].Refuse || pc.DHCP == nil ||
-		pc.DHCP.Lease != tomlx.Duration(time.Hour) || pc.IPXEEFI != pxe.DefaultIPXEEFI {
+		pc.DHCP.Lease != tomlx.Duration(time.Hour) || pc.IPXEEFI != pxe.DefaultIPXEEFI ||
+		pc.MaxTransfersPerAddress != pxe.DefaultTransfersPerAddress || pc.MaxHTTPPerAddress != pxe.DefaultHTTPPerAddress ||
+		pc.StallTimeout != tomlx.Duration(pxe.DefaultStallTimeout) || pc.DHCP.NewLeasesPerMinute != pxe.DefaultNewLeasesPerMinute {
 		t.Errorf("example [pxe]: %+v", pc)
 	}
 	if err := pc.Validate(); err != nil {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"flag"
+	"time"
 
+	"github.com/nbdboot/nbdboot/internal/tomlx"
 	"github.com/nbdboot/nbdboot/pxe"
 )
 
@@ -10,7 +12,8 @@ import (
 // without a config file: -pxe-interface turns the service on.
 type pxeFlags struct {
 	iface, kernel, initramfs, cmdline, export, ipxeBIOS, ipxeEFI *string
-	httpPort                                                     *int
+	httpPort, transfersPerAddr, httpPerAddr                      *int
+	stall                                                        *time.Duration
 }
 
 func addPXEFlags(fs *flag.FlagSet) *pxeFlags {
@@ -23,6 +26,12 @@ func addPXEFlags(fs *flag.FlagSet) *pxeFlags {
 		ipxeBIOS:  fs.String("pxe-ipxe-bios", pxe.DefaultIPXEBIOS, "iPXE `file` for BIOS PXE ROMs ([pxe] ipxe_bios)"),
 		ipxeEFI:   fs.String("pxe-ipxe-efi", pxe.DefaultIPXEEFI, "iPXE `file` for x86-64 UEFI ([pxe] ipxe_efi)"),
 		httpPort:  fs.Int("pxe-http-port", pxe.DefaultHTTPPort, "TCP `port` of the boot files' HTTP server ([pxe] http_port)"),
+		transfersPerAddr: fs.Int("pxe-max-transfers-per-address", pxe.DefaultTransfersPerAddress,
+			"TFTP transfers one source address may hold at once ([pxe] max_transfers_per_address)"),
+		httpPerAddr: fs.Int("pxe-max-http-per-address", pxe.DefaultHTTPPerAddress,
+			"HTTP connections one source address may hold at once ([pxe] max_http_per_address)"),
+		stall: fs.Duration("pxe-stall-timeout", pxe.DefaultStallTimeout,
+			"cut a TFTP transfer or HTTP download whose client takes no data for this `long` ([pxe] stall_timeout)"),
 	}
 }
 
@@ -45,5 +54,11 @@ func (f *pxeFlags) apply(name string, c *pxe.Config) {
 		c.IPXEEFI = *f.ipxeEFI
 	case "pxe-http-port":
 		c.HTTPPort = *f.httpPort
+	case "pxe-max-transfers-per-address":
+		c.MaxTransfersPerAddress = *f.transfersPerAddr
+	case "pxe-max-http-per-address":
+		c.MaxHTTPPerAddress = *f.httpPerAddr
+	case "pxe-stall-timeout":
+		c.StallTimeout = tomlx.Duration(*f.stall)
 	}
 }
