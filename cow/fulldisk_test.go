@@ -142,10 +142,17 @@ func fullTmpfsChild(t *testing.T) {
 	}
 	defer unix.Unmount(mnt, unix.MNT_DETACH)
 	base := newTestBase(t, testSize)
-	dir := filepath.Join(mnt, "export", "client")
-	ov := openT(t, dir, base.be, Options{})
+	state := filepath.Join(mnt, "state")
+	pol := Policy{Persistent: true}
+	m, err := NewManager(Config{Dir: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ov, release := acquireT(t, m, lab, pc1, base.be, pol)
 	model := writeThreeBlocks(t, ov, base.content)
-	if err := ov.Close(); err != nil {
+	dir := ov.Dir()
+	release()
+	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
 	// Fill the file system.
@@ -168,21 +175,35 @@ func fullTmpfsChild(t *testing.T) {
 		}
 	}
 	filler.Close()
-	for _, compactAt := range []int64{journalMin, 0} {
-		ov, err := open(dir, base.be, Options{}, nil, compactAt)
-		if err != nil {
-			t.Fatalf("open on a full tmpfs (compactAt %d): %v", compactAt, err)
-		}
-		checkImage(t, ov, model, "opened on a full tmpfs")
-		if _, err := ov.WriteAt(fill(9), 8*bs4k); !errors.Is(err, unix.ENOSPC) {
-			t.Fatalf("write on a full tmpfs: %v, want ENOSPC", err)
-		}
-		if err := ov.Sync(); err != nil {
-			t.Fatalf("sync with nothing to save on a full tmpfs: %v", err)
-		}
-		if err := ov.Close(); err != nil {
-			t.Fatal(err)
-		}
+	// The client gets its overlay back through a new Manager (a server
+	// restarted on the full disk).
+	m, err = NewManager(Config{Dir: state, Linger: -1})
+	if err != nil {
+		t.Fatal(err)
 	}
+	ov, release = acquireT(t, m, lab, pc1, base.be, pol)
+	checkFullOverlay(t, ov, model)
+	release()
+	m.Close()
+	// A compaction due at open is given up.
+	ov, err = open(dir, base.be, Options{}, nil, 0)
+	if err != nil {
+		t.Fatalf("open on a full tmpfs with a compaction due: %v", err)
+	}
+	checkFullOverlay(t, ov, model)
+	ov.Close()
 	t.Log("full tmpfs: reopened, read, refused a write")
+}
+
+// checkFullOverlay checks that ov, on a full disk, reads model, refuses a
+// write to a new block with ENOSPC and syncs what it has.
+func checkFullOverlay(t *testing.T, ov *Overlay, model []byte) {
+	t.Helper()
+	checkImage(t, ov, model, "opened on a full tmpfs")
+	if _, err := ov.WriteAt(fill(9), 8*bs4k); !errors.Is(err, unix.ENOSPC) {
+		t.Fatalf("write on a full tmpfs: %v, want ENOSPC", err)
+	}
+	if err := ov.Sync(); err != nil {
+		t.Fatalf("sync with nothing to save on a full tmpfs: %v", err)
+	}
 }
