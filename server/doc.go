@@ -23,12 +23,14 @@
 //     connection ends;
 //   - listener.go accepts connections (Server.Serve), bounds the number
 //     still negotiating (negotiation.go shares those slots fairly among
-//     source addresses) and the handshake time, and drains on shutdown;
+//     source keys: a machine's MAC address from the neighbour table, else
+//     its IP address, neighbors.go) and the handshake time, and drains on
+//     shutdown;
 //     openexport.go answers one connection's handshake and acquires the
 //     export while answering GO or EXPORT_NAME (a copy-on-write overlay is
 //     opened then), so that a failure is an NBD error reply to GO, never
 //     an acknowledged GO followed by a dropped connection;
-//     internal/ratelog rate-limits each source address's log lines;
+//     internal/ratelog rate-limits each source key's log lines;
 //   - conn.go, reader.go and writer.go run one connection's transmission
 //     phase: a reader goroutine parses requests, serves the cheap ones
 //     itself (inline.go) and hands the rest to a goroutine each, and
@@ -46,8 +48,11 @@
 //   - fence.go orders a client's old and new connections (below);
 //   - cmd_*.go implement the commands, limits.go the buffer pool and the
 //     server-wide budget of payload bytes in flight, shared fairly among
-//     the clients' addresses; stall.go the deadlines that end a connection whose
-//     WRITE payload or reply stalls, cut short at shutdown.
+//     the clients' source keys (payload.go takes a large WRITE's share in
+//     slices as its payload arrives); stall.go the deadlines that end a
+//     connection whose WRITE payload or reply stalls, cut short at
+//     shutdown; filecheck.go fails READ and BLOCK_STATUS of a read-only
+//     file that was truncated or rewritten while served.
 //
 // # Fencing a client's old connections
 //
