@@ -2,9 +2,11 @@ package cow
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"testing"
 )
 
@@ -237,6 +239,83 @@ func TestMapFilledChunkConcurrentWrites(t *testing.T) {
 		}
 		if got[b*bs] != want || got[b*bs+bs-1] != want {
 			t.Fatalf("block %d reads %#x, want %#x", b, got[b*bs], want)
+		}
+	}
+}
+
+// TestStateMapRuns checks run, allBase, countData and hasZero against
+// block-by-block answers on a map of three chunks (the last partial)
+// after random runs of changes, some of whole chunks.
+func TestStateMapRuns(t *testing.T) {
+	const blocks = 2*chunkBlocks + 100
+	r := rand.New(rand.NewPCG(1, 2))
+	for trial := range 30 {
+		m := newStateMap(blocks)
+		for range 1 + trial%6 {
+			s := State(1 + r.IntN(2))
+			switch r.IntN(3) {
+			case 0: // a whole chunk (shared filled chunk)
+				m.setRun(int64(r.IntN(2))*chunkBlocks, chunkBlocks, s)
+			case 1: // a short run, maybe across words or chunks
+				start := r.Int64N(blocks - 40)
+				m.setRun(start, 1+r.Int64N(40), s)
+			default:
+				start := r.Int64N(blocks)
+				m.setRun(start, 1+r.Int64N(blocks-start), s)
+			}
+		}
+		var data int64
+		zero := false
+		edges := []int64{0}
+		states := make([]State, blocks)
+		nonBase := make([]int64, blocks+1) // non-Base blocks before b
+		for b := range int64(blocks) {
+			states[b] = m.get(b)
+			data += int64(states[b]) & 1
+			zero = zero || states[b] == StateZero
+			if b > 0 && states[b] != states[b-1] {
+				edges = append(edges, b)
+			}
+			nonBase[b+1] = nonBase[b]
+			if states[b] != StateBase {
+				nonBase[b+1]++
+			}
+		}
+		if m.countData() != data || m.hasZero() != zero {
+			t.Fatalf("trial %d: countData %d hasZero %v, want %d %v", trial, m.countData(), m.hasZero(), data, zero)
+		}
+		var queries [][2]int64 // ranges ending or starting at each edge
+		for _, e := range edges[1:] {
+			for _, d := range []int64{1, 2, 17} {
+				queries = append(queries, [2]int64{max(e-d, 0), e - 1}, [2]int64{e, min(e+d, blocks-1)}, [2]int64{e - 1, e})
+			}
+		}
+		for range 2000 {
+			b0 := r.Int64N(blocks)
+			if r.IntN(2) == 0 { // near where the state changes
+				b0 = min(max(edges[r.IntN(len(edges))]+r.Int64N(41)-20, 0), blocks-1)
+			}
+			b1 := b0 + r.Int64N(min(blocks-b0, 3*blocksPerWord))
+			if r.IntN(4) == 0 {
+				b1 = b0 + r.Int64N(blocks-b0)
+			}
+			queries = append(queries, [2]int64{b0, b1})
+		}
+		for _, q := range queries {
+			b0, b1 := q[0], q[1]
+			want := nonBase[b1+1] == nonBase[b0]
+			if got := m.allBase(b0, b1); got != want {
+				t.Fatalf("trial %d: allBase(%d, %d) = %v, want %v", trial, b0, b1, got, want)
+			}
+			s, n := m.run(b0, b1+1)
+			i, _ := slices.BinarySearch(edges, b0+1) // the first edge after b0
+			e := b1 + 1
+			if i < len(edges) {
+				e = min(e, edges[i])
+			}
+			if s != states[b0] || n != e-b0 {
+				t.Fatalf("trial %d: run(%d, %d) = %v for %d, want %v for %d", trial, b0, b1+1, s, n, states[b0], e-b0)
+			}
 		}
 	}
 }
