@@ -158,3 +158,41 @@ func BenchmarkReadNoWait4K(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkReopenFragmented reopens an overlay of a 1 GiB base whose
+// client wrote 64k random 4 KiB blocks (a quarter of them): the cost of
+// a client's reconnect after its overlay was closed idle.
+func BenchmarkReopenFragmented(b *testing.B) {
+	const size = 1 << 30
+	path := filepath.Join(b.TempDir(), "base.img")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.Truncate(path, size); err != nil {
+		b.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	base := &fileBase{File: f, size: size}
+	dir := b.TempDir()
+	o := openT(b, dir, base, Options{})
+	r := rand.New(rand.NewPCG(1, 1))
+	blk := bytes.Repeat([]byte{1}, bs4k)
+	for range 64 << 10 {
+		if _, err := o.WriteAt(blk, r.Int64N(size/bs4k)*bs4k); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := o.Close(); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		o := openT(b, dir, base, Options{})
+		if err := o.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
