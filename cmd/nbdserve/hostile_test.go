@@ -554,3 +554,31 @@ func TestHostileShrunkBase(t *testing.T) {
 		}
 	}
 }
+
+// TestHostileRewrittenBase: the base image is rewritten in place while
+// served (same size, new modification time). A READ of it, large and in
+// the page cache (sent from the file's mapping otherwise), fails with EIO
+// on the read-only export and on an overlay, instead of mixing old and
+// new content.
+func TestHostileRewrittenBase(t *testing.T) {
+	path, head := hostileImage(t)
+	p := startServer(t, "-state", t.TempDir(), "ro="+path+",ro", "lab="+path+",cow")
+	exports := []string{"ro", "lab/52:54:00:00:00:08"}
+	for _, e := range exports {
+		c := dialFrom(t, p.addr, loopback.victim, e)
+		if got, err := c.read(0, 256<<10, time.Second); err != nil || !bytes.Equal(got, head[:256<<10]) {
+			t.Fatalf("%s: READ before the change: %v", e, err)
+		}
+		c.nc.Close()
+	}
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range exports {
+		c := dialFrom(t, p.addr, loopback.victim, e)
+		if _, err := c.read(0, 256<<10, time.Second); err == nil || !strings.Contains(err.Error(), "errno 5") {
+			t.Errorf("%s: READ after the change: %v, want errno 5 (EIO)", e, err)
+		}
+	}
+}
