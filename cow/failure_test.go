@@ -255,7 +255,7 @@ func TestKillThenPowerCut(t *testing.T) {
 func TestMetaSurvivesPowerCut(t *testing.T) {
 	for seed := range uint64(16) {
 		f := newFailModel(t, seed)
-		mgr, err := NewManager(Config{Dir: f.root, FS: f.m})
+		mgr, err := NewManager(Config{Dir: f.root, FS: f.m, Linger: -1}) // a release closes
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -268,7 +268,7 @@ func TestMetaSurvivesPowerCut(t *testing.T) {
 		if err := ov.Sync(); err != nil {
 			t.Fatal(err)
 		}
-		release() // meta.json replaced
+		release() // closed: meta.json replaced
 		ov, _, err = mgr.Acquire("disk", "pc1", f.base.be, pol)
 		if err != nil {
 			t.Fatal(err)

@@ -308,7 +308,8 @@ func baseConflict(e *entry, p Policy) error {
 // Check reports, changing nothing, why Acquire would refuse client's
 // overlay on export under p now (a base conflict, the export's cap), so
 // that a server can refuse the client during the handshake. Failures of
-// the file work itself are found only by Acquire.
+// the file work itself are found only by Acquire (which nbdserve runs
+// while answering GO, so they too reach the client as an NBD error).
 func (m *Manager) Check(export, client string, p Policy) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
