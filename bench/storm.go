@@ -47,10 +47,12 @@ func stormRounds(o options, servers []*server) (*results, error) {
 	for r := 0; r < o.rounds; r++ {
 		for i := range servers {
 			s := servers[(i+r)%len(servers)]
+			settle()
 			lone, err := stormRun(o, s, fmt.Sprintf("lone-r%d", r), 1)
 			if err != nil {
 				return nil, err
 			}
+			settle()
 			cpu := s.cpu()
 			st, err := stormRun(o, s, fmt.Sprintf("r%d", r), o.storm)
 			if err != nil {

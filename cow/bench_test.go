@@ -2,6 +2,7 @@ package cow
 
 import (
 	"bytes"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -194,5 +195,49 @@ func BenchmarkReopenFragmented(b *testing.B) {
 		if err := o.Close(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkRead256KScattered reads 256 KiB ranges of an overlay four
+// fifths of whose blocks, at random, are its own (as make bench's cow
+// table leaves it after its writers), against the same reads of a plain
+// file: the cost of a READ split into runs across the data file and the
+// base.
+func BenchmarkRead256KScattered(b *testing.B) {
+	const n = 256 << 10
+	base := newTestBase(b, benchSize)
+	plain, err := os.OpenFile(filepath.Join(b.TempDir(), "plain.img"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { plain.Close() })
+	if _, err := plain.WriteAt(base.content, 0); err != nil {
+		b.Fatal(err)
+	}
+	ov := openT(b, b.TempDir(), base.be, Options{})
+	b.Cleanup(func() { ov.Close() })
+	r := rand.New(rand.NewPCG(1, 2))
+	blk := make([]byte, bs4k)
+	for off := int64(0); off < benchSize; off += bs4k {
+		if r.IntN(5) != 0 {
+			if _, err := ov.WriteAt(blk, off); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		tg   io.ReaderAt
+	}{{"file", plain}, {"overlay", ov}} {
+		b.Run(tc.name, func(b *testing.B) {
+			buf := make([]byte, n)
+			b.SetBytes(n)
+			for i := range b.N {
+				off := int64(i) * 7919 % (benchSize / n) * n
+				if _, err := tc.tg.ReadAt(buf, off); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
