@@ -75,7 +75,10 @@ func TestFloodInLab(t *testing.T) {
 	cfg := bootFilesIn(t, dir)
 	cfg.Interface = env[0]
 	cfg.HTTPPort = 8080
-	cfg.StallTimeout = tomlx.Duration(2 * time.Second)
+	// Long enough that none of the attacker's ten TFTP transfers below
+	// ends by its stall (freeing a place) before the tenth is asked for,
+	// on a loaded machine too: with 2 s, one run under load saw 6 held.
+	cfg.StallTimeout = tomlx.Duration(5 * time.Second)
 	// A kernel larger than the socket buffers, so that a client not
 	// reading it stalls the server's writes.
 	const kernelSize = 8 << 20 // twice the largest TCP send buffer (tcp_wmem)
