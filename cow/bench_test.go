@@ -24,14 +24,7 @@ type ioTarget interface {
 
 func benchTargets(b *testing.B) map[string]ioTarget {
 	base := newTestBase(b, benchSize)
-	plain, err := os.OpenFile(filepath.Join(b.TempDir(), "plain.img"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { plain.Close() })
-	if _, err := plain.WriteAt(base.content, 0); err != nil {
-		b.Fatal(err)
-	}
+	plain := plainCopy(b, base.content)
 	ov := openT(b, b.TempDir(), base.be, Options{})
 	b.Cleanup(func() { ov.Close() })
 	// Half the overlay's blocks are its own, half the base's.
@@ -42,6 +35,20 @@ func benchTargets(b *testing.B) map[string]ioTarget {
 		}
 	}
 	return map[string]ioTarget{"overlay": ov, "file": plain}
+}
+
+// plainCopy writes content into a plain file, what the overlay is
+// compared with.
+func plainCopy(b *testing.B, content []byte) *os.File {
+	plain, err := os.OpenFile(filepath.Join(b.TempDir(), "plain.img"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { plain.Close() })
+	if _, err := plain.WriteAt(content, 0); err != nil {
+		b.Fatal(err)
+	}
+	return plain
 }
 
 func bench4K(b *testing.B, write bool, n int) {
@@ -206,14 +213,7 @@ func BenchmarkReopenFragmented(b *testing.B) {
 func BenchmarkRead256KScattered(b *testing.B) {
 	const n = 256 << 10
 	base := newTestBase(b, benchSize)
-	plain, err := os.OpenFile(filepath.Join(b.TempDir(), "plain.img"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { plain.Close() })
-	if _, err := plain.WriteAt(base.content, 0); err != nil {
-		b.Fatal(err)
-	}
+	plain := plainCopy(b, base.content)
 	ov := openT(b, b.TempDir(), base.be, Options{})
 	b.Cleanup(func() { ov.Close() })
 	r := rand.New(rand.NewPCG(1, 2))
