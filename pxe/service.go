@@ -19,6 +19,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/nbdboot/nbdboot/internal/ratelog"
+	"github.com/nbdboot/nbdboot/protocol"
 )
 
 // Ports the service listens on.
@@ -27,9 +28,6 @@ const (
 	portBINL = 4011 // PXE boot server: UEFI's second request, iPXE's ProxyDHCPREQUEST
 	portTFTP = 69
 )
-
-// nbdDefaultPort is left out of ${server}.
-const nbdDefaultPort = 10809
 
 // maxHTTPConns caps the HTTP connections served at once (each may hold
 // an open kernel or initramfs); more wait in the kernel's backlog. One
@@ -98,7 +96,7 @@ func Start(cfg Config, o Options) (*Service, error) {
 		o.Now = time.Now
 	}
 	if o.NBDPort == 0 {
-		o.NBDPort = nbdDefaultPort
+		o.NBDPort = protocol.DefaultPort
 	}
 	var errs []error
 	for _, f := range []struct{ what, path string }{
@@ -122,7 +120,7 @@ func Start(cfg Config, o Options) (*Service, error) {
 	}
 	s := newService(cfg, o.Log, m, bootFiles{ip: ip, httpPort: cfg.HTTPPort, bios: filepath.Base(cfg.IPXEBIOS), efi: filepath.Base(cfg.IPXEEFI)}, o.Now)
 	s.mask = mask
-	if o.NBDPort != nbdDefaultPort {
+	if o.NBDPort != protocol.DefaultPort { // the default port is left out of ${server}
 		s.nbdServer = net.JoinHostPort(ip.String(), strconv.Itoa(o.NBDPort))
 	}
 	if cfg.DHCP != nil {
