@@ -150,16 +150,24 @@ func TestFileBackendWriteTrimZero(t *testing.T) {
 	}
 }
 
-func TestFileBackendDense(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "dense.img")
-	if err := os.WriteFile(path, pattern(0, mib), 0o644); err != nil {
+// openWritten writes data to a new file and opens it read-only; the
+// bytes were just written, so they are in the page cache.
+func openWritten(t *testing.T, data []byte) *FileBackend {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	b, err := OpenFile(path, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func TestFileBackendDense(t *testing.T) {
+	b := openWritten(t, pattern(0, mib))
 	if b.MaybeSparse() {
 		t.Error("MaybeSparse = true for a fully written file")
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"testing"
 
 	"github.com/nbdboot/nbdboot/protocol"
@@ -121,16 +120,8 @@ func (c *client) replyAny(reqs map[uint64]protocol.Request) (result, error) {
 // TestFileReadAtNoWait reads data just written (so in the page cache)
 // without waiting, whole and at an unaligned offset.
 func TestFileReadAtNoWait(t *testing.T) {
-	path := t.TempDir() + "/disk.img"
 	data := pattern(0, 1<<20)
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	b, err := OpenFile(path, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openWritten(t, data)
 	for _, r := range []struct{ off, n int }{{0, 1 << 20}, {12345, 4096}, {1<<20 - 1, 1}} {
 		p := make([]byte, r.n)
 		n, err := b.ReadAtNoWait(p, int64(r.off))

@@ -57,16 +57,8 @@ func TestMappedRead(t *testing.T) {
 // TestMapped checks a file backend's mapping: in bounds it is the file's
 // bytes, just written (so in the page cache); out of bounds it is nil.
 func TestMapped(t *testing.T) {
-	path := t.TempDir() + "/disk.img"
 	data := pattern(0, 1<<20)
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	b, err := OpenFile(path, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openWritten(t, data)
 	for _, r := range []struct{ off, n int64 }{{0, 1 << 20}, {12345, 100000}, {1<<20 - 1, 1}, {1 << 20, 0}} {
 		p := b.Mapped(r.off, r.n)
 		if p == nil || !bytes.Equal(p, data[r.off:r.off+r.n]) {
@@ -93,15 +85,7 @@ func (s seesReads) ReadAtNoWait(p []byte, off int64) (int, error) {
 }
 
 func TestMappedOnlyFromTheNoWaitReader(t *testing.T) {
-	path := t.TempDir() + "/disk.img"
-	if err := os.WriteFile(path, make([]byte, 1<<16), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	b, err := OpenFile(path, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openWritten(t, make([]byte, 1<<16))
 	if a := abilitiesOf(b); a.mapped == nil {
 		t.Error("file backend: not mapped")
 	}
