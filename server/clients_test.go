@@ -36,9 +36,17 @@ func runTool(t *testing.T, name string, args ...string) string {
 // 5 MiB.
 func sparseDisk(t *testing.T) (*testServer, string) {
 	t.Helper()
+	return dataDisk(t, mib, 5*mib)
+}
+
+// dataDisk serves a 16 MiB sparse file with 4 KiB of data at each of
+// offsets ("disk" and read-only "disk-ro"), and returns its path.
+func dataDisk(t *testing.T, offsets ...int64) (*testServer, string) {
+	t.Helper()
 	tab, path := fileExports(t, 16*mib, func(f *os.File) {
-		f.WriteAt(pattern(mib, 4096), mib)
-		f.WriteAt(pattern(5*mib, 4096), 5*mib)
+		for _, off := range offsets {
+			f.WriteAt(pattern(off, 4096), off)
+		}
 	})
 	return startServer(t, tab, testLimits()), path
 }

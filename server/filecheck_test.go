@@ -15,11 +15,7 @@ import (
 // and at 12 MiB ("disk" and read-only "disk-ro"), and returns its path.
 func shrinkingDisk(t *testing.T) (*testServer, string) {
 	t.Helper()
-	tab, path := fileExports(t, 16*mib, func(f *os.File) {
-		f.WriteAt(pattern(mib, 4096), mib)
-		f.WriteAt(pattern(12*mib, 4096), 12*mib)
-	})
-	return startServer(t, tab, testLimits()), path
+	return dataDisk(t, mib, 12*mib)
 }
 
 // status asks BLOCK_STATUS for [off, off+n) and returns the errno.
