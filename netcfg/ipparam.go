@@ -179,7 +179,7 @@ func ParseIP(value string) (IPConfig, error) {
 	if isIPv6Autoconf(value) {
 		return bad("autoconf", "%q (IPv6 autoconfiguration) is not supported; expected %s", value, autoconfExpected)
 	}
-	if a, err := netip.ParseAddr(value); err == nil && a.Is6() && strings.Trim(value, ":") != "" {
+	if isBareIPv6(value) {
 		return bad("client", "%q: IPv6 addresses must be written in brackets ([%s])", value, value)
 	}
 	fields, err := splitIPFields(value)
@@ -414,7 +414,17 @@ func (c IPConfig) String() string {
 	if n < 3 {
 		n = 3
 	}
+	// "::0.0.10.0" (only a gateway) reads as one bare IPv6 address; an
+	// empty netmask field after it keeps it a field list.
+	for n < ipFieldCount && isBareIPv6(strings.Join(f[:n], ":")) {
+		n++
+	}
 	return strings.Join(f[:n], ":")
+}
+
+func isBareIPv6(s string) bool {
+	a, err := netip.ParseAddr(s)
+	return err == nil && a.Is6() && strings.Trim(s, ":") != ""
 }
 
 func dottedMask(bits int) string {
