@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/nbdboot/nbdboot/internal/nowait"
 	"github.com/nbdboot/nbdboot/protocol"
 )
 
@@ -209,12 +210,15 @@ func BenchmarkReopenFragmented(b *testing.B) {
 // fifths of whose blocks, at random, are its own (as make bench's cow
 // table leaves it after its writers), against the same reads of a plain
 // file: the cost of a READ split into runs across the data file and the
-// base.
+// base. The -lend cases are what the server does instead for a large
+// READ of cached data: the plain file's mapping checked resident
+// (server.FileBackend.Lend), and the overlay's Lend, then Unlend; the
+// server then writes either from the mappings with the same writev.
 func BenchmarkRead256KScattered(b *testing.B) {
 	const n = 256 << 10
 	base := newTestBase(b, benchSize)
 	plain := plainCopy(b, base.content)
-	ov := openT(b, b.TempDir(), base.be, Options{})
+	ov := openT(b, b.TempDir(), newMappedBase(b, base), Options{})
 	b.Cleanup(func() { ov.Close() })
 	r := rand.New(rand.NewPCG(1, 2))
 	blk := make([]byte, bs4k)
@@ -225,6 +229,11 @@ func BenchmarkRead256KScattered(b *testing.B) {
 			}
 		}
 	}
+	plainMap := nowait.Map(int(plain.Fd()), benchSize)
+	if plainMap == nil {
+		b.Fatal("cannot map the plain file")
+	}
+	b.Cleanup(func() { nowait.Unmap(plainMap) })
 	for _, tc := range []struct {
 		name string
 		tg   io.ReaderAt
@@ -240,4 +249,28 @@ func BenchmarkRead256KScattered(b *testing.B) {
 			}
 		})
 	}
+	b.Run("file-lend", func(b *testing.B) {
+		b.SetBytes(n)
+		for i := range b.N {
+			off := int64(i) * 7919 % (benchSize / n) * n
+			if !nowait.Resident(plainMap[off : off+n]) {
+				b.Fatal("not resident")
+			}
+		}
+	})
+	b.Run("overlay-lend", func(b *testing.B) {
+		segs := make([][]byte, 0, 64)
+		b.SetBytes(n)
+		b.ReportAllocs()
+		for i := range b.N {
+			off := int64(i) * 7919 % (benchSize / n) * n
+			var held, ok bool
+			if segs, held, ok = ov.Lend(segs[:0], off, n, nil); !ok {
+				b.Fatal("not lent")
+			}
+			if held {
+				ov.Unlend(off, n)
+			}
+		}
+	})
 }

@@ -40,10 +40,16 @@
 // Base takes no lock: no block returns to Base while the overlay is open,
 // so blocks each seen Base were all Base when the first was seen, and the
 // base they are read from never changes (a write to them under way is
-// simply not seen yet, as if it came after the read). For the same
-// reason such a range may be lent in place from the base's read-only
-// mapping, when the base has one (mapped.go: the server sends large
-// READs from it without a copy).
+// simply not seen yet, as if it came after the read).
+//
+// The server sends large READs of cached data in place, without a copy
+// (Lend, mapped.go): a range is lent as slices of the base's read-only
+// mapping (Base blocks), of the data file's (Data blocks) and of zeroes.
+// A range of Base blocks only is lent without a lock, for the reason
+// above. Any other range holds its blocks' read locks until the server
+// has sent it (Unlend), so that no write changes a lent Data block under
+// the send: a READ still sees each block as one moment left it. Only the
+// overlay's own client's writes to those blocks wait, for one reply.
 //
 // One Overlay serves every connection of a client, so a FLUSH on any of
 // them covers the writes of all (NBD_FLAG_CAN_MULTI_CONN).

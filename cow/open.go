@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/nbdboot/nbdboot/internal/disk"
+	"github.com/nbdboot/nbdboot/internal/nowait"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,6 +54,7 @@ func open(dir string, base Base, opt Options, hook func(string) error, compactAt
 	o.states = newStateMap(o.blocks)
 	if err := o.load(); err != nil {
 		if o.dataW != nil {
+			o.unmap()
 			o.dataW.Close()
 		}
 		return nil, fmt.Errorf("open overlay %s: %w", dir, err)
@@ -103,6 +105,7 @@ func (o *Overlay) load() error {
 	if err := f.Truncate(o.size); err != nil {
 		return err
 	}
+	o.dmap = nowait.Map(o.dfd, o.size)
 	var jl journalLoad
 	if !fresh {
 		jb, err := os.ReadFile(filepath.Join(o.dir, journalName))

@@ -74,10 +74,13 @@ type Overlay struct {
 	blocks      int64
 	quotaBlocks int64 // 0: no quota
 
-	fs     disk.FS
-	data   *os.File  // reads; dataW.OS()
-	dataW  disk.File // writes and syncs
-	dfd    int
+	fs    disk.FS
+	data  *os.File  // reads; dataW.OS()
+	dataW disk.File // writes and syncs
+	dfd   int
+	// dmap is the data file mapped read-only (nil if it could not be),
+	// from which Lend lends Data blocks; unmapped by Close.
+	dmap   []byte
 	dataNW atomic.Pointer[nowait.File] // see dataNoWait
 	states *stateMap
 	locks  stripes

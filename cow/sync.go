@@ -1,6 +1,10 @@
 package cow
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/nbdboot/nbdboot/internal/nowait"
+)
 
 // journalMin is the journal size below which Sync never compacts.
 const journalMin = 256 << 10
@@ -137,6 +141,7 @@ func (o *Overlay) Close() error {
 			err = fmt.Errorf("close journal of overlay %s: %w", o.dir, cerr)
 		}
 	}
+	o.unmap()
 	if cerr := o.dataW.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close overlay %s: %w", o.dir, cerr)
 	}
@@ -152,7 +157,15 @@ func (o *Overlay) abandon() {
 	if o.journal != nil {
 		o.journal.Close()
 	}
+	o.unmap()
 	o.dataW.Close()
+}
+
+// unmap unmaps the data file; no READ is lent from it any more (the
+// server ends its replies before it gives an overlay back).
+func (o *Overlay) unmap() {
+	nowait.Unmap(o.dmap)
+	o.dmap = nil
 }
 
 func writeAll(f interface{ Write([]byte) (int, error) }, b []byte) error {

@@ -83,9 +83,11 @@ type abilities struct {
 	// into data and holes on the read loop; nil: such READs go to a
 	// goroutine.
 	extents NoWaitExtents
-	// mapped lends large READs' data in place (mapped.go); only from
-	// the backend that reads without waiting, so that a wrapper that
-	// must see every read also sees these.
+	// lender lends large READs' data in place (mapped.go), and mapped
+	// gives the file's mapping (a copy-on-write overlay's base lends it
+	// the overlay); only from the backend that reads without waiting,
+	// so that a wrapper that must see every read also sees these.
+	lender Lender
 	mapped MappedReader
 }
 
@@ -114,8 +116,7 @@ func abilitiesOf(be Backend) abilities {
 		}
 		be = w.Unwrap()
 	}
-	if m, ok := a.nowait.(MappedReader); ok {
-		a.mapped = m
-	}
+	a.lender, _ = a.nowait.(Lender)
+	a.mapped, _ = a.nowait.(MappedReader)
 	return a
 }

@@ -78,7 +78,7 @@ func newFileBackend(w disk.File, readOnly bool) (*FileBackend, error) {
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
 		b.size = st.Size
-		b.mapped = mapFile(b.fd, st.Size)
+		b.mapped = nowait.Map(b.fd, st.Size)
 		b.alloc = newAllocMap(st.Size)
 		b.dev, b.ino = st.Dev, st.Ino
 		b.sparse.Store(st.Blocks*512 < st.Size)
@@ -132,9 +132,6 @@ func (b *FileBackend) Mapped(off, n int64) []byte {
 	}
 	return b.mapped[off : off+n : off+n]
 }
-
-// Resident implements MappedReader.
-func (b *FileBackend) Resident(p []byte) bool { return resident(p) }
 
 // WriteAt implements Backend.
 func (b *FileBackend) WriteAt(p []byte, off int64) (int, error) {
@@ -309,7 +306,7 @@ func (b *FileBackend) Close() error {
 	if b.mapped != nil {
 		// No reply is sent from it any more: an export is closed
 		// once its last connection ended.
-		unix.Munmap(b.mapped)
+		nowait.Unmap(b.mapped)
 		b.mapped = nil
 	}
 	return b.w.Close()

@@ -36,7 +36,7 @@ func (c *conn) cmdRead(req protocol.Request, held int64) {
 		c.send(c.fail(r, req, errnoOf(err), "read failed"))
 		return
 	}
-	c.send(c.read(r, req, *buf, exts))
+	c.send(c.read(r, req, r.single(*buf), exts))
 }
 
 // readExtents splits a structured READ into data and holes, unless DF

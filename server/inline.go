@@ -84,11 +84,8 @@ func (c *conn) readInline(req protocol.Request) {
 	held := int64(req.Length)
 	c.take(held)
 	exts, ok := c.readExtentsNoWait(req)
-	if ok {
-		if data := c.readMapped(req, exts); data != nil {
-			c.enqueue(c.read(newReply(nil, held, true), req, data, exts))
-			return
-		}
+	if ok && c.readLent(req, held, exts) {
+		return
 	}
 	buf := getBuf(int(req.Length))
 	if !ok || c.readRuns(*buf, int64(req.Offset), exts, true) != nil {
@@ -96,35 +93,38 @@ func (c *conn) readInline(req protocol.Request) {
 		go c.cmdRead(req, held)
 		return
 	}
-	c.enqueue(c.read(newReply(buf, held, true), req, *buf, exts))
+	r := newReply(buf, held, true)
+	c.enqueue(c.read(r, req, r.single(*buf), exts))
 }
 
-// readMapped returns a READ's range in place from the backend's mapping
-// (mapped.go) when it is large, the reply is written by raw writev, and
-// its data runs are all in the page cache; else nil.
-func (c *conn) readMapped(req protocol.Request, exts []protocol.Extent) []byte {
-	if c.abl.mapped == nil || c.raw == nil || req.Length < minMapped {
-		return nil
+// readLent queues a READ's reply with its range lent in place by the
+// backend (mapped.go) when it is large, the reply is written by raw
+// writev, and its data runs are all in the page cache; it reports
+// whether it did. A reply whose lender holds the range (a copy-on-write
+// overlay's block locks) is sent at once rather than queued: the read
+// loop may next serve a WRITE that waits for those locks.
+func (c *conn) readLent(req protocol.Request, held int64, exts []protocol.Extent) bool {
+	if c.abl.lender == nil || c.raw == nil || req.Length < minMapped {
+		return false
 	}
-	data := c.abl.mapped.Mapped(int64(req.Offset), int64(req.Length))
-	if data == nil {
-		return nil
+	r := newReply(nil, held, true)
+	off, n := int64(req.Offset), int64(req.Length)
+	segs, hold, ok := c.abl.lender.Lend(r.segs[:0], off, n, exts)
+	r.segs = segs
+	if !ok {
+		clear(r.segs)
+		r.segs, r.counted = r.segs[:0], false
+		c.finished(r) // back to the pool; the request keeps what it holds
+		return false
 	}
-	if exts == nil {
-		if !c.abl.mapped.Resident(data) {
-			return nil
-		}
-		return data
+	if hold {
+		r.lender, r.lentOff, r.lentN = c.abl.lender, off, n
 	}
-	pos := 0
-	for _, e := range exts {
-		n := int(e.Length)
-		if !e.Zero() && !c.abl.mapped.Resident(data[pos:pos+n]) {
-			return nil
-		}
-		pos += n
+	c.enqueue(c.read(r, req, segs, exts))
+	if hold {
+		c.flush()
 	}
-	return data
+	return true
 }
 
 // writeInline reads a WRITE's payload, writes it and queues the reply.

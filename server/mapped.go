@@ -1,9 +1,8 @@
 package server
 
 import (
-	"unsafe"
-
-	"golang.org/x/sys/unix"
+	"github.com/nbdboot/nbdboot/internal/nowait"
+	"github.com/nbdboot/nbdboot/protocol"
 )
 
 // Large READs sent from the page cache in place. A READ's data is
@@ -13,66 +12,70 @@ import (
 // pages are cold in the processor's caches; the buffer is warm): a file
 // backend maps its file read-only once, and such a READ's reply is
 // written straight from the mapping, header and data in one writev, with
-// no buffer. That is only done where it cannot wait for the disk or
-// fail after the header: every page of the range must be in the page
-// cache (mincore, one call), and the reply is written by raw writev (not
-// through a Go writer such as TLS, which would touch the mapping itself:
-// a file truncated under the server would then kill the process; a
-// writev reports EFAULT instead, which breaks just the connection).
-// Small READs gain nothing from it (the residency check costs what the
-// pread it saves does) and keep their buffer.
+// no buffer. A copy-on-write overlay lends its READs the same way, as
+// slices of the base's mapping and of its data file's (cow/mapped.go),
+// holding the blocks' read locks until the reply has left. That is only
+// done where it cannot wait for the disk or fail after the header: every
+// page of the range's data must be in the page cache (mincore), and the
+// reply is written by raw writev (not through a Go writer such as TLS,
+// which would touch the mapping itself: a file truncated under the
+// server would then kill the process; a writev reports EFAULT instead,
+// which breaks just the connection). Small READs gain nothing from it
+// (the residency check costs what the pread it saves does) and keep
+// their buffer.
 
 // minMapped is the smallest READ sent from the mapping.
 const minMapped = 64 << 10
 
-// MappedReader lends a backend's bytes in place from a read-only mapping
+// MappedReader gives a backend's bytes in place from a read-only mapping
 // of its file.
 type MappedReader interface {
 	// Mapped returns [off, off+n) of the mapping, or nil when the
 	// backend is not mapped. Only system calls may read it.
 	Mapped(off, n int64) []byte
-	// Resident reports whether every page of p, a slice of the mapping,
-	// is in the page cache, so that sending it cannot wait for the disk.
-	Resident(p []byte) bool
 }
 
-// mapFile maps size bytes of fd read-only; nil when it cannot.
-func mapFile(fd int, size int64) []byte {
-	if size <= 0 || int64(int(size)) != size {
-		return nil
-	}
-	m, err := unix.Mmap(fd, 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
-		return nil
-	}
-	return m
+// Lender lends a READ's data in place.
+type Lender interface {
+	// Lend appends to dst the slices of read-only mappings that hold
+	// [off, off+n), in order, and reports ok, when every page of the
+	// range's data (what exts does not mark as holes; nil: all of it)
+	// is in the page cache; else ok is false and nothing is held. Only
+	// system calls may read the slices, and the bytes of hole runs are
+	// not meant to be sent. With held, the slices stay unchanged until
+	// Unlend(off, n) is called, which must follow once the reply has
+	// left.
+	Lend(dst [][]byte, off, n int64, exts []protocol.Extent) (segs [][]byte, held, ok bool)
+	Unlend(off, n int64)
 }
 
-// mincoreChunk is the pages one mincore call checks.
-const mincoreChunk = 128
-
-// resident reports whether every page under p is in the page cache.
-func resident(p []byte) bool {
-	if len(p) == 0 {
-		return true
+// Lend implements Lender: the file's mapping, held by nothing (a write
+// may change it while it is sent, as it may change the page cache while
+// a pread copies it).
+func (b *FileBackend) Lend(dst [][]byte, off, n int64, exts []protocol.Extent) ([][]byte, bool, bool) {
+	data := b.Mapped(off, n)
+	if data == nil || !residentData(data, exts) {
+		return dst, false, false
 	}
-	page := uintptr(unix.Getpagesize())
-	start := uintptr(unsafe.Pointer(&p[0])) &^ (page - 1)
-	end := uintptr(unsafe.Pointer(&p[0])) + uintptr(len(p))
-	var vec [mincoreChunk]byte
-	for start < end {
-		n := min((end-start+page-1)/page, mincoreChunk)
-		// Raw: mincore only looks at page tables and the page cache.
-		_, _, e := unix.RawSyscall(unix.SYS_MINCORE, start, n*page, uintptr(unsafe.Pointer(&vec[0])))
-		if e != 0 {
+	return append(dst, data), false, true
+}
+
+// Unlend implements Lender; a file holds nothing.
+func (b *FileBackend) Unlend(off, n int64) {}
+
+// residentData reports whether the data runs of exts (nil: all) over p,
+// a slice of a mapping, are in the page cache.
+func residentData(p []byte, exts []protocol.Extent) bool {
+	if exts == nil {
+		return nowait.Resident(p)
+	}
+	pos := 0
+	for _, e := range exts {
+		n := int(e.Length)
+		if !e.Zero() && !nowait.Resident(p[pos:pos+n]) {
 			return false
 		}
-		for _, v := range vec[:n] {
-			if v&1 == 0 {
-				return false
-			}
-		}
-		start += n * page
+		pos += n
 	}
 	return true
 }

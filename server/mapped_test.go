@@ -6,6 +6,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/nbdboot/nbdboot/internal/nowait"
 	"github.com/nbdboot/nbdboot/protocol"
 )
 
@@ -64,7 +65,7 @@ func TestMapped(t *testing.T) {
 		if p == nil || !bytes.Equal(p, data[r.off:r.off+r.n]) {
 			t.Errorf("Mapped(%d, %d): nil %v, equal %v", r.off, r.n, p == nil, bytes.Equal(p, data[r.off:r.off+r.n]))
 		}
-		if !b.Resident(p) {
+		if !nowait.Resident(p) {
 			t.Logf("Mapped(%d, %d): not resident (evicted?)", r.off, r.n)
 		}
 	}

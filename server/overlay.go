@@ -153,9 +153,6 @@ func (b cowBase) Mapped(off, n int64) []byte {
 	return b.abl.mapped.Mapped(off, n)
 }
 
-// Resident is the base's MappedReader residency check.
-func (b cowBase) Resident(p []byte) bool { return b.abl.mapped != nil && b.abl.mapped.Resident(p) }
-
 // ExtentsNoWait is the base's allocation from memory, if it has one.
 func (b cowBase) ExtentsNoWait(dst []protocol.Extent, off, length int64, max int) ([]protocol.Extent, bool) {
 	if b.abl.extents == nil {

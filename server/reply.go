@@ -21,6 +21,12 @@ type reply struct {
 	held    int64 // payload bytes held in the server-wide semaphore
 	// counted: the request holds a slot and a begin; give them back.
 	counted bool
+	// segs holds the slices of a READ's data: one buffer, or what a
+	// Lender lent; lender, when set, holds [lentOff, lentOff+lentN)
+	// until the reply has left (Unlend).
+	segs           [][]byte
+	lender         Lender
+	lentOff, lentN int64
 }
 
 var replyPool = sync.Pool{New: func() any { return &reply{hdr: make([]byte, 0, 64)} }}
@@ -48,6 +54,42 @@ func (r *reply) put(mark int, data []byte) {
 	}
 }
 
+// single makes buf the READ data of the reply (its only slice).
+func (r *reply) single(buf []byte) [][]byte {
+	r.segs = append(r.segs[:0], buf)
+	return r.segs
+}
+
+// dataCursor walks the slices of a READ's data in order.
+type dataCursor struct {
+	segs [][]byte
+	i    int // the slice at hand
+	at   int // the offset in it
+}
+
+// put appends a header (already in r.hdr from mark on) and the next n
+// bytes of the data to the buffers sent.
+func (r *reply) putData(mark int, d *dataCursor, n int) {
+	r.bufs = append(r.bufs, r.hdr[mark:len(r.hdr):len(r.hdr)])
+	d.walk(n, func(p []byte) { r.bufs = append(r.bufs, p) })
+}
+
+// skip passes over the next n bytes of the data.
+func (d *dataCursor) skip(n int) { d.walk(n, func([]byte) {}) }
+
+// walk hands the next n bytes of the data to fn, slice by slice.
+func (d *dataCursor) walk(n int, fn func([]byte)) {
+	for n > 0 {
+		p := d.segs[d.i][d.at:]
+		k := min(n, len(p))
+		fn(p[:k:k])
+		n -= k
+		if d.at += k; d.at == len(d.segs[d.i]) {
+			d.i, d.at = d.i+1, 0
+		}
+	}
+}
+
 // finished gives back what the reply's request held, once it has left.
 func (c *conn) finished(r *reply) {
 	if r.counted {
@@ -55,8 +97,13 @@ func (c *conn) finished(r *reply) {
 	} else if r.payload != nil {
 		putBuf(r.payload)
 	}
+	if r.lender != nil {
+		r.lender.Unlend(r.lentOff, r.lentN)
+		r.lender = nil
+	}
 	clear(r.bufs)
-	r.bufs, r.hdr, r.payload = r.bufs[:0], r.hdr[:0], nil
+	clear(r.segs)
+	r.bufs, r.segs, r.hdr, r.payload = r.bufs[:0], r.segs[:0], r.hdr[:0], nil
 	replyPool.Put(r)
 }
 
@@ -90,26 +137,29 @@ func (c *conn) fail(r *reply, req protocol.Request, errno uint32, msg string) *r
 }
 
 // read builds the reply to a READ whose range has been read into data
-// (its data runs; its holes need not be): a simple reply, or under
+// (its data runs; its holes need not be), the slices of the range in
+// order (a buffer, or what a Lender lent): a simple reply, or under
 // structured replies an OFFSET_DATA chunk per data run and an
 // OFFSET_HOLE chunk per hole of exts, the last one final. exts covers
-// data exactly; nil means one data run. This is the only READ reply.
-func (c *conn) read(r *reply, req protocol.Request, data []byte, exts []protocol.Extent) *reply {
+// the range exactly; nil means one data run. This is the only READ reply.
+func (c *conn) read(r *reply, req protocol.Request, data [][]byte, exts []protocol.Extent) *reply {
+	d := dataCursor{segs: data}
+	n := int(req.Length)
 	switch {
 	case !c.structured:
 		r.headers(protocol.SimpleReplyHeaderSize)
 		r.hdr = protocol.AppendSimpleReply(r.hdr, 0, req.Cookie)
-		r.put(0, data)
+		r.putData(0, &d, n)
 		return r
-	case len(data) == 0:
+	case n == 0:
 		r.headers(protocol.ChunkHeaderSize)
 		r.hdr = protocol.AppendNoneChunk(r.hdr, req.Cookie)
 		r.put(0, nil)
 		return r
 	case exts == nil:
 		r.headers(protocol.ChunkHeaderSize + protocol.OffsetDataPrefixSize)
-		r.hdr = protocol.AppendOffsetDataHeader(r.hdr, protocol.ChunkFlagDone, req.Cookie, req.Offset, len(data))
-		r.put(0, data)
+		r.hdr = protocol.AppendOffsetDataHeader(r.hdr, protocol.ChunkFlagDone, req.Cookie, req.Offset, n)
+		r.putData(0, &d, n)
 		return r
 	}
 	r.headers(len(exts) * (protocol.ChunkHeaderSize + protocol.OffsetHoleSize))
@@ -123,9 +173,10 @@ func (c *conn) read(r *reply, req protocol.Request, data []byte, exts []protocol
 		if e.Zero() {
 			r.hdr = protocol.AppendOffsetHoleChunk(r.hdr, flags, req.Cookie, at, e.Length)
 			r.put(mark, nil)
+			d.skip(n)
 		} else {
 			r.hdr = protocol.AppendOffsetDataHeader(r.hdr, flags, req.Cookie, at, n)
-			r.put(mark, data[pos:pos+n])
+			r.putData(mark, &d, n)
 		}
 		pos += n
 	}
