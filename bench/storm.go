@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,23 +26,39 @@ import (
 // The phases are fio jobs run one after the other (stonewall) in one fio
 // process per client. A lone client's time, measured first each round, is
 // what the slowest storm client is compared with. The server's CPU time
-// over the storm shows how much of the two shared cores the server took
-// and how much was left to the clients.
+// over the storm and the clients' (each fio process's user and system
+// time, its job processes' included) show who took the cores (beside the
+// rest of the machine's busy time, "other", and its idle time), and give a
+// floor: the slowest client's time could not be shorter than what all
+// that CPU time takes spread perfectly over the cores (stormFloor), so
+// floor / lone says what ratio the machine allows at all. The median
+// client's time beside the slowest's, and how close together the clients
+// ended, show whether some clients were served while others waited.
 
 const (
-	rowSlowest   = "slowest client s"
-	rowLone      = "lone client s"
-	rowRatio     = "slowest / lone"
-	rowAggregate = "aggregate MB/s"
-	rowWall      = "wall clock s"
-	rowCPU       = "server CPU s"
+	rowSlowest    = "slowest client s"
+	rowMedian     = "median client s"
+	rowEnds       = "clients end within s"
+	rowLone       = "lone client s"
+	rowRatio      = "slowest / lone"
+	rowAggregate  = "aggregate MB/s"
+	rowWall       = "wall clock s"
+	rowCPU        = "server CPU s"
+	rowLoneCPU    = "lone client CPU s"
+	rowClientsCPU = "clients CPU s"
+	rowOtherCPU   = "other CPU s"
+	rowIdle       = "idle CPU s"
+	rowFloor      = "CPU floor s"
+	rowFloorRatio = "floor / lone"
 )
 
 // stormRounds runs a lone client then the storm on every server, round by
 // round, rotating the order; every client uses a fresh ID (a fresh boot).
 func stormRounds(o options, servers []*server) (*results, error) {
 	res := &results{samples: map[string]map[string][]float64{}, rss: map[string]int64{}, failed: map[string]bool{},
-		rows: []row{{key: rowSlowest}, {key: rowLone}, {key: rowRatio}, {key: rowAggregate, higher: true}, {key: rowWall}, {key: rowCPU}}}
+		rows: []row{{key: rowSlowest}, {key: rowMedian}, {key: rowEnds}, {key: rowLone}, {key: rowRatio}, {key: rowAggregate, higher: true},
+			{key: rowWall}, {key: rowCPU}, {key: rowLoneCPU}, {key: rowClientsCPU}, {key: rowOtherCPU}, {key: rowIdle}, {key: rowFloor}, {key: rowFloorRatio}}}
+	cores := runtime.NumCPU()
 	for _, r := range res.rows {
 		res.samples[r.key] = map[string][]float64{}
 	}
@@ -54,18 +72,36 @@ func stormRounds(o options, servers []*server) (*results, error) {
 			}
 			settle()
 			cpu := s.cpu()
+			before, err := readMachineTimes()
+			if err != nil {
+				return nil, err
+			}
 			st, err := stormRun(o, s, fmt.Sprintf("r%d", r), o.storm)
 			if err != nil {
 				return nil, err
 			}
 			cpu = s.cpu() - cpu
+			after, err := readMachineTimes()
+			if err != nil {
+				return nil, err
+			}
+			machine := after.since(before)
 			add := func(key string, v float64) { res.samples[key][s.name] = append(res.samples[key][s.name], v) }
+			floor := stormFloor(cpu+st.clientsCPU, cores, st.lastStart, lone.slowest)
 			add(rowSlowest, st.slowest)
+			add(rowMedian, st.median)
+			add(rowEnds, st.endSpread)
 			add(rowLone, lone.slowest)
 			add(rowRatio, st.slowest/lone.slowest)
 			add(rowAggregate, st.aggMBs)
 			add(rowWall, st.wall)
 			add(rowCPU, cpu)
+			add(rowLoneCPU, lone.clientsCPU)
+			add(rowClientsCPU, st.clientsCPU)
+			add(rowOtherCPU, max(machine.busy-cpu-st.clientsCPU, 0))
+			add(rowIdle, machine.idle)
+			add(rowFloor, floor)
+			add(rowFloorRatio, floor/lone.slowest)
 		}
 		fmt.Fprintf(os.Stderr, "bench: round %d/%d: boot storm done\n", r+1, o.rounds)
 	}
@@ -87,12 +123,30 @@ func bootArgs(o options, n int, uri string) []string {
 }
 
 type stormResult struct {
-	slowest, aggMBs, wall float64
+	slowest, median, aggMBs, wall float64
+	// endSpread is the seconds between the first client's end and the
+	// last's: short when the server shared itself evenly, long when some
+	// clients were served while others waited.
+	endSpread float64
+	// clientsCPU is the fio processes' CPU seconds (user and system,
+	// their reaped job processes' included); lastStart the seconds from
+	// the storm's start to the last client's.
+	clientsCPU, lastStart float64
+}
+
+// stormFloor is the shortest the slowest client's time could be if cpu
+// seconds of work (all the clients' and the server's) were spread
+// perfectly over cores: the work cannot end before cpu/cores, and the
+// client that ends last started at most lastStart in; nor can any client
+// be faster than a lone one.
+func stormFloor(cpu float64, cores int, lastStart, lone float64) float64 {
+	return max(cpu/float64(max(cores, 1))-lastStart, lone)
 }
 
 // stormRun starts n clients spread over o.stormSpread (at once when n is
-// 1) and waits for all: the slowest client's time from its own start to
-// its end, the aggregate throughput over the wall time, the wall time.
+// 1) and waits for all: the slowest and the median client's time from its
+// own start to its end, the aggregate throughput over the wall time, the
+// wall time, the clients' CPU time.
 func stormRun(o options, s *server, round string, n int) (stormResult, error) {
 	limit := 5 * time.Minute
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
@@ -100,9 +154,15 @@ func stormRun(o options, s *server, round string, n int) (stormResult, error) {
 	type client struct {
 		out, errs bytes.Buffer
 		took      time.Duration
+		end       time.Duration // from the storm's start
+		cpu       float64       // user and system seconds, job processes included
 		err       error
 	}
 	clients := make([]client, n)
+	var r stormResult
+	if n > 1 {
+		r.lastStart = (o.stormSpread * time.Duration(n-1) / time.Duration(n)).Seconds()
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i := range clients {
@@ -121,15 +181,19 @@ func stormRun(o options, s *server, round string, n int) (stormResult, error) {
 			t := time.Now()
 			c.err = cmd.Run()
 			c.took = time.Since(t)
+			c.end = time.Since(start)
+			if ps := cmd.ProcessState; ps != nil {
+				c.cpu = (ps.UserTime() + ps.SystemTime()).Seconds()
+			}
 		}()
 	}
 	wg.Wait()
-	var r stormResult
 	r.wall = time.Since(start).Seconds()
 	if ctx.Err() != nil {
 		return r, fmt.Errorf("boot storm on %s: clients still running after %v (server hung?)", s.name, limit)
 	}
 	var total int64
+	took, ends := make([]float64, 0, n), make([]float64, 0, n)
 	for i, c := range clients {
 		if c.err != nil {
 			return r, fmt.Errorf("boot storm on %s: client %d: fio: %w: %s", s.name, i+1, c.err, strings.TrimSpace(c.errs.String()))
@@ -141,8 +205,12 @@ func stormRun(o options, s *server, round string, n int) (stormResult, error) {
 		for _, st := range jobs { // one per phase (stonewall)
 			total += st.Read.IOBytes + st.Write.IOBytes
 		}
-		r.slowest = max(r.slowest, c.took.Seconds())
+		took = append(took, c.took.Seconds())
+		ends = append(ends, c.end.Seconds())
+		r.clientsCPU += c.cpu
 	}
+	r.slowest, r.median = slices.Max(took), median(took)
+	r.endSpread = slices.Max(ends) - slices.Min(ends)
 	r.aggMBs = float64(total) / r.wall / 1e6
 	return r, nil
 }
