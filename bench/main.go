@@ -18,7 +18,8 @@
 //     to the copy-on-write servers, each reading a boot's pattern of the
 //     sparse base (small random reads, then larger sequential ones) and
 //     writing a few MiB: the slowest client's time against a lone
-//     client's, and the aggregate throughput.
+//     client's, the aggregate throughput, and the CPU time the clients
+//     and the server used, with the floor it sets on the slowest client.
 //
 // Server CPU per request is read from /proc (user and system time of the
 // server's process and its reaped children). It is `make bench`; it is not
