@@ -46,17 +46,20 @@ func main() {
 }
 
 type options struct {
-	nbdserve    string
-	dir         string
-	size        int64
-	runtime     time.Duration
-	rounds      int
-	peers       []string
-	cowPeers    []string
-	only        string
-	images      []string
-	sections    map[string]bool
-	writers     int
+	nbdserve string
+	dir      string
+	size     int64
+	runtime  time.Duration
+	rounds   int
+	peers    []string
+	cowPeers []string
+	only     string
+	images   []string
+	sections map[string]bool
+	writers  int
+	// ownDisks are the cow table's writers' own plain disks (writer ID
+	// to image), served by the plain nbdserve beside the measured one.
+	ownDisks    map[string]string
 	storm       int
 	stormSpread time.Duration
 	stormRead   int64
@@ -152,16 +155,28 @@ func run() error {
 		}
 	}
 	if o.sections["cow"] {
-		// The plain export serves a copy: the write workload and the
-		// writers would otherwise fill the base's hole.
+		// The plain export serves a copy: the write workload would
+		// otherwise fill the base's hole. Like the overlays, each
+		// writer has a disk of its own there too (what a lab without
+		// copy-on-write gives each machine), so the measured client's
+		// disk is written by nobody else on either export.
 		plain := filepath.Join(o.dir, "plain.img")
 		if err := copySparse(sparse, plain); err != nil {
 			return err
 		}
-		ws := workloads(o, cowWorkloads, false)
-		title := fmt.Sprintf("copy-on-write over the sparse image, %d other clients writing into their overlays", o.writers)
-		err := compare(o, title, o.cowPeers, imageFor(sparse, map[string]string{"nbdserve": plain}),
-			func(ss []*server) (*results, error) { return runRounds(o, ss, ws, writersDuring(o)) })
+		co := o
+		co.ownDisks = map[string]string{}
+		for i := range o.writers {
+			id := writerID(i)
+			co.ownDisks[id] = filepath.Join(o.dir, id+".img")
+			if err := copySparse(sparse, co.ownDisks[id]); err != nil {
+				return err
+			}
+		}
+		ws := workloads(co, cowWorkloads, false)
+		title := fmt.Sprintf("copy-on-write over the sparse image, %d other clients writing into their overlays (plain: their own disks)", o.writers)
+		err := compare(co, title, o.cowPeers, imageFor(sparse, map[string]string{"nbdserve": plain}),
+			func(ss []*server) (*results, error) { return runRounds(co, ss, ws, writersDuring(co)) })
 		if err != nil {
 			return err
 		}

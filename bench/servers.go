@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,14 +24,20 @@ type server struct {
 	// perClient: the export name carries a client ID (NAME/CLIENT), each
 	// client getting its own copy-on-write overlay.
 	perClient bool
-	image     string // the file served
+	// own lists the clients with an export of their own (named by
+	// their ID) beside the one measured.
+	own   map[string]string
+	image string // the file served
 }
 
 // clientURI is the URI client id uses: its own overlay on nbdserve-cow,
-// the one export elsewhere.
+// its own export if it has one, else the one export.
 func (s *server) clientURI(id string) string {
 	if s.perClient {
 		return s.uri + "/" + id
+	}
+	if _, ok := s.own[id]; ok {
+		return strings.TrimSuffix(s.uri, exportName) + id
 	}
 	return s.uri
 }
@@ -41,7 +49,11 @@ func serverCommand(o options, name, image string, port int) ([]string, error) {
 	p := strconv.Itoa(port)
 	switch name {
 	case "nbdserve":
-		return []string{o.nbdserve, "-listen", "127.0.0.1:" + p, exportName + "=" + image}, nil
+		argv := []string{o.nbdserve, "-listen", "127.0.0.1:" + p, exportName + "=" + image}
+		for _, id := range slices.Sorted(maps.Keys(o.ownDisks)) {
+			argv = append(argv, id+"="+o.ownDisks[id])
+		}
+		return argv, nil
 	case "nbdserve-cow":
 		// Ephemeral overlays, one per client, under a state directory of
 		// their own; clients ask for bench/CLIENT-ID. Every client comes
@@ -104,6 +116,9 @@ func startServers(o options, peers []string, image func(name string) string) ([]
 		}
 		s := &server{name: name, uri: fmt.Sprintf("nbd://127.0.0.1:%d/%s", port, exportName), pid: cmd.Process.Pid, cmd: cmd, log: logf,
 			perClient: name == "nbdserve-cow", image: image(name)}
+		if name == "nbdserve" {
+			s.own = o.ownDisks
+		}
 		out = append(out, s)
 		if err := waitListening(fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second); err != nil {
 			return out, fmt.Errorf("start %s: %w (log: %s)", name, err, logf.Name())

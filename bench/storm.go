@@ -235,8 +235,9 @@ func parseFioJobs(out []byte) ([]fioStats, error) {
 
 // writersDuring returns the cow table's background: o.writers clients,
 // each writing 4K blocks at random into its own overlay (on the plain
-// export, into the copy), at a boot-like 500 writes a second each, from
-// before the measurement until stop.
+// nbdserve, into its own disk, o.ownDisks; on servers that have one
+// export for all, into that), at a boot-like 500 writes a second each,
+// from before the measurement until stop.
 func writersDuring(o options) func(s *server) (stop func()) {
 	return func(s *server) func() {
 		if o.writers == 0 {
@@ -247,7 +248,7 @@ func writersDuring(o options) func(s *server) (stop func()) {
 		for i := range o.writers {
 			args := []string{token, "--name=writer", "--ioengine=nbd", "--direct=1", "--rw=randwrite", "--bs=4k",
 				"--iodepth=4", "--rate_iops=500", "--time_based", "--runtime=3600", "--size=" + strconv.FormatInt(o.size, 10),
-				"--uri=" + s.clientURI(fmt.Sprintf("writer%d", i+1))}
+				"--uri=" + s.clientURI(writerID(i))}
 			cmd := exec.Command("fio", args...)
 			if err := cmd.Start(); err != nil {
 				fmt.Fprintf(os.Stderr, "bench: start writer: %v\n", err)
@@ -263,3 +264,6 @@ func writersDuring(o options) func(s *server) (stop func()) {
 		}
 	}
 }
+
+// writerID is the client ID of the cow table's writer i (from 0).
+func writerID(i int) string { return fmt.Sprintf("writer%d", i+1) }
