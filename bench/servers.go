@@ -28,6 +28,7 @@ type server struct {
 	// their ID) beside the one measured.
 	own   map[string]string
 	image string // the file served
+	mem   *memSampler
 }
 
 // clientURI is the URI client id uses: its own overlay on nbdserve-cow,
@@ -133,12 +134,16 @@ func startServers(o options, peers []string, image func(name string) string) ([]
 			}
 			s.pid, s.cmd = pid, nil
 		}
+		s.mem = startMemSampler(s.pid)
 	}
 	return out, nil
 }
 
 func stopServers(ss []*server) {
 	for _, s := range ss {
+		if s.mem != nil {
+			s.mem.Stop()
+		}
 		if p, err := os.FindProcess(s.pid); err == nil {
 			p.Kill()
 		}
@@ -149,62 +154,13 @@ func stopServers(ss []*server) {
 	}
 }
 
-// peakRSS is the server's high-water resident set size in KiB, less
-// the pages of the served image it maps (nbdserve sends large reads from
-// a mapping of the image: those pages are the page cache's, shared and
-// reclaimable, not memory the server holds).
+// peakRSS is the peak of the memory the server held, in KiB (memSampler:
+// its anonymous and shared-memory pages; -1 if unknown).
 func (s *server) peakRSS() int64 {
-	hwm := s.statusKiB()
-	if hwm < 0 {
-		return hwm
-	}
-	path, err := filepath.Abs(s.image)
-	if err != nil {
-		return hwm
-	}
-	return hwm - s.mappedKiB(path)
-}
-
-// mappedKiB sums the resident pages of the server's mappings of path,
-// from /proc/PID/smaps.
-func (s *server) mappedKiB(path string) int64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", s.pid))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	var sum int64
-	in := false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		fields := strings.Fields(line)
-		switch {
-		case len(fields) >= 5 && strings.Contains(fields[0], "-"): // a mapping's first line
-			in = len(fields) >= 6 && fields[5] == path
-		case in && fields[0] == "Rss:" && len(fields) >= 2:
-			kb, _ := strconv.ParseInt(fields[1], 10, 64)
-			sum += kb
-		}
-	}
-	return sum
-}
-
-// statusKiB reads VmHWM from /proc/PID/status (KiB; -1 if unknown).
-func (s *server) statusKiB() int64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.pid))
-	if err != nil {
+	if s.mem == nil {
 		return -1
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb
-		}
-	}
-	return -1
+	return s.mem.Peak()
 }
 
 func readPid(path string) (int, error) {

@@ -117,7 +117,7 @@ func printTable(w io.Writer, o options, title string, peers []string, res *resul
 		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
 	}
 	base := float64(res.rss[first])
-	cells := []string{"peak RSS MiB"}
+	cells := []string{"peak held memory MiB"}
 	for _, p := range peers {
 		v := float64(res.rss[p])
 		if p == first || base <= 0 {
