@@ -203,21 +203,51 @@ func waitListening(addr string, limit time.Duration) error {
 }
 
 // cpu is the server's CPU time so far in seconds: user and system time
-// of its process and of its children it has reaped (nbd-server's
-// per-client processes), from /proc/PID/stat.
+// of its process, of the children it has reaped and of those still
+// running or not yet reaped (nbd-server serves each client from a forked
+// process, which a measurement must count while it runs: its background
+// writers' children never end before the measurement does, and the
+// measured client's may not yet have been reaped), from /proc/PID/stat.
 func (s *server) cpu() float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.pid))
+	return float64(treeTicks(s.pid, 0)) / clockTicks
+}
+
+// treeTicks sums the CPU ticks of process pid (with its reaped children's)
+// and of its live descendants, to a depth of 4.
+func treeTicks(pid, depth int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}
+	ticks := statTicks(b)
+	if depth >= 4 {
+		return ticks
+	}
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, t := range tasks {
+		c, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(c)) {
+			if child, err := strconv.Atoi(f); err == nil {
+				ticks += treeTicks(child, depth+1)
+			}
+		}
+	}
+	return ticks
+}
+
+// statTicks is utime + stime + cutime + cstime of a /proc/PID/stat.
+func statTicks(stat []byte) int64 {
 	// The fields after the command name (which may hold spaces) in
 	// parentheses: state is field 3, utime 14, stime 15, cutime 16,
 	// cstime 17.
-	i := strings.LastIndexByte(string(b), ')')
+	i := strings.LastIndexByte(string(stat), ')')
 	if i < 0 {
 		return 0
 	}
-	f := strings.Fields(string(b[i+1:]))
+	f := strings.Fields(string(stat[i+1:]))
 	if len(f) < 15 {
 		return 0
 	}
@@ -226,7 +256,7 @@ func (s *server) cpu() float64 {
 		n, _ := strconv.ParseInt(v, 10, 64)
 		ticks += n
 	}
-	return float64(ticks) / clockTicks
+	return ticks
 }
 
 // clockTicks is USER_HZ, the unit of /proc's CPU times (100 on Linux).
