@@ -59,7 +59,7 @@ func TestLend(t *testing.T) {
 	want := readAll(t, ov)
 	lends := 0
 	for _, c := range []struct{ off, n int64 }{{0, size}, {100, size / 2}, {size / 2, size / 2}, {size/2 + 1, 5 * bs4k}, {12345, 100000}} {
-		exts, err := ov.Extents(c.off, c.n, maxLend)
+		exts, err := ov.Extents(c.off, c.n, nowait.MaxRange)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,8 +98,8 @@ func TestLend(t *testing.T) {
 	if _, _, ok := ov.Lend(nil, size-10, 11, nil); ok {
 		t.Error("Lend past the end: ok")
 	}
-	if _, _, ok := ov.Lend(nil, 0, maxLend+bs4k, nil); ok {
-		t.Error("Lend of more than maxLend: ok")
+	if _, _, ok := ov.Lend(nil, 0, nowait.MaxRange+bs4k, nil); ok {
+		t.Error("Lend of more than nowait.MaxRange: ok")
 	}
 }
 

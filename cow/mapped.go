@@ -14,10 +14,6 @@ type BaseMapped interface {
 	Mapped(off, n int64) []byte
 }
 
-// maxLend is the largest range Lend lends (the server's largest READ
-// served on its read loop).
-const maxLend = 1 << 20
-
 // zeroSeg is what Zero blocks are lent from.
 var zeroSeg = make([]byte, 64<<10)
 
@@ -39,7 +35,7 @@ var zeroSeg = make([]byte, 64<<10)
 // client ever wait, and only while its READ's reply is sent (at most the
 // server's stall timeout).
 func (o *Overlay) Lend(dst [][]byte, off, n int64, exts []protocol.Extent) (segs [][]byte, held, ok bool) {
-	if n <= 0 || n > maxLend || o.check("read", off, n) != nil {
+	if n <= 0 || n > nowait.MaxRange || o.check("read", off, n) != nil {
 		return dst, false, false
 	}
 	b0, b1 := off>>o.shift, (off+n-1)>>o.shift
@@ -62,59 +58,30 @@ func (o *Overlay) Unlend(off, n int64) {
 	o.locks.runlock(off>>o.shift, (off+n-1)>>o.shift)
 }
 
-// lendPages is the residency of a range's pages in one mapping, asked
-// with one system call for the whole range when a run of it is first
-// checked.
-type lendPages struct {
-	m     []byte // the mapping's slice of the range [off, off+n)
-	off   int64
-	pages int // the pages of vec filled; 0 until asked
-	vec   [maxLend/4096 + 2]byte
-}
-
-// resident reports whether the pages of [a, b), inside the range, are in
-// the page cache.
-func (l *lendPages) resident(a, b int64) bool {
-	if l.m == nil {
-		return false
-	}
-	if l.pages == 0 {
-		v, ok := nowait.Pages(l.m, l.vec[:])
-		if !ok {
-			return false
-		}
-		l.pages = len(v) // not v itself: l would escape to the heap
-	}
-	ps := int64(nowait.PageSize())
-	first := l.off / ps
-	return nowait.AllIn(l.vec[:l.pages], int(a/ps-first), int((b-1)/ps-first)+1)
-}
-
 // lendRuns appends the slices of [off, off+n) run by run of block
 // states, checking the residency of the parts exts marks as data.
 func (o *Overlay) lendRuns(dst [][]byte, off, n int64, exts []protocol.Extent) ([][]byte, bool) {
-	base := lendPages{off: off}
+	var base, data nowait.RangePages
 	if o.baseMap != nil {
-		base.m = o.baseMap.Mapped(off, n)
+		base.Range(o.baseMap.Mapped(off, n), off)
 	}
-	data := lendPages{off: off}
 	if o.dmap != nil {
-		data.m = o.dmap[off : off+n : off+n]
+		data.Range(o.dmap[off:off+n:off+n], off)
 	}
 	end := off + n
 	b1 := (end - 1) >> o.shift
-	x := extCursor{exts: exts, pos: off}
+	x := nowait.ExtentCursor{Exts: exts, Pos: off}
 	for pos := off; pos < end; {
 		s, k := o.states.run(pos>>o.shift, b1+1)
 		runEnd := min((pos>>o.shift+k)<<o.shift, end)
-		var from *lendPages
+		var from *nowait.RangePages
 		switch s {
 		case StateBase:
 			from = &base
 		case StateData:
 			from = &data
 		default:
-			x.skipTo(runEnd)
+			x.SkipTo(runEnd)
 			for p := pos; p < runEnd; {
 				k := min(runEnd-p, int64(len(zeroSeg)))
 				dst = append(dst, zeroSeg[:k:k])
@@ -123,47 +90,11 @@ func (o *Overlay) lendRuns(dst [][]byte, off, n int64, exts []protocol.Extent) (
 			pos = runEnd
 			continue
 		}
-		if from.m == nil || !x.resident(from, pos, runEnd) {
+		if !from.Mapped() || !x.Resident(from, pos, runEnd) {
 			return dst, false
 		}
-		dst = append(dst, from.m[pos-off:runEnd-off:runEnd-off])
+		dst = append(dst, from.Slice(pos, runEnd))
 		pos = runEnd
 	}
 	return dst, true
-}
-
-// extCursor walks a READ's runs of data and holes (nil: all data), from
-// the range's start at pos on.
-type extCursor struct {
-	exts []protocol.Extent
-	pos  int64 // where exts[0] starts
-}
-
-// resident reports whether the data parts of [a, b) are resident in l,
-// and moves past b. Runs are asked in order, without gaps.
-func (x *extCursor) resident(l *lendPages, a, b int64) bool {
-	if x.exts == nil {
-		return l.resident(a, b)
-	}
-	for a < b && len(x.exts) > 0 {
-		e := x.exts[0]
-		eEnd := x.pos + int64(e.Length)
-		to := min(b, eEnd)
-		if !e.Zero() && !l.resident(a, to) {
-			return false
-		}
-		a = to
-		if a == eEnd {
-			x.exts, x.pos = x.exts[1:], eEnd
-		}
-	}
-	return a >= b || l.resident(a, b) // past the runs: data
-}
-
-// skipTo moves past b.
-func (x *extCursor) skipTo(b int64) {
-	for len(x.exts) > 0 && x.pos+int64(x.exts[0].Length) <= b {
-		x.pos += int64(x.exts[0].Length)
-		x.exts = x.exts[1:]
-	}
 }

@@ -51,31 +51,19 @@ type Lender interface {
 
 // Lend implements Lender: the file's mapping, held by nothing (a write
 // may change it while it is sent, as it may change the page cache while
-// a pread copies it).
+// a pread copies it), for ranges up to nowait.MaxRange.
 func (b *FileBackend) Lend(dst [][]byte, off, n int64, exts []protocol.Extent) ([][]byte, bool, bool) {
-	data := b.Mapped(off, n)
-	if data == nil || !residentData(data, exts) {
+	if n <= 0 || n > nowait.MaxRange {
 		return dst, false, false
 	}
-	return append(dst, data), false, true
+	var pages nowait.RangePages
+	pages.Range(b.Mapped(off, n), off)
+	x := nowait.ExtentCursor{Exts: exts, Pos: off}
+	if !pages.Mapped() || !x.Resident(&pages, off, off+n) {
+		return dst, false, false
+	}
+	return append(dst, pages.Slice(off, off+n)), false, true
 }
 
 // Unlend implements Lender; a file holds nothing.
 func (b *FileBackend) Unlend(off, n int64) {}
-
-// residentData reports whether the data runs of exts (nil: all) over p,
-// a slice of a mapping, are in the page cache.
-func residentData(p []byte, exts []protocol.Extent) bool {
-	if exts == nil {
-		return nowait.Resident(p)
-	}
-	pos := 0
-	for _, e := range exts {
-		n := int(e.Length)
-		if !e.Zero() && !nowait.Resident(p[pos:pos+n]) {
-			return false
-		}
-		pos += n
-	}
-	return true
-}
