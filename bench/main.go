@@ -22,7 +22,7 @@
 //     and the server used, with the floor it sets on the slowest client.
 //
 // Server CPU per request is read from /proc (user and system time of the
-// server's process and its reaped children). It is `make bench`; it is not
+// server's process and of its children, running or reaped). It is `make bench`; it is not
 // a test.
 package main
 

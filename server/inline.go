@@ -112,8 +112,7 @@ func (c *conn) readLent(req protocol.Request, held int64, exts []protocol.Extent
 	segs, hold, ok := c.abl.lender.Lend(r.segs[:0], off, n, exts)
 	r.segs = segs
 	if !ok {
-		clear(r.segs)
-		r.segs, r.counted = r.segs[:0], false
+		r.counted = false
 		c.finished(r) // back to the pool; the request keeps what it holds
 		return false
 	}

@@ -67,8 +67,8 @@ type dataCursor struct {
 	at   int // the offset in it
 }
 
-// put appends a header (already in r.hdr from mark on) and the next n
-// bytes of the data to the buffers sent.
+// putData appends a header (already in r.hdr from mark on) and the next
+// n bytes of the data to the buffers sent.
 func (r *reply) putData(mark int, d *dataCursor, n int) {
 	r.bufs = append(r.bufs, r.hdr[mark:len(r.hdr):len(r.hdr)])
 	d.walk(n, func(p []byte) { r.bufs = append(r.bufs, p) })
