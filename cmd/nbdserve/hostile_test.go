@@ -324,6 +324,38 @@ func TestHostileUnreadReplies(t *testing.T) {
 	}
 }
 
+// TestHostileUnreadLentReplies: on a copy-on-write export, large READs
+// of blocks the client wrote are lent from the overlay's mappings with
+// the blocks' read locks held until the reply has left. A client that
+// sends many and never reads them holds its own overlay's locks only:
+// another machine's overlay is served meanwhile, the attacker is dropped
+// at the reply timeout, and the locks come back (its own second
+// connection then writes the same block).
+func TestHostileUnreadLentReplies(t *testing.T) {
+	p, head := startHostile(t)
+	a := dialFrom(t, p.addr, loopback.attacker, "lab")
+	own := dialFrom(t, p.addr, loopback.attacker, "lab") // the same overlay
+	if err := a.write(0, bytes.Repeat([]byte{0x5c}, 4096), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	done := during(t, loopback, p, head, "lab", 2500*time.Millisecond)
+	for range 64 {
+		if err := a.send(protocol.CmdRead, 0, 1<<20, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done()
+	p.waitLine(regexp.MustCompile(`write reply failed; closing.* client=127\.0\.0\.1:`))
+	mine := bytes.Repeat([]byte{0xc5}, 4096)
+	if err := own.write(0, mine, 5*time.Second); err != nil {
+		t.Fatalf("write to the blocks the dropped connection had lent: %v", err)
+	}
+	got, err := own.read(0, 4096, 5*time.Second)
+	if err != nil || !bytes.Equal(got, mine) {
+		t.Fatalf("read back after the lend ended: %v", err)
+	}
+}
+
 // TestHostileShutdownHalfPayload: SIGTERM while a WRITE's payload is
 // half sent and another client stopped reading its replies: nbdserve
 // still exits within the shutdown grace (and a margin).
