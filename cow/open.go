@@ -106,9 +106,6 @@ func (o *Overlay) load() error {
 		return err
 	}
 	o.dmap = nowait.Map(o.dfd, o.size)
-	if !fresh {
-		o.startWarm()
-	}
 	var jl journalLoad
 	if !fresh {
 		jb, err := os.ReadFile(filepath.Join(o.dir, journalName))

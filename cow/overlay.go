@@ -80,14 +80,10 @@ type Overlay struct {
 	dfd   int
 	// dmap is the data file mapped read-only (nil if it could not be),
 	// from which Lend lends Data blocks; unmapped by Close.
-	dmap []byte
-	// warmStop and warmDone stop and await the warming of dmap (see
-	// startWarm); warmDone is nil when none runs.
-	warmStop atomic.Bool
-	warmDone chan struct{}
-	dataNW   atomic.Pointer[nowait.File] // see dataNoWait
-	states   *stateMap
-	locks    stripes
+	dmap   []byte
+	dataNW atomic.Pointer[nowait.File] // see dataNoWait
+	states *stateMap
+	locks  stripes
 
 	dataBlocks atomic.Int64 // blocks in state Data, plus reservations
 

@@ -164,7 +164,6 @@ func (o *Overlay) abandon() {
 // unmap unmaps the data file; no READ is lent from it any more (the
 // server ends its replies before it gives an overlay back).
 func (o *Overlay) unmap() {
-	o.stopWarm()
 	nowait.Unmap(o.dmap)
 	o.dmap = nil
 }
