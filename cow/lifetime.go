@@ -103,13 +103,14 @@ func (m *Manager) closeUnlocked(e *entry) {
 	ch := make(chan struct{})
 	e.opening = ch
 	m.mu.Unlock()
-	err := closeOverlay(e, ov, md)
+	k, err := closeOverlay(e, ov, md, true)
 	m.mu.Lock()
 	e.opening = nil
 	close(ch)
 	if err != nil {
 		m.log.Error("close overlay", "export", e.export, "client", e.client, "err", err)
 	}
+	m.keepLocked(e, k)
 }
 
 // closeLocked closes e's overlay, keeping its files, under m.mu (when the
@@ -121,7 +122,7 @@ func (m *Manager) closeLocked(e *entry) error {
 	ov := e.ov
 	e.allocated = ov.Allocated()
 	e.ov = nil
-	err := closeOverlay(e, ov, e.meta())
+	_, err := closeOverlay(e, ov, e.meta(), false)
 	if err != nil {
 		m.log.Error("close overlay", "export", e.export, "client", e.client, "err", err)
 	}
@@ -129,16 +130,17 @@ func (m *Manager) closeLocked(e *entry) error {
 }
 
 // closeOverlay syncs and closes ov, then records md (last use, size) in
-// its meta data.
-func closeOverlay(e *entry, ov *Overlay, md meta) error {
-	err := ov.Close()
+// its meta data. With keep, it returns the data file's mapping instead of
+// unmapping it (keptmap.go).
+func closeOverlay(e *entry, ov *Overlay, md meta, keep bool) (*keptMap, error) {
+	k, err := ov.close(keep)
 	if err != nil {
 		err = fmt.Errorf("close overlay of client %q on export %q: %w", e.client, e.export, err)
 	}
 	if merr := writeMeta(ov.fs, e.dir, md); merr != nil && err == nil {
 		err = fmt.Errorf("overlay of client %q on export %q: meta data: %w", e.client, e.export, merr)
 	}
-	return err
+	return k, err
 }
 
 // dropLocked forgets e and deletes its files: renamed into the trash
@@ -150,6 +152,7 @@ func (m *Manager) dropLocked(e *entry) {
 		e.timer = nil
 	}
 	m.unidleLocked(e)
+	m.giveUpLocked(e) // before its files are deleted
 	if e.ov != nil {
 		e.ov.abandon() // its data is about to go
 		e.ov = nil

@@ -121,6 +121,7 @@ type Manager struct {
 	mu      sync.Mutex
 	entries map[key]*entry
 	idle    []*entry // open without a connection, longest idle first
+	kept    []*entry // closed, keeping their data file's mapping, oldest first (keptmap.go)
 	trashN  int
 	closed  bool
 }
@@ -143,6 +144,9 @@ type entry struct {
 	// opening is set while ov is being opened or closed without the
 	// Manager's lock, and closed when that is done.
 	opening chan struct{}
+	// kept is the data file's mapping, kept while the overlay is
+	// closed (keptmap.go); nil when open or none.
+	kept *keptMap
 }
 
 // NewManager opens the state directory. Ephemeral overlays left from
@@ -382,6 +386,7 @@ func (m *Manager) openEntry(e *entry, base Base, opt Options, isNew bool) error 
 	}
 	e.lastUse = time.Now()
 	md := e.meta()
+	opt.kept = m.takeKeptLocked(e) // Open adopts or releases it
 	m.mu.Unlock()
 	opt.FS = m.fs
 	ov, err := openOverlayDir(m.fs, e.dir, md, base, opt, isNew)
@@ -413,10 +418,12 @@ func openOverlayDir(fs disk.FS, dir string, md meta, base Base, opt Options, isN
 	_, err := os.Stat(dir)
 	created := errors.Is(err, os.ErrNotExist)
 	if err := fs.MkdirAll(dir, 0o700); err != nil {
+		opt.kept.release()
 		return nil, err
 	}
 	if isNew {
 		if err := writeMeta(fs, dir, md); err != nil { // durable at the first Sync with changes
+			opt.kept.release()
 			return nil, err
 		}
 	}
@@ -451,6 +458,9 @@ func (m *Manager) Close() error {
 	}
 	m.closed = true
 	m.waitOpeningLocked()
+	for len(m.kept) > 0 {
+		m.giveUpLocked(m.kept[0])
+	}
 	var errs []error
 	now := time.Now()
 	m.idle = nil

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 
 	"github.com/nbdboot/nbdboot/internal/disk"
-	"github.com/nbdboot/nbdboot/internal/nowait"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,6 +22,8 @@ func Open(dir string, base Base, opt Options) (*Overlay, error) {
 // a state file, and compactAt is the journal size above which the map is
 // rewritten (0: at every open and Sync).
 func open(dir string, base Base, opt Options, hook func(string) error, compactAt int64) (*Overlay, error) {
+	kept := opt.kept
+	defer func() { kept.release() }() // nil once handed to load
 	if opt.BlockSize == 0 {
 		opt.BlockSize = DefaultBlockSize
 	}
@@ -52,7 +53,9 @@ func open(dir string, base Base, opt Options, hook func(string) error, compactAt
 	o.setBase(base)
 	o.bufs.New = func() any { b := make([]byte, bs); return &b }
 	o.states = newStateMap(o.blocks)
-	if err := o.load(); err != nil {
+	err = o.load(kept)
+	kept = nil
+	if err != nil {
 		if o.dataW != nil {
 			o.unmap()
 			o.dataW.Close()
@@ -62,8 +65,11 @@ func open(dir string, base Base, opt Options, hook func(string) error, compactAt
 	return o, nil
 }
 
-// load recovers the state from dir and starts a new generation.
-func (o *Overlay) load() error {
+// load recovers the state from dir and starts a new generation; it maps
+// the data file, taking kept over if it maps the same file, and releases
+// kept otherwise, also when it fails.
+func (o *Overlay) load(kept *keptMap) error {
+	defer func() { kept.release() }() // nil once taken over
 	if err := o.fs.MkdirAll(o.dir, 0o700); err != nil {
 		return err
 	}
@@ -105,7 +111,9 @@ func (o *Overlay) load() error {
 	if err := f.Truncate(o.size); err != nil {
 		return err
 	}
-	o.dmap = nowait.Map(o.dfd, o.size)
+	o.ddev, o.dino = fileID(st)
+	o.dmap = adoptMapping(kept, o.dfd, o.size, o.ddev, o.dino)
+	kept = nil
 	var jl journalLoad
 	if !fresh {
 		jb, err := os.ReadFile(filepath.Join(o.dir, journalName))

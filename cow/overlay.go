@@ -55,6 +55,10 @@ type Options struct {
 	// FS is the file system seam the overlay changes its files through;
 	// nil means the real one (disk.OS). Tests inject a power-loss model.
 	FS disk.FS
+	// kept is a mapping of the data file kept from the overlay's last
+	// close (the Manager's, keptmap.go): Open takes it over if it is of
+	// the same file, else releases it.
+	kept *keptMap
 }
 
 // Overlay is a per-client copy-on-write layer over a read-only base. It
@@ -80,10 +84,11 @@ type Overlay struct {
 	dfd   int
 	// dmap is the data file mapped read-only (nil if it could not be),
 	// from which Lend lends Data blocks; unmapped by Close.
-	dmap   []byte
-	dataNW atomic.Pointer[nowait.File] // see dataNoWait
-	states *stateMap
-	locks  stripes
+	dmap       []byte
+	ddev, dino uint64                      // the data file's identity, for keeping dmap
+	dataNW     atomic.Pointer[nowait.File] // see dataNoWait
+	states     *stateMap
+	locks      stripes
 
 	dataBlocks atomic.Int64 // blocks in state Data, plus reservations
 

@@ -129,10 +129,18 @@ func (o *Overlay) fdatasync() error {
 // Close is the server.Backend method: it syncs and closes the files. The
 // overlay must not be used afterwards; a second Close does nothing.
 func (o *Overlay) Close() error {
+	_, err := o.close(false)
+	return err
+}
+
+// close is Close; with keep, it returns the data file's mapping (nil if
+// none) instead of unmapping it, for a later Open of the same files
+// (keptmap.go).
+func (o *Overlay) close(keep bool) (*keptMap, error) {
 	o.syncMu.Lock()
 	defer o.syncMu.Unlock()
 	if o.closed {
-		return nil
+		return nil, nil
 	}
 	o.closed = true
 	err := o.syncLocked()
@@ -141,11 +149,16 @@ func (o *Overlay) Close() error {
 			err = fmt.Errorf("close journal of overlay %s: %w", o.dir, cerr)
 		}
 	}
+	var k *keptMap
+	if keep && o.dmap != nil {
+		k = &keptMap{m: o.dmap, dev: o.ddev, ino: o.dino}
+		o.dmap = nil
+	}
 	o.unmap()
 	if cerr := o.dataW.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close overlay %s: %w", o.dir, cerr)
 	}
-	return err
+	return k, err
 }
 
 // abandon closes the files without syncing anything: what a kill -9 of
