@@ -2,11 +2,13 @@ package server
 
 import (
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/nbdboot/nbdboot/cow"
 )
 
 // Config is nbdserve's whole configuration: from the defaults, then the
@@ -46,6 +48,24 @@ type Limits struct {
 	// ShutdownGrace is how long a drained connection waits for the
 	// client's DISC after shutdown began before it is closed.
 	ShutdownGrace time.Duration `toml:"shutdown_grace"`
+	// OverlayLinger is how long a copy-on-write overlay stays open after
+	// its client's last connection, so that a reconnect (a reboot, a
+	// dropped link) finds it open; 0 closes it at once.
+	OverlayLinger time.Duration `toml:"overlay_linger"`
+	// MaxIdleOverlays caps the overlays left open without a connection
+	// (past it the longest idle is closed at once), and the data file
+	// mappings kept for closed overlays.
+	MaxIdleOverlays int `toml:"max_idle_overlays"`
+}
+
+// OverlayConfig is the overlay Manager's configuration for the state
+// directory dir under these limits.
+func (l Limits) OverlayConfig(dir string, log *slog.Logger) cow.Config {
+	linger := l.OverlayLinger
+	if linger == 0 {
+		linger = -1 // the Manager's "close at once"
+	}
+	return cow.Config{Dir: dir, Log: log, Linger: linger, MaxIdleOpen: l.MaxIdleOverlays}
 }
 
 // DefaultStateDir is where overlays live unless configured otherwise.
@@ -85,6 +105,8 @@ func DefaultLimits() Limits {
 		ReplyTimeout:     60 * time.Second,
 		StallTimeout:     10 * time.Second,
 		ShutdownGrace:    5 * time.Second,
+		OverlayLinger:    cow.DefaultLinger,
+		MaxIdleOverlays:  cow.DefaultMaxIdleOpen,
 	}
 }
 
@@ -179,6 +201,10 @@ func (l Limits) Validate() error {
 		return fmt.Errorf("limits.stall_timeout: %v, want > 0", l.StallTimeout)
 	case l.ShutdownGrace < 0:
 		return fmt.Errorf("limits.shutdown_grace: %v, want >= 0", l.ShutdownGrace)
+	case l.OverlayLinger < 0:
+		return fmt.Errorf("limits.overlay_linger: %v, want >= 0", l.OverlayLinger)
+	case l.MaxIdleOverlays < 1:
+		return fmt.Errorf("limits.max_idle_overlays: %d, want >= 1", l.MaxIdleOverlays)
 	}
 	return nil
 }

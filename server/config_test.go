@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nbdboot/nbdboot/cow"
 )
 
 func writeConfig(t *testing.T, text string) string {
@@ -32,6 +34,8 @@ max_buffer_bytes = 67108864
 shutdown_grace = "1s"
 reply_timeout = "30s"
 stall_timeout = "3s"
+overlay_linger = "2m"
+max_idle_overlays = 40
 
 [[export]]
 name = "root"
@@ -56,7 +60,8 @@ cow = "persistent"
 		Listen:   "127.0.0.1:10810",
 		StateDir: "/var/lib/nbdserve",
 		Limits: Limits{HandshakeTimeout: 5 * time.Second, MaxNegotiating: 8, MaxConnections: 100,
-			MaxInFlight: 32, MaxBufferBytes: 64 << 20, ReplyTimeout: 30 * time.Second, StallTimeout: 3 * time.Second, ShutdownGrace: time.Second},
+			MaxInFlight: 32, MaxBufferBytes: 64 << 20, ReplyTimeout: 30 * time.Second, StallTimeout: 3 * time.Second, ShutdownGrace: time.Second,
+			OverlayLinger: 2 * time.Minute, MaxIdleOverlays: 40},
 		Exports: []ExportConfig{
 			{Name: "root", Path: "/srv/root.img", ReadOnly: true, Description: "Debian 12, comma, and all"},
 			{Name: "scratch", Path: "/dev/sdb"},
@@ -96,6 +101,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"tiny buffer", "[limits]\nmax_buffer_bytes = 100\n", "limits.max_buffer_bytes: 100, want >= 1048576"},
 		{"negative reply timeout", "[limits]\nreply_timeout = \"-1s\"\n", "limits.reply_timeout: -1s, want >= 0"},
 		{"negotiating", "[limits]\nmax_negotiating = 0\n", "limits.max_negotiating: 0, want >= 1"},
+		{"negative linger", "[limits]\noverlay_linger = \"-1s\"\n", "limits.overlay_linger: -1s, want >= 0"},
+		{"no idle overlays", "[limits]\nmax_idle_overlays = 0\n", "limits.max_idle_overlays: 0, want >= 1"},
 		{"wrong type", "listen = 5\n", "listen"},
 		{"syntax", "listen = \n", "config"},
 	} {
@@ -166,5 +173,19 @@ func TestLoadConfigSections(t *testing.T) {
 	write("[pxe]\ninterfce = \"br0\"\n")
 	if _, err := LoadConfig(p, map[string]any{"pxe": &got}); err == nil || !strings.Contains(err.Error(), "unknown key pxe.interfce") {
 		t.Errorf("misspelt key: err = %v, want unknown key pxe.interfce", err)
+	}
+}
+
+// TestOverlayConfig: the limits' linger and idle cap reach the overlay
+// Manager's configuration; a linger of 0 is the Manager's "close at
+// once", not its default.
+func TestOverlayConfig(t *testing.T) {
+	l := DefaultLimits()
+	if c := l.OverlayConfig("/state", nil); c.Dir != "/state" || c.Linger != cow.DefaultLinger || c.MaxIdleOpen != cow.DefaultMaxIdleOpen {
+		t.Errorf("defaults: %+v", c)
+	}
+	l.OverlayLinger, l.MaxIdleOverlays = 0, 3
+	if c := l.OverlayConfig("/state", nil); c.Linger >= 0 || c.MaxIdleOpen != 3 {
+		t.Errorf("linger 0, 3 idle: Linger %v, MaxIdleOpen %d; want negative (close at once), 3", c.Linger, c.MaxIdleOpen)
 	}
 }

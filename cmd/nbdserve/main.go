@@ -44,7 +44,10 @@
 //	max_inflight = 64           # requests served at once per connection
 //	max_buffer_bytes = 268435456 # READ/WRITE payload bytes held, server-wide
 //	reply_timeout = "60s"       # drop a client that stops reading replies
+//	stall_timeout = "10s"       # drop a client whose WRITE payload stops arriving
 //	shutdown_grace = "5s"       # wait for DISC after draining at shutdown
+//	overlay_linger = "5s"       # an overlay stays open this long after its last connection
+//	max_idle_overlays = 32      # overlays open without a connection, at most
 //
 //	[[export]]
 //	name = "root"
@@ -158,7 +161,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 		opts = append(opts, server.WithLeases(&leases))
 	}
 	if cfg.HasCOW() || cfg.StateDir != server.DefaultStateDir {
-		overlays, err := cow.NewManager(cow.Config{Dir: cfg.StateDir, Log: log})
+		overlays, err := cow.NewManager(cfg.Limits.OverlayConfig(cfg.StateDir, log))
 		if err != nil {
 			return fmt.Errorf("state directory: %w", err)
 		}
