@@ -9,6 +9,7 @@ import (
 	"unsafe"
 
 	"github.com/nbdboot/nbdboot/internal/testutil"
+	"golang.org/x/sys/unix"
 )
 
 // keptSetup is a Manager that closes released overlays at once (no
@@ -143,5 +144,79 @@ func TestKeptMappingsBounded(t *testing.T) {
 	}
 	if _, ok := testutil.MappingAt(t, addrs[2]); ok || len(m.kept) != 0 {
 		t.Errorf("after Close: pc3's mapping present %v, %d kept; want none", ok, len(m.kept))
+	}
+}
+
+// dataFileUse is the disk space the data file of client's overlay uses.
+func dataFileUse(t *testing.T, m *Manager, client string) int64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(m.entries[key{lab, client}].dir, dataName), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Blocks * 512
+}
+
+// TestReopenAfterCleanCloseSkipsReclaim: an overlay this Manager closed
+// cleanly is reopened without the reclaim walk (FIEMAP over every extent
+// of its data file: 46 ms for 100,000 scattered blocks of 1 GiB), since
+// no crash can have come between; a new Manager (the server restarted)
+// walks it again. A block written into the data file behind the
+// overlay's back, as a crash would leave it, shows which open walked.
+func TestReopenAfterCleanCloseSkipsReclaim(t *testing.T) {
+	dir := t.TempDir()
+	base := newTestBase(t, testSize)
+	m, err := NewManager(Config{Dir: dir, Linger: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ov, release := acquireT(t, m, lab, "pc1", base.be, Policy{Persistent: true})
+	if _, err := ov.WriteAt(fill(7), 0); err != nil {
+		t.Fatal(err)
+	}
+	release() // closed at once, cleanly
+	if !m.entries[key{lab, "pc1"}].closedCleanly {
+		t.Fatal("a cleanly closed overlay's entry is not marked so")
+	}
+	stray := func() {
+		t.Helper()
+		f, err := os.OpenFile(filepath.Join(m.entries[key{lab, "pc1"}].dir, dataName), os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteAt(fill(9), 8*bs4k); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stray()
+	before := dataFileUse(t, m, "pc1")
+	_, release = acquireT(t, m, lab, "pc1", base.be, Policy{Persistent: true})
+	if got := dataFileUse(t, m, "pc1"); got != before {
+		t.Errorf("reopen after a clean close: data file %d bytes, was %d; the stray block was reclaimed (the walk ran)", got, before)
+	}
+	if m.entries[key{lab, "pc1"}].closedCleanly {
+		t.Error("an open overlay's entry is still marked closed cleanly")
+	}
+	release()
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	m2, err := NewManager(Config{Dir: dir, Linger: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	ov, release = acquireT(t, m2, lab, "pc1", base.be, Policy{Persistent: true})
+	defer release()
+	if got := dataFileUse(t, m2, "pc1"); got >= before {
+		t.Errorf("first open by a new Manager: data file %d bytes, was %d; want the stray block reclaimed", got, before)
+	}
+	if !reads(t, ov, 0, fill(7)) || !reads(t, ov, 8*bs4k, base.content[8*bs4k:9*bs4k]) {
+		t.Error("overlay does not read its block and the base after reclaim")
 	}
 }

@@ -107,6 +107,7 @@ func (m *Manager) closeUnlocked(e *entry) {
 	m.mu.Lock()
 	e.opening = nil
 	close(ch)
+	e.closedCleanly = err == nil
 	if err != nil {
 		m.log.Error("close overlay", "export", e.export, "client", e.client, "err", err)
 	}

@@ -147,6 +147,9 @@ type entry struct {
 	// kept is the data file's mapping, kept while the overlay is
 	// closed (keptmap.go); nil when open or none.
 	kept *keptMap
+	// closedCleanly: this Manager closed the overlay and its Close
+	// succeeded (see Options.closedCleanly); cleared when it is opened.
+	closedCleanly bool
 }
 
 // NewManager opens the state directory. Ephemeral overlays left from
@@ -387,6 +390,7 @@ func (m *Manager) openEntry(e *entry, base Base, opt Options, isNew bool) error 
 	e.lastUse = time.Now()
 	md := e.meta()
 	opt.kept = m.takeKeptLocked(e) // Open adopts or releases it
+	opt.closedCleanly, e.closedCleanly = e.closedCleanly, false
 	m.mu.Unlock()
 	opt.FS = m.fs
 	ov, err := openOverlayDir(m.fs, e.dir, md, base, opt, isNew)

@@ -53,7 +53,7 @@ func open(dir string, base Base, opt Options, hook func(string) error, compactAt
 	o.setBase(base)
 	o.bufs.New = func() any { b := make([]byte, bs); return &b }
 	o.states = newStateMap(o.blocks)
-	err = o.load(kept)
+	err = o.load(kept, opt.closedCleanly)
 	kept = nil
 	if err != nil {
 		if o.dataW != nil {
@@ -67,8 +67,9 @@ func open(dir string, base Base, opt Options, hook func(string) error, compactAt
 
 // load recovers the state from dir and starts a new generation; it maps
 // the data file, taking kept over if it maps the same file, and releases
-// kept otherwise, also when it fails.
-func (o *Overlay) load(kept *keptMap) error {
+// kept otherwise, also when it fails. An overlay closedCleanly needs no
+// reclaim.
+func (o *Overlay) load(kept *keptMap, closedCleanly bool) error {
 	defer func() { kept.release() }() // nil once taken over
 	if err := o.fs.MkdirAll(o.dir, 0o700); err != nil {
 		return err
@@ -129,8 +130,10 @@ func (o *Overlay) load(kept *keptMap) error {
 	}
 	o.dataBlocks.Store(o.states.countData())
 	o.zeroSeen.Store(o.states.hasZero())
-	if err := o.reclaim(); err != nil {
-		return err
+	if !closedCleanly {
+		if err := o.reclaim(); err != nil {
+			return err
+		}
 	}
 	if fresh {
 		// Nothing to make durable yet: the first Sync with changes

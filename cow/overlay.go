@@ -59,6 +59,11 @@ type Options struct {
 	// close (the Manager's, keptmap.go): Open takes it over if it is of
 	// the same file, else releases it.
 	kept *keptMap
+	// closedCleanly says the overlay was last closed by this process
+	// and its Close succeeded: nothing has written its files since, so
+	// its data file holds no block a crash left without a state (set
+	// only by the Manager, which knows; reclaim is skipped).
+	closedCleanly bool
 }
 
 // Overlay is a per-client copy-on-write layer over a read-only base. It
