@@ -155,7 +155,8 @@
 // a power loss the same holds, except that an unflushed write to a block
 // already in Data may be torn at sector granularity, as on any disk.
 // Blocks a crash left allocated in the data file but not in Data are
-// punched out at the next open (reclaim.go).
+// punched out at the next open (reclaim.go) by a new Manager or after a
+// close that failed; a reopen after a clean close skips the walk.
 //
 // # Manager
 //
@@ -186,7 +187,9 @@
 // Config.Linger (5 s by default: a reconnect then costs no reopen), at
 // most Config.MaxIdleOpen of them (32; past it the one idle longest is
 // closed at once); then it is synced and closed and holds no file
-// descriptor. Ephemeral overlays are dropped once their client has had
+// descriptor. It keeps its data file's mapping for its next open, and
+// an overlay the Manager closed cleanly is reopened without the reclaim
+// walk (keptmap.go). Ephemeral overlays are dropped once their client has had
 // no connection for a grace period (60 s by default), by a timer (tests
 // run it in a testing/synctest bubble), and when a Manager starts, for
 // those idle longer than that already. Persistent ones stay on disk. An overlay made over another
