@@ -88,7 +88,8 @@ type Overlay struct {
 	dataW disk.File // writes and syncs
 	dfd   int
 	// dmap is the data file mapped read-only (nil if it could not be),
-	// from which Lend lends Data blocks; unmapped by Close.
+	// from which Lend lends Data blocks; unmapped by Close, or handed
+	// to the Manager to keep (keptmap.go).
 	dmap       []byte
 	ddev, dino uint64                      // the data file's identity, for keeping dmap
 	dataNW     atomic.Pointer[nowait.File] // see dataNoWait
